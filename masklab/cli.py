@@ -1,0 +1,190 @@
+"""python -m masklab train | eval | mask: the command line over the library.
+
+User mistakes (a bad flag, file or checkpoint) end in one line on stderr and exit status 2, no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .config import DEFAULT_PRESET, FIELD_NAMES, HELP, PRESETS, Config, ConfigError, preset
+
+ABOUT = """\
+Hard (0/1), sparse attention masks trained by gradient descent: the classifier only sees image * mask.
+
+  L = CE + beta * L_mask(m; alpha, lam) + multiplier * (area - target) + tv * TV(m)
+
+  alpha  (seed loss) sparsity pressure in [0, 1]: L_mask = alpha*log(m+lam) + (1-alpha)*log(1-m+lam);
+         above 0.5 the well at m = 0 is deeper than the one at m = 1.
+  beta   weight of the mask penalty; cross-entropy has weight 1.
+  lam    lambda, a small constant inside the logs for numerical stability; the loss's slope at m = 0 is
+         about alpha / lam, which is why the seed setup collapses to an all-zero mask.
+  The target-area constraint (--constraint true) replaces a hand-tuned beta with a multiplier learned by
+  dual ascent, while the target falls from 1.0 to --area_target over the first --anneal_frac of training.
+"""
+
+IMAGE_HELP = ("Images: PNG, JPEG (EXIF orientation honoured), GIF (first frame), BMP, TIFF, WebP, PPM; at most "
+              "40 megapixels and 50 MB; converted to the model's channels (alpha on black) and resized to fit "
+              "its training size unless --keep-size.")
+
+
+class UserError(Exception):
+    """Printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m masklab", description=ABOUT,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,mask}")
+
+    train = sub.add_parser("train", help="train one run and write its run folder",
+                           description=ABOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
+                       help=f"method preset, applied before the flags below (default {DEFAULT_PRESET})")
+    train.add_argument("--out", type=Path, help="run folder (default checkpoints/<run-id>)")
+    train.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    fields = train.add_argument_group("config fields (same names in config.json and the app's URL)")
+    for name in FIELD_NAMES:
+        fields.add_argument(f"--{name}", metavar="V", help=HELP[name])
+
+    ev = sub.add_parser("eval", help="test-set metrics of a run folder")
+    ev.add_argument("--checkpoint", type=Path, required=True, help="run folder")
+    ev.add_argument("--data", help="evaluate on another dataset spec (default: the run's own)")
+    ev.add_argument("--threshold", type=float, default=0.5, help="hard mask = m_eval > threshold")
+    ev.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+
+    mask = sub.add_parser("mask", help="mask images with a checkpoint: PNGs out, predictions as JSON lines",
+                          epilog=IMAGE_HELP)
+    mask.add_argument("--checkpoint", type=Path, required=True, help="run folder")
+    mask.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    mask.add_argument("--out", type=Path, default=Path("masks"), help="folder for the PNGs (default masks/)")
+    mask.add_argument("--threshold", type=float, default=0.5, help="hard mask = m_eval > threshold")
+    mask.add_argument("--keep-size", action="store_true", help="do not resize to the training size")
+    mask.add_argument("--topk", type=int, default=3, help="predictions to print per image")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .data import DataError
+    from .images import ImageError
+    try:
+        return {"train": cmd_train, "eval": cmd_eval, "mask": cmd_mask}[args.command](args)
+    except (UserError, ConfigError, DataError, CheckpointError, ImageError) as e:
+        print(f"masklab: error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if "device" in str(e):
+            print(f"masklab: error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+def config_from_args(args) -> Config:
+    flags = {name: getattr(args, name) for name in FIELD_NAMES if getattr(args, name) is not None}
+    return Config.from_query(flags, base=preset(args.preset))
+
+
+def cmd_train(args) -> int:
+    import torch
+    from .runs import fit
+    cfg = config_from_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bar = None if args.quiet else Progress(cfg.steps)
+    run_dir, summary = fit(cfg, out=args.out, label=args.preset, on_record=bar)
+    if bar:
+        bar.close()
+    m = summary["metrics"]
+    print(f"{summary['status']}: {run_dir}  ({summary['steps_done']} steps, {summary['train_s']:.1f} s training)")
+    if summary["reason"]:
+        print(f"reason: {summary['reason']}")
+    if m:
+        print(format_metrics(m))
+    return 0 if summary["status"] == "done" else 1
+
+
+def cmd_eval(args) -> int:
+    from .checkpoint import load_run
+    from .data import open_data
+    from .metrics import clean, evaluate
+    from .train import pick_device
+    device = pick_device(args.device)
+    cfg, model, _ = load_run(args.checkpoint, device)
+    if args.data:
+        cfg = cfg.replace(data=args.data)
+    data = open_data(cfg, device)
+    if (data.channels, data.classes) != (model.channels, model.classes):
+        raise UserError(f"{cfg.data} has {data.channels} channels and {data.classes} classes; the model "
+                        f"expects {model.channels} and {model.classes}")
+    metrics = clean(evaluate(model, data.test, cfg.temperature_end, args.threshold))
+    print(json.dumps(metrics) if args.json else format_metrics(metrics))
+    return 0
+
+
+def cmd_mask(args) -> int:
+    from .checkpoint import load_run
+    from .images import ImageError, open_image, overlay, run_mask, to_tensor, to_uint8
+    from PIL import Image
+    cfg, model, summary = load_run(args.checkpoint)
+    names = summary["data"].get("class_names") or [str(i) for i in range(model.classes)]
+    size = None if args.keep_size else tuple(summary["data"].get("input_size") or ()) or None
+    args.out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for path in args.images:
+        try:
+            x = to_tensor(open_image(path, name=str(path)), model.channels, size)
+        except ImageError as e:
+            print(f"masklab: error: {e}", file=sys.stderr)
+            failures += 1
+            continue
+        r = run_mask(model, x, cfg.temperature_end, args.threshold)
+        stem = args.out / path.stem
+        files = {"mask": f"{stem}.mask.png", "overlay": f"{stem}.overlay.png", "masked": f"{stem}.masked.png"}
+        Image.fromarray(to_uint8(r.hard)).save(files["mask"])
+        overlay(r.x, r.hard).save(files["overlay"])
+        Image.fromarray(to_uint8(r.x * r.hard)).save(files["masked"])
+        top = r.top(names, args.topk)
+        print(json.dumps({"image": str(path), "prediction": top[0]["class"], "probability": top[0]["probability"],
+                          "top": top, "area": round(r.area, 4), "size": list(r.x.shape[-2:])[::-1],
+                          "files": files}), flush=True)
+    return 1 if failures else 0
+
+
+def format_metrics(m: dict) -> str:
+    show = lambda v: "n/a" if v is None else (str(v) if isinstance(v, bool) else f"{v:.4f}")
+    return "\n".join(f"  {k:<17} {show(v)}" for k, v in m.items())
+
+
+class Progress:
+    """A one-line progress bar on stderr (a line per 10% when stderr is not a terminal)."""
+
+    def __init__(self, total: int, width: int = 24):
+        self.total, self.width, self.tty = total, width, sys.stderr.isatty()
+        self.last_decile = -1
+
+    def __call__(self, r) -> None:
+        frac = r.step / self.total
+        eta = r.seconds / frac * (1 - frac) if frac else 0
+        filled = int(self.width * frac)
+        line = (f"[{'#' * filled}{'.' * (self.width - filled)}] {r.step}/{self.total}  loss {r.loss:.3f}  "
+                f"acc {r.accuracy:.2f}  area {r.area:.3f}  target {r.target:.3f}  ETA {_clock(eta)}")
+        if self.tty:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        elif int(frac * 10) > self.last_decile:
+            self.last_decile = int(frac * 10)
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+def _clock(seconds: float) -> str:
+    return time.strftime("%M:%S", time.gmtime(seconds)) if seconds < 3600 else f"{seconds / 3600:.1f}h"

@@ -1,0 +1,360 @@
+"""Datasets behind the `data` spec strings. Everything is offline by default.
+
+  cluttered-digits    scikit-learn's bundled UCI handwritten digits (1797 8x8 images) upscaled 2x onto a larger
+                      canvas with fragments of other digits as clutter ("cluttered MNIST", Mnih et al. 2014, at
+                      laptop scale). Training batches are drawn on the fly, vectorised; the test set is fixed.
+  shapes              synthetic RGB: a coloured disk / square / triangle / cross on a smooth texture with
+                      distractor blobs; the label is the shape.
+  mnist:ROOT, fashion-mnist:ROOT, cifar10:ROOT   torchvision's real loaders from a local root (no download
+                      unless `download` is on).
+  folder:PATH         the user's images: PATH/train/<class>/*, PATH/test/<class>/* (or a seeded split of
+                      PATH/<class>/*), with an optional PATH/boxes.csv (path,x0,y0,x1,y1) for localisation.
+
+A Dataset holds its training tensors on the run's device and draws batches with the run's own generator, so
+the same code path serves CPU and GPU. Test sets carry the true object box and ink where they are known.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SPLIT_SEED = 20240101   # the train/test split and the test set do not depend on a run's seed
+TEST_SEED = 7
+
+
+class DataError(ValueError):
+    """A dataset that cannot be opened; the message says what to do."""
+
+
+@dataclass
+class TestSet:
+    x: Tensor                     # (N, C, H, W) float in [0, 1]
+    y: Tensor                     # (N,) int64
+    boxes: Tensor | None = None   # (N, 4) x0, y0, x1, y1 in pixels (end exclusive); NaN rows where unknown
+    ink: Tensor | None = None     # (N, 1, H, W) bool: the object's own pixels
+
+    def __len__(self):
+        return len(self.y)
+
+    def to(self, device) -> "TestSet":
+        move = lambda t: None if t is None else t.to(device)
+        return TestSet(self.x.to(device), self.y.to(device), move(self.boxes), move(self.ink))
+
+    def subset(self, n: int) -> "TestSet":
+        pick = lambda t: None if t is None else t[:n]
+        return TestSet(self.x[:n], self.y[:n], pick(self.boxes), pick(self.ink))
+
+
+@dataclass
+class Dataset:
+    name: str
+    class_names: list[str]
+    channels: int
+    size: tuple[int, int]                 # (H, W) of every image
+    test: TestSet
+    sampler: object = field(repr=False)   # (n, generator) -> (x, y) on the sampler's device
+
+    @property
+    def classes(self) -> int:
+        return len(self.class_names)
+
+    def batch(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        return self.sampler.batch(n, generator)
+
+    def to(self, device) -> "Dataset":
+        self.sampler.to(device)
+        self.test = self.test.to(device)
+        return self
+
+    def describe(self) -> dict:
+        return {"data": self.name, "channels": self.channels, "classes": self.classes,
+                "class_names": self.class_names, "input_size": list(self.size)}
+
+
+# --- cluttered digits ------------------------------------------------------------------------------------
+
+DIGIT = 16      # upscaled digit side (8x8 source, 2x)
+FRAGMENT = 6    # side of a clutter fragment
+
+
+def _source_digits() -> tuple[Tensor, Tensor]:
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16.0                  # (1797, 1, 8, 8)
+    x = F.interpolate(x, scale_factor=DIGIT // 8, mode="bilinear", align_corners=False)[:, 0]
+    return x.clamp(0, 1), torch.tensor(d.target, dtype=torch.int64)                    # (1797, 16, 16)
+
+
+def stratified_split(labels: Tensor, test_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Disjoint train / test indices with the same class proportions, from a seeded permutation per class."""
+    g = torch.Generator().manual_seed(seed)
+    train, test = [], []
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero()[:, 0]
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        k = max(1, int(round(test_fraction * len(idx)))) if len(idx) > 1 else 0
+        test.append(idx[:k])
+        train.append(idx[k:])
+    return torch.cat(train).sort().values, torch.cat(test).sort().values
+
+
+def _paste(canvas: Tensor, patch: Tensor, y0: Tensor, x0: Tensor) -> None:
+    """canvas[b, y0:y0+h, x0:x0+w] = max(canvas, patch[b]) for every b at once. canvas (B, H, W), patch (B, h, w)."""
+    b, r, c = _window(patch.shape[0], patch.shape[1], patch.shape[2], y0, x0, canvas.device)
+    canvas[b, r, c] = torch.maximum(canvas[b, r, c], patch)
+
+
+def _window(n, h, w, y0, x0, device):
+    b = torch.arange(n, device=device)[:, None, None]
+    r = (y0[:, None] + torch.arange(h, device=device))[:, :, None]
+    c = (x0[:, None] + torch.arange(w, device=device))[:, None, :]
+    return b, r, c
+
+
+class ClutteredDigits:
+    """Draws cluttered-digit images from a fixed pool of 16x16 source digits."""
+
+    def __init__(self, digits: Tensor, labels: Tensor, canvas: int, clutter: int):
+        self.digits, self.labels, self.canvas, self.clutter = digits, labels, canvas, clutter
+
+    def to(self, device):
+        self.digits, self.labels = self.digits.to(device), self.labels.to(device)
+
+    def batch(self, n, generator):
+        x, y, _, _ = self.draw(n, generator)
+        return x, y
+
+    def draw(self, n: int, generator: torch.Generator, order: Tensor | None = None):
+        """(x (n,1,S,S), y, boxes (n,4), ink (n,1,S,S)); `order` picks the source digits instead of at random."""
+        dev, S, N = self.digits.device, self.canvas, len(self.digits)
+        rand = lambda hi, shape: torch.randint(0, hi, shape, generator=generator, device=dev)
+        idx = order.to(dev) if order is not None else rand(N, (n,))
+        canvas = torch.zeros(n, S, S, device=dev)
+        for _ in range(self.clutter):                  # fragments of other digits, pasted first
+            src = rand(N, (n,))
+            oy, ox = rand(DIGIT - FRAGMENT + 1, (n,)), rand(DIGIT - FRAGMENT + 1, (n,))
+            b, r, c = _window(n, FRAGMENT, FRAGMENT, oy, ox, dev)
+            fragment = self.digits[src[:, None, None], r, c]                  # (n, 6, 6)
+            _paste(canvas, fragment, rand(S - FRAGMENT + 1, (n,)), rand(S - FRAGMENT + 1, (n,)))
+        y0, x0 = rand(S - DIGIT + 1, (n,)), rand(S - DIGIT + 1, (n,))
+        digit = self.digits[idx]                                              # (n, 16, 16)
+        _paste(canvas, digit, y0, x0)
+        ink = torch.zeros(n, S, S, dtype=torch.bool, device=dev)
+        b, r, c = _window(n, DIGIT, DIGIT, y0, x0, dev)
+        ink[b, r, c] = digit > 0.25
+        boxes = torch.stack([x0, y0, x0 + DIGIT, y0 + DIGIT], 1).float()
+        return canvas[:, None], self.labels[idx], boxes, ink[:, None]
+
+
+def cluttered_digits(cfg) -> Dataset:
+    digits, labels = _source_digits()
+    train_idx, test_idx = stratified_split(labels, 0.2, SPLIT_SEED)
+    train = ClutteredDigits(digits[train_idx], labels[train_idx], cfg.canvas, cfg.clutter)
+    test_pool = ClutteredDigits(digits[test_idx], labels[test_idx], cfg.canvas, cfg.clutter)
+    n = cfg.test_size or 2 * len(test_idx)
+    g = torch.Generator().manual_seed(TEST_SEED)
+    order = torch.arange(n) % len(test_idx)           # every test digit used about equally often
+    x, y, boxes, ink = test_pool.draw(n, g, order=order[torch.randperm(n, generator=g)])
+    return Dataset("cluttered-digits", [str(i) for i in range(10)], 1, (cfg.canvas, cfg.canvas),
+                   TestSet(x, y, boxes, ink), train)
+
+
+# --- synthetic RGB shapes ----------------------------------------------------------------------------------
+
+SHAPES = ["disk", "square", "triangle", "cross"]
+
+
+class Shapes:
+    """Coloured shapes on smooth texture with two distractor blobs; generated on the fly."""
+
+    def __init__(self, canvas: int):
+        self.canvas, self.device = canvas, torch.device("cpu")
+
+    def to(self, device):
+        self.device = torch.device(device)
+
+    def batch(self, n, generator):
+        x, y, _, _ = self.draw(n, generator)
+        return x, y
+
+    def draw(self, n: int, generator: torch.Generator):
+        dev, S = self.device, self.canvas
+        u = lambda *shape: torch.rand(shape, generator=generator, device=dev)
+        y = torch.randint(0, len(SHAPES), (n,), generator=generator, device=dev)
+        r = (0.11 + 0.06 * u(n)) * S                                       # radius: 11-17% of the canvas
+        cy, cx = [r + u(n) * (S - 1 - 2 * r) for _ in range(2)]
+        grid = torch.arange(S, device=dev, dtype=torch.float32)
+        yy, xx = grid[None, :, None], grid[None, None, :]
+        dy, dx = yy - cy[:, None, None], xx - cx[:, None, None]
+        rr = r[:, None, None]
+        masks = torch.stack([
+            dx ** 2 + dy ** 2 <= rr ** 2,
+            (dx.abs() <= 0.8 * rr) & (dy.abs() <= 0.8 * rr),
+            (dy >= -rr) & (dy <= rr) & (dx.abs() <= 0.6 * (dy + rr)),
+            ((dx.abs() <= rr / 3) & (dy.abs() <= rr)) | ((dy.abs() <= rr / 3) & (dx.abs() <= rr)),
+        ], 1)                                                               # (n, 4, S, S)
+        obj = masks[torch.arange(n, device=dev), y]                         # (n, S, S)
+        texture = F.interpolate(u(n, 3, 6, 6), size=(S, S), mode="bilinear", align_corners=False)
+        x = 0.15 + 0.4 * texture + 0.05 * u(n, 3, S, S)
+        for _ in range(2):                                                  # distractor blobs, 4x4
+            by, bx = (u(n) * (S - 4)).long(), (u(n) * (S - 4)).long()
+            blob = torch.zeros(n, S, S, dtype=torch.bool, device=dev)
+            b, rws, cls = _window(n, 4, 4, by, bx, dev)
+            blob[b, rws, cls] = True
+            x = torch.where(blob[:, None] & ~obj[:, None], u(n, 3, 1, 1), x)
+        colour = 0.3 + 0.7 * u(n, 3, 1, 1)
+        colour[torch.arange(n, device=dev), torch.randint(0, 3, (n,), generator=generator, device=dev)] = 1.0
+        x = torch.where(obj[:, None], colour, x).clamp(0, 1)
+        rows, cols = obj.any(2), obj.any(1)                                  # (n, S)
+        first = lambda m: m.float().argmax(1)
+        last = lambda m: S - first(m.flip(1))
+        boxes = torch.stack([first(cols), first(rows), last(cols), last(rows)], 1).float()
+        return x, y, boxes, obj[:, None]
+
+
+def shapes(cfg) -> Dataset:
+    n = cfg.test_size or 1000
+    x, y, boxes, ink = Shapes(cfg.canvas).draw(n, torch.Generator().manual_seed(TEST_SEED))
+    return Dataset("shapes", list(SHAPES), 3, (cfg.canvas, cfg.canvas), TestSet(x, y, boxes, ink),
+                   Shapes(cfg.canvas))
+
+
+# --- tensors in memory: torchvision sets and image folders ------------------------------------------------
+
+class TensorSampler:
+    """Uniform batches from uint8 images (N, C, H, W) held on the run's device; resized if `size` differs."""
+
+    def __init__(self, images: Tensor, labels: Tensor, size: tuple[int, int]):
+        self.images, self.labels, self.size = images, labels, size
+
+    def to(self, device):
+        self.images, self.labels = self.images.to(device), self.labels.to(device)
+
+    def batch(self, n, generator):
+        i = torch.randint(0, len(self.labels), (n,), generator=generator, device=self.labels.device)
+        return _to_float(self.images[i], self.size), self.labels[i]
+
+
+def _to_float(images: Tensor, size: tuple[int, int]) -> Tensor:
+    x = images.float() / 255.0
+    if tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    return x
+
+
+def _test_subset(images, labels, size, test_size, boxes=None) -> TestSet:
+    g = torch.Generator().manual_seed(TEST_SEED)
+    order = torch.randperm(len(labels), generator=g)[: test_size or len(labels)]
+    x = torch.cat([_to_float(images[order[i:i + 512]], size) for i in range(0, len(order), 512)])
+    return TestSet(x, labels[order], None if boxes is None else boxes[order], None)
+
+
+TORCHVISION = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+
+
+def torchvision_set(kind: str, root: str, cfg) -> Dataset:
+    import torchvision
+    cls = getattr(torchvision.datasets, TORCHVISION[kind])
+    try:
+        train = cls(root, train=True, download=cfg.download)
+        test = cls(root, train=False, download=cfg.download)
+    except RuntimeError as e:
+        raise DataError(f"{kind}: no usable files under {root!r} ({e}). Put the dataset there, or pass "
+                        f"--download true to let torchvision fetch it (needs internet).") from None
+
+    def tensors(ds):
+        data = torch.as_tensor(ds.data)
+        data = data[:, None] if data.ndim == 3 else data.permute(0, 3, 1, 2)   # (N, C, H, W) uint8
+        return data.contiguous(), torch.as_tensor(ds.targets, dtype=torch.int64)
+
+    (xtr, ytr), (xte, yte) = tensors(train), tensors(test)
+    size = (cfg.image_size,) * 2 if cfg.image_size else tuple(xtr.shape[-2:])
+    return Dataset(f"{kind}:{root}", list(train.classes), xtr.shape[1], size,
+                   _test_subset(xte, yte, size, cfg.test_size), TensorSampler(xtr, ytr, size))
+
+
+FOLDER_SIZE = 64
+
+
+def image_folder(root: str, cfg) -> Dataset:
+    from torchvision.datasets import ImageFolder
+    path = Path(root)
+    if not path.is_dir():
+        raise DataError(f"folder:{root}: not a directory")
+    size = (cfg.image_size or FOLDER_SIZE,) * 2
+    try:
+        if (path / "train").is_dir():
+            train = ImageFolder(str(path / "train"))
+            test = ImageFolder(str(path / "test")) if (path / "test").is_dir() else None
+        else:
+            train, test = ImageFolder(str(path)), None
+    except (FileNotFoundError, RuntimeError) as e:
+        raise DataError(f"folder:{root}: {e}. Expected PATH/train/<class>/*.png (and PATH/test/<class>/*) "
+                        f"or PATH/<class>/*.png") from None
+    if test is not None and test.classes != train.classes:
+        raise DataError(f"folder:{root}: train classes {train.classes} differ from test classes {test.classes}")
+    boxes = _read_boxes(path)
+    xtr, ytr, btr = _load_folder(train, path, size, boxes)
+    if test is None:                                  # a seeded, stratified split of the one folder
+        tr, te = stratified_split(ytr, 0.2, SPLIT_SEED)
+        (xtr, ytr, btr), (xte, yte, bte) = (xtr[tr], ytr[tr], btr[tr]), (xtr[te], ytr[te], btr[te])
+    else:
+        xte, yte, bte = _load_folder(test, path, size, boxes)
+    has_boxes = bool(boxes) and not torch.isnan(bte).all()
+    return Dataset(f"folder:{root}", list(train.classes), 3, size,
+                   _test_subset(xte, yte, size, cfg.test_size, bte if has_boxes else None),
+                   TensorSampler(xtr, ytr, size))
+
+
+def _read_boxes(path: Path) -> dict[str, tuple[float, float, float, float]]:
+    file = path / "boxes.csv"
+    if not file.exists():
+        return {}
+    boxes = {}
+    with open(file, newline="") as f:
+        for n, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                key = Path(row["path"]).as_posix()
+                boxes[key] = tuple(float(row[k]) for k in ("x0", "y0", "x1", "y1"))
+            except (KeyError, TypeError, ValueError):
+                raise DataError(f"{file}: line {n} is not path,x0,y0,x1,y1 with numbers") from None
+    return boxes
+
+
+def _load_folder(folder, root: Path, size, boxes):
+    """All images of an ImageFolder as uint8 (N, 3, H, W) resized to `size`, labels, boxes scaled to `size`."""
+    from torchvision.transforms.functional import pil_to_tensor
+    images, out_boxes = [], []
+    for file, _ in folder.samples:
+        img = folder.loader(file)                                # PIL, RGB
+        w, h = img.size
+        images.append(pil_to_tensor(img.resize((size[1], size[0]))))
+        box = boxes.get(Path(file).relative_to(root).as_posix())
+        sx, sy = size[1] / w, size[0] / h
+        out_boxes.append([box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy] if box else [float("nan")] * 4)
+    if not images:
+        raise DataError(f"folder:{root}: no images found")
+    return torch.stack(images), torch.tensor(folder.targets, dtype=torch.int64), torch.tensor(out_boxes)
+
+
+def open_data(cfg, device="cpu") -> Dataset:
+    """The Dataset of cfg.data, its tensors on `device`."""
+    spec = cfg.data
+    kind, _, arg = spec.partition(":")
+    if spec == "cluttered-digits":
+        data = cluttered_digits(cfg)
+    elif spec == "shapes":
+        data = shapes(cfg)
+    elif kind in TORCHVISION and arg:
+        data = torchvision_set(kind, arg, cfg)
+    elif kind == "folder" and arg:
+        data = image_folder(arg, cfg)
+    else:
+        raise DataError(f"unknown data spec {spec!r}: use cluttered-digits, shapes, mnist:ROOT, "
+                        f"fashion-mnist:ROOT, cifar10:ROOT or folder:PATH")
+    return data.to(device)

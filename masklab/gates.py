@@ -1,0 +1,105 @@
+"""Gates: per-pixel logits (B, 1, H, W) -> mask in [0, 1].
+
+Every gate is `gate(logits, temperature, training, hard, generator) -> mask`, kept in the GATES dict, with a
+deterministic `relaxed(...)` twin (the soft value the metrics call m_eval; the hard mask is m_eval > 0.5,
+which is `logits > 0` for every gate here).
+
+References:
+  hard sigmoid: the seed question's gate, relu6(x + 3) / 6 (zero gradient past its knees at +-3).
+  straight-through estimator: Bengio, Leonard, Courville 2013.
+  binary concrete / Gumbel-sigmoid: Maddison et al. 2017; Jang et al. 2017.
+  hard concrete: Louizos, Welling, Kingma 2018, "Learning Sparse Neural Networks through L0 Regularization".
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+STRETCH = (-0.1, 1.1)  # (gamma, zeta) of Louizos et al. 2018: the interval hard concrete is stretched to
+
+
+def _straight_through(hard: Tensor, soft: Tensor) -> Tensor:
+    # Forward: exactly `hard` (soft - soft.detach() is exactly 0.0). Backward: the gradient of `soft`.
+    # Written `hard + soft - soft.detach()` it would be (hard + soft) - soft, which is not exactly 0/1 in fp32.
+    return hard + (soft - soft.detach())
+
+
+def _logistic_noise(like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """log(u) - log(1 - u), u ~ U(0, 1): Logistic(0, 1) noise, from the run's own generator."""
+    u = torch.rand(like.shape, generator=generator, device=like.device, dtype=torch.float32)
+    u = u.clamp(1e-6, 1 - 1e-6).to(like.dtype)
+    return torch.log(u) - torch.log1p(-u)
+
+
+def hard_sigmoid(logits, temperature, training, hard, generator=None):
+    """The seed's gate: piecewise linear, exactly 0 below -3 and 1 above +3, with zero gradient there."""
+    return F.hardsigmoid(logits)
+
+
+def straight_through(logits, temperature, training, hard, generator=None):
+    """Threshold at zero; backward through sigmoid(logits / temperature). Deterministic, always 0/1."""
+    soft = torch.sigmoid(logits / temperature)
+    return _straight_through((logits > 0).to(soft.dtype), soft)
+
+
+def binary_concrete(logits, temperature, training, hard, generator=None):
+    """Gumbel-sigmoid sample while training (no noise at eval); with `hard`, thresholded at 1/2 (ST)."""
+    noisy = logits + _logistic_noise(logits, generator) if training else logits
+    soft = torch.sigmoid(noisy / temperature)
+    if not hard and training:
+        return soft
+    return _straight_through((soft > 0.5).to(soft.dtype), soft)
+
+
+def _stretch(u: Tensor) -> Tensor:
+    lo, hi = STRETCH
+    return (u * (hi - lo) + lo).clamp(0, 1)
+
+
+def hard_concrete(logits, temperature, training, hard, generator=None):
+    """Stretched and clamped binary concrete. Eval: the deterministic clamp(sigmoid(l) * 1.2 - 0.1), which
+    can be fractional; with `hard` the classifier sees it thresholded at 1/2 (straight-through)."""
+    if training:
+        z = _stretch(torch.sigmoid((logits + _logistic_noise(logits, generator)) / temperature))
+    else:
+        z = _stretch(torch.sigmoid(logits))
+    if not hard:
+        return z
+    return _straight_through((z > 0.5).to(z.dtype), z)
+
+
+def hard_concrete_open_prob(logits: Tensor, temperature: float) -> Tensor:
+    """P(z > 0) under the hard-concrete gate, in closed form: the differentiable expected-L0 term.
+
+    Reaches every logit, unlike mask.mean(): the clamp gives exactly zero gradient to saturated samples."""
+    lo, hi = STRETCH
+    return torch.sigmoid(logits - temperature * math.log(-lo / hi))
+
+
+GATES = {
+    "hard_sigmoid": hard_sigmoid,
+    "straight_through": straight_through,
+    "binary_concrete": binary_concrete,
+    "hard_concrete": hard_concrete,
+}
+# Gates whose mask the classifier sees as exactly 0/1 at eval when `hard` is on.
+BINARY_GATES = ("straight_through", "binary_concrete", "hard_concrete")
+
+
+def relaxed(name: str, logits: Tensor, temperature: float) -> Tensor:
+    """The deterministic soft mask m_eval of a gate: bimodality is measured on it, m_eval > 0.5 is the hard mask."""
+    if name == "hard_sigmoid":
+        return F.hardsigmoid(logits)
+    if name == "hard_concrete":
+        return _stretch(torch.sigmoid(logits))
+    return torch.sigmoid(logits / temperature)
+
+
+def area_estimate(name: str, logits: Tensor, mask: Tensor, temperature: float) -> Tensor:
+    """The differentiable fraction of open gates that the target-area constraint and l0/l1 penalties use."""
+    if name == "hard_concrete":
+        return hard_concrete_open_prob(logits, temperature).mean()
+    return mask.mean()

@@ -1,0 +1,123 @@
+"""User images in, mask pictures out: shared by the CLI `mask` command and the app's Inspect page.
+
+Reading is defensive: the pixel count is checked from the header before anything is decoded, EXIF
+orientation is honoured, animated images give their first frame, and every mode (RGBA, palette, 16-bit,
+CMYK, grayscale) is converted to what the model was trained on. Any failure is one ImageError line.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 40_000_000      # refuse larger images before decoding (decompression bombs)
+MAX_BYTES = 50 * 1024 * 1024
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+ACCEPTED = "PNG, JPEG, GIF (first frame), BMP, TIFF, WebP or PPM, at most 40 megapixels and 50 MB"
+
+
+class ImageError(ValueError):
+    """An image that cannot be used; the message says why in one line."""
+
+
+def open_image(source, name: str = "image") -> Image.Image:
+    """A decoded, upright PIL image from a path, bytes or file object; ImageError on anything unusable."""
+    try:
+        data = source if isinstance(source, bytes) else (
+            Path(source).read_bytes() if isinstance(source, (str, Path)) else source.read())
+    except OSError as e:
+        raise ImageError(f"{name}: cannot read the file ({e.strerror or e})") from None
+    if not data:
+        raise ImageError(f"{name}: the file is empty")
+    if len(data) > MAX_BYTES:
+        raise ImageError(f"{name}: {len(data) / 2**20:.0f} MB is over the {MAX_BYTES // 2**20} MB limit")
+    try:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as img:
+            w, h = img.size                                    # from the header: nothing decoded yet
+            if w * h > MAX_PIXELS:
+                raise ImageError(f"{name}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the "
+                                 f"{MAX_PIXELS / 1e6:.0f} megapixel limit")
+            img.seek(0)                                        # animated: the first frame
+            img.load()
+            return ImageOps.exif_transpose(img.copy()) or img.copy()
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image in a supported format ({ACCEPTED})") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name}: refused as a decompression bomb (claims too many pixels)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageError(f"{name}: damaged or truncated image ({str(e)[:120] or type(e).__name__})") from None
+
+
+def to_tensor(img: Image.Image, channels: int, size: tuple[int, int] | None) -> torch.Tensor:
+    """(1, C, H, W) float in [0, 1]: converted to grayscale or RGB (alpha composited on black, as masked
+    pixels are), resized to fit `size` keeping the aspect ratio (None: keep the image's own size)."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(black, rgba)
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):          # 16-bit / float: rescale to 8 bits
+        a = np.asarray(img, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        a = (a - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(a)
+        img = Image.fromarray(a.astype(np.uint8), "L")
+    img = img.convert("L" if channels == 1 else "RGB")
+    x = torch.from_numpy(np.array(img, dtype=np.float32) / 255.0)
+    x = x[None, None] if channels == 1 else x.permute(2, 0, 1)[None]
+    if size is not None:
+        h, w = x.shape[-2:]
+        scale = min(size[0] / h, size[1] / w)
+        new = (max(1, round(h * scale)), max(1, round(w * scale)))
+        if new != (h, w):
+            x = F.interpolate(x, size=new, mode="bilinear", align_corners=False, antialias=scale < 1).clamp(0, 1)
+    return x
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(C, H, W) or (H, W) float in [0, 1] -> (H, W) or (H, W, 3) uint8 for PIL."""
+    a = x.detach().float().clamp(0, 1).cpu().numpy()
+    if a.ndim == 3:
+        a = a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+    return (a * 255 + 0.5).astype(np.uint8)
+
+
+def overlay(x: torch.Tensor, mask: torch.Tensor, colour=(255, 40, 40), dim: float = 0.35) -> Image.Image:
+    """The image in RGB with removed pixels dimmed and kept pixels tinted: x (C, H, W), mask (1, H, W) in [0, 1]."""
+    img = to_uint8(x).astype(np.float32)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    m = mask.detach().float().cpu().numpy()[0][..., None]
+    tint = np.array(colour, dtype=np.float32)
+    out = img * (dim + (1 - dim) * m)
+    out = out * (1 - 0.45 * m) + tint * 0.45 * m
+    return Image.fromarray(out.clip(0, 255).astype(np.uint8), "RGB")
+
+
+@dataclass
+class MaskResult:
+    x: torch.Tensor          # (C, H, W) the image as the model saw it
+    relaxed: torch.Tensor    # (1, H, W) m_eval
+    hard: torch.Tensor       # (1, H, W) 0/1
+    probs: torch.Tensor      # (K,) class probabilities on x * hard
+    area: float
+
+    def top(self, class_names: list[str], k: int = 3) -> list[dict]:
+        p, i = self.probs.topk(min(k, len(self.probs)))
+        return [{"class": class_names[j], "probability": round(float(q), 4)} for q, j in zip(p, i.tolist())]
+
+
+@torch.no_grad()
+def run_mask(model, x: torch.Tensor, temperature: float, threshold: float = 0.5) -> MaskResult:
+    """Mask one image x (1, C, H, W) and classify x * hard mask."""
+    model.eval()
+    x = x.to(next(model.parameters()).device)
+    m = model.gate_relaxed(x, temperature)
+    hard = (m > threshold).to(x.dtype)
+    probs = model(x, temperature, mask=hard).logits.float().softmax(1)[0]
+    return MaskResult(x[0].cpu(), m[0].cpu(), hard[0].cpu(), probs.cpu(), hard.mean().item())

@@ -1,0 +1,73 @@
+"""Mask losses, each `(out, cfg, target) -> scalar`, kept in MASK_LOSSES; plus the shape terms and the
+annealed target-area schedule shared by the constraint and the sorted-area loss.
+
+The seed loss is a reconstruction: the original formula in the question (Cross Validated 384355) was an
+image that is lost. DESIGN.md section 1 explains why it collapses with a hard-sigmoid gate.
+
+References:
+  expected L0: Louizos et al. 2018.  Exact area on the sorted mask: Fong, Patrick, Vedaldi 2019 (TorchRay).
+  Target-area constraint with a Lagrange multiplier: Bastings et al. 2019 (HardKuma); Verelst & Tuytelaars
+  2020 (dynconv).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .gates import hard_concrete_open_prob
+
+
+def seed_loss(m: Tensor, alpha: float, lam: float) -> Tensor:
+    """Per-pixel: alpha * log(m + lam) + (1 - alpha) * log(1 - m + lam). Concave, minima at 0 and 1;
+    alpha > 0.5 makes 0 the deeper well. Its slope near m = 0 is about alpha / lam."""
+    return alpha * torch.log(m + lam) + (1 - alpha) * torch.log(1 - m + lam)
+
+
+def sorted_area_loss(relaxed_mask: Tensor, target: float) -> Tensor:
+    """Mean squared distance between each image's sorted mask and the sorted ideal mask with exactly
+    round(target * pixels) ones (TorchRay's area constraint)."""
+    flat = relaxed_mask.flatten(1)                                   # (B, HW)
+    values, _ = flat.sort(dim=1)
+    n = flat.shape[1]
+    ones = int(round(target * n))
+    ideal = torch.zeros(n, device=flat.device, dtype=flat.dtype)
+    if ones:
+        ideal[n - ones:] = 1.0
+    return ((values - ideal) ** 2).mean()
+
+
+def total_variation(m: Tensor) -> Tensor:
+    """Mean absolute difference between neighbouring mask pixels (favours contiguous masks)."""
+    return (m[..., 1:, :] - m[..., :-1, :]).abs().mean() + (m[..., :, 1:] - m[..., :, :-1]).abs().mean()
+
+
+def _expected_l0(out, cfg, target):
+    """Expected number of open gates per pixel: P(z > 0) for hard concrete, P(logit > 0) otherwise."""
+    if cfg.gate == "hard_concrete":
+        return hard_concrete_open_prob(out.mask_logits, out.temperature).mean()
+    return torch.sigmoid(out.mask_logits).mean()
+
+
+MASK_LOSSES = {  # name -> (out, cfg, target) -> scalar, weighted by cfg.beta
+    "none": lambda out, cfg, target: out.mask.new_zeros(()),
+    "seed": lambda out, cfg, target: seed_loss(out.mask, cfg.alpha, cfg.lam).mean(),
+    "mse_zero": lambda out, cfg, target: F.mse_loss(out.mask, torch.zeros_like(out.mask)),
+    "pooled_l1": lambda out, cfg, target: out.features.abs().mean(),   # the answer: L1 before pooling
+    "l1": lambda out, cfg, target: out.mask.mean(),
+    "l0": _expected_l0,
+    "sorted_area": lambda out, cfg, target: sorted_area_loss(out.relaxed, target),
+}
+
+
+def area_target(cfg, step: int) -> float:
+    """The target area at `step` (1-based): linear from 1.0 to cfg.area_target over anneal_frac of training."""
+    span = cfg.anneal_frac * cfg.steps
+    progress = 1.0 if span <= 0 else min(1.0, step / span)
+    return 1.0 - (1.0 - cfg.area_target) * progress
+
+
+def temperature_at(cfg, step: int) -> float:
+    """Geometric anneal from cfg.temperature to cfg.temperature_end over the whole run."""
+    progress = min(1.0, max(0.0, (step - 1) / max(1, cfg.steps - 1)))
+    return cfg.temperature * (cfg.temperature_end / cfg.temperature) ** progress

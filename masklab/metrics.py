@@ -1,0 +1,98 @@
+"""The metrics of DESIGN.md section 3, one definition used by the CLI, the benchmark and the app.
+
+m_eval is the gate's deterministic relaxed mask; the hard mask is m_eval > 0.5 (threshold adjustable).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .gates import relaxed
+
+COLLAPSE_LOW, COLLAPSE_HIGH = 0.005, 0.95
+METRIC_NAMES = ("accuracy_full", "accuracy_soft", "accuracy_hard", "area", "bimodality", "collapsed",
+                "precision_in_box", "iou_box", "ink_recall", "pointing_game")
+
+
+def bimodality(m: Tensor) -> float:
+    """Fraction of mask values within 0.01 of 0 or of 1."""
+    return ((m <= 0.01) | (m >= 0.99)).float().mean().item()
+
+
+def collapsed(area: float) -> bool:
+    return area < COLLAPSE_LOW or area > COLLAPSE_HIGH
+
+
+def box_masks(boxes: Tensor, shape) -> Tensor:
+    """(N, 4) boxes x0, y0, x1, y1 -> (N, 1, H, W) bool masks of the pixels inside."""
+    h, w = shape[-2:]
+    ys = torch.arange(h, device=boxes.device, dtype=boxes.dtype)[None, :, None] + 0.5
+    xs = torch.arange(w, device=boxes.device, dtype=boxes.dtype)[None, None, :] + 0.5
+    b = boxes[:, :, None, None]
+    inside = (xs >= b[:, 0]) & (xs < b[:, 2]) & (ys >= b[:, 1]) & (ys < b[:, 3])
+    return inside[:, None]
+
+
+@torch.no_grad()
+def predict(model, x: Tensor, temperature: float, threshold: float = 0.5, batch: int = 256):
+    """Eval-mode pass over x in chunks: (m_eval, mask logits, class logits on x * hard mask, on x * m_eval,
+    on x)."""
+    was_training = model.training
+    model.eval()
+    outs = {"soft": [], "hard": [], "full": [], "m": [], "l": []}
+    try:
+        for i in range(0, len(x), batch):
+            xb = x[i:i + batch]
+            logits_m = model.mask_logits(xb)
+            m = relaxed(model.gate_kind, logits_m, temperature)
+            outs["m"].append(m)
+            outs["l"].append(logits_m)
+            outs["hard"].append(model(xb, temperature, mask=(m > threshold).to(xb.dtype)).logits)
+            outs["soft"].append(model(xb, temperature, mask=m).logits)
+            outs["full"].append(model(xb, temperature, mask=torch.ones_like(m)).logits)
+    finally:
+        model.train(was_training)
+    return tuple(torch.cat(outs[k]).float() for k in ("m", "l", "hard", "soft", "full"))
+
+
+def evaluate(model, test, temperature: float, threshold: float = 0.5) -> dict:
+    """All metrics on a TestSet. Localisation metrics are None where the test set has no boxes."""
+    m, mask_logits, hard_logits, soft_logits, full_logits = predict(model, test.x, temperature, threshold)
+    hard = m > threshold
+    acc = lambda logits: (logits.argmax(1) == test.y).float().mean().item()
+    area = hard.float().mean().item()
+    result = {"accuracy_full": acc(full_logits), "accuracy_soft": acc(soft_logits),
+              "accuracy_hard": acc(hard_logits), "area": area, "bimodality": bimodality(m),
+              "collapsed": collapsed(area), "precision_in_box": None, "iou_box": None, "ink_recall": None,
+              "pointing_game": None}
+    if test.boxes is not None:
+        result.update(localisation(mask_logits, hard, test.boxes, test.ink))
+    return result
+
+
+def localisation(score: Tensor, hard: Tensor, boxes: Tensor, ink: Tensor | None) -> dict:
+    """Pooled over images that have a box: kept-in-box / kept, IoU of hard mask and box, ink kept / ink,
+    and the pointing game (the maximum of `score`, the mask logits, lies in the box; logits, since a
+    clamped mask has many exact ties at 1)."""
+    valid = ~torch.isnan(boxes).any(1)
+    if not valid.any():
+        return {}
+    score, hard, boxes = score[valid], hard[valid], boxes[valid]
+    inside = box_masks(boxes, score.shape)
+    kept = hard.sum().item()
+    result = {
+        "precision_in_box": (hard & inside).sum().item() / kept if kept else 0.0,
+        "iou_box": ((hard & inside).sum() / (hard | inside).sum().clamp(min=1)).item(),
+        "pointing_game": inside.flatten(1).gather(1, score.flatten(1).argmax(1, keepdim=True)).float().mean().item(),
+    }
+    if ink is not None:
+        ink = ink[valid]
+        result["ink_recall"] = (hard & ink).sum().item() / max(1, ink.sum().item())
+    return result
+
+
+def clean(d: dict) -> dict:
+    """JSON-safe: NaN / inf floats become None."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}

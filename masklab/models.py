@@ -1,0 +1,122 @@
+"""The masked classifier: attention branch -> per-pixel logits -> gate -> mask; classifier on image * mask.
+
+Fully convolutional up to a global max pool, so any image size and channel count works. The model knows
+nothing about training; `build_model(cfg, channels, classes)` is the only constructor the rest uses.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .gates import BINARY_GATES, GATES, area_estimate, relaxed
+
+
+@dataclass
+class Output:
+    logits: Tensor       # (B, K) class scores
+    mask: Tensor         # (B, 1, H, W) what the classifier saw multiplied into the image
+    mask_logits: Tensor  # (B, 1, H, W) the attention branch's output
+    relaxed: Tensor      # (B, 1, H, W) deterministic soft mask m_eval (hard mask = relaxed > 0.5)
+    features: Tensor     # (B, F, h, w) classifier features before global pooling
+    area: Tensor         # () differentiable fraction of open gates (expected L0 for hard concrete)
+    temperature: float
+
+
+class AttentionBranch(nn.Module):
+    """4 convs (dilations 1-2-4, then 1x1) to one logit per pixel, optionally at 1/stride resolution."""
+
+    def __init__(self, channels: int, width: int, stride: int, init_bias: float):
+        super().__init__()
+        self.stride = stride
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.ReLU(),
+            nn.Conv2d(width, 1, 1),
+        )
+        nn.init.constant_(self.body[-1].bias, init_bias)   # gates start open: the classifier sees everything
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        if self.stride > 1:
+            x = F.avg_pool2d(x, self.stride, ceil_mode=True)
+        logits = self.body(x)                                 # (B, 1, h / s, w / s)
+        if self.stride > 1:
+            logits = F.interpolate(logits, size=(h, w), mode="nearest")
+        return logits                                         # (B, 1, H, W)
+
+
+class Classifier(nn.Module):
+    """3 convs (w, 2w, 2w) with two max pools, global max pool, linear."""
+
+    def __init__(self, channels: int, classes: int, width: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(),
+        )
+        self.head = nn.Linear(2 * width, classes)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        features = self.body(x)                               # (B, 2w, H/4, W/4)
+        return self.head(features.amax(dim=(2, 3))), features
+
+
+class MaskedClassifier(nn.Module):
+    def __init__(self, channels: int, classes: int, gate: str, width: int = 16, mask_stride: int = 1,
+                 init_bias: float = 2.0, classifier_width: int = 32, hard_forward: bool = True):
+        super().__init__()
+        self.gate, self.hard_forward = gate, hard_forward
+        self.channels, self.classes = channels, classes
+        self.attention = None if gate == "none" else AttentionBranch(channels, width, mask_stride, init_bias)
+        self.classifier = Classifier(channels, classes, classifier_width)
+
+    def mask_logits(self, x: Tensor) -> Tensor:
+        if self.attention is None:                            # unmasked: a logit that always keeps the pixel
+            return x.new_full((x.shape[0], 1, *x.shape[-2:]), 20.0)
+        return self.attention(x)
+
+    def forward(self, x: Tensor, temperature: float = 2 / 3, generator: torch.Generator | None = None,
+                mask: Tensor | None = None) -> Output:
+        """Gate the image and classify it; pass `mask` to classify x * mask with a mask of your own."""
+        logits_m = self.mask_logits(x)
+        soft = relaxed(self.gate_kind, logits_m, temperature)
+        if mask is None:
+            if self.attention is None:
+                mask = torch.ones_like(logits_m)
+            else:
+                mask = GATES[self.gate](logits_m, temperature, self.training, self.hard_forward, generator)
+        logits, features = self.classifier(x * mask)
+        area = area_estimate(self.gate_kind, logits_m, mask, temperature)
+        return Output(logits, mask, logits_m, soft, features, area, temperature)
+
+    def gate_relaxed(self, x: Tensor, temperature: float) -> Tensor:
+        """m_eval: the deterministic soft mask (B, 1, H, W); the hard mask is m_eval > 0.5."""
+        return relaxed(self.gate_kind, self.mask_logits(x), temperature)
+
+    @property
+    def gate_kind(self) -> str:
+        return "straight_through" if self.gate == "none" else self.gate
+
+    @property
+    def binary(self) -> bool:
+        """Whether the classifier sees an exactly 0/1 mask at eval time."""
+        return self.gate in BINARY_GATES and self.hard_forward
+
+
+_INIT_LOCK = threading.Lock()
+
+
+def build_model(cfg, channels: int, classes: int) -> MaskedClassifier:
+    """The model of `cfg` for images of `channels` channels and `classes` classes, initialised from cfg.seed.
+
+    The global RNG is forked and seeded under a lock, so concurrent runs get reproducible weights."""
+    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return MaskedClassifier(channels, classes, cfg.gate, cfg.width, cfg.mask_stride, cfg.init_bias,
+                                cfg.classifier_width, cfg.hard_forward)

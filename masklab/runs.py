@@ -1,0 +1,75 @@
+"""One training run from Config to run folder: open the data, build the model, drive train(), evaluate, save.
+
+`fit` is what the CLI and the benchmark call; it takes callbacks (`on_record`, `should_stop`) rather than
+printing, so any front end can show progress. A stop, Ctrl-C or a non-finite loss still saves the run, with
+its status and reason in summary.json.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .checkpoint import new_run_id, save_run, unique_dir
+from .config import Config
+from .data import open_data
+from .metrics import clean, evaluate
+from .models import build_model
+from .train import NonFiniteLoss, Record, pick_device, train
+
+CHECKPOINTS = Path("checkpoints")
+
+
+def fit(cfg: Config, out: Path | None = None, label: str | None = None,
+        on_record: Callable[[Record], None] | None = None,
+        should_stop: Callable[[], bool] | None = None, root: Path = CHECKPOINTS) -> tuple[Path, dict]:
+    """Train cfg to completion (or stop / failure), evaluate on the test set and write the run folder.
+
+    Args:
+        out: the run folder; default root/<run-id>.
+        label: names the run id (a preset name, say); default the gate.
+        on_record, should_stop: called after each record; a True from should_stop ends the run as 'stopped'.
+    Returns (run folder, summary dict).
+    """
+    started = time.time()
+    device = pick_device(cfg.device)
+    data = open_data(cfg, device)
+    model = build_model(cfg, data.channels, data.classes).to(device)
+    records: list[dict] = []
+    status, reason = "done", None
+    try:
+        for record in train(cfg, model, data, device):
+            records.append(record.to_dict())
+            if on_record:
+                on_record(record)
+            if should_stop and should_stop():
+                status, reason = "stopped", f"stopped at step {record.step} of {cfg.steps}"
+                break
+    except NonFiniteLoss as e:
+        status, reason = "failed", str(e)
+    except KeyboardInterrupt:
+        status, reason = "stopped", f"interrupted after step {records[-1]['step'] if records else 0}"
+    summary = summarise(cfg, model, data, records, status, reason, device, started, label)
+    run_dir = Path(out) if out else unique_dir(root, new_run_id(cfg, label))
+    save_run(run_dir, cfg, model, records, summary | {"run_id": run_dir.name})
+    return run_dir, summary | {"run_id": run_dir.name}
+
+
+def summarise(cfg, model, data, records, status, reason, device, started, label=None) -> dict:
+    """summary.json: status, timing, the final test metrics and what rebuilding the model needs."""
+    metrics = clean(evaluate(model, data.test, cfg.temperature_end)) if records or status == "done" else {}
+    train_s = records[-1]["seconds"] if records else 0.0
+    steps_done = records[-1]["step"] if records else 0
+    return {
+        "status": status, "reason": reason, "label": label,
+        "steps_done": steps_done, "steps": cfg.steps,
+        "train_s": round(train_s, 3), "wall_s": round(time.time() - started, 3),
+        "images_per_s": round(steps_done * cfg.batch_size / train_s, 1) if train_s else None,
+        "device": str(device), "metrics": metrics, "final": records[-1] if records else None,
+        "data": data.describe(),
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }

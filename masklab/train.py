@@ -1,0 +1,127 @@
+"""The training loop: a generator that yields a Record every `log_every` steps.
+
+It knows nothing about threads, files, printing or Streamlit. Its caller pauses it by not asking for the next
+record and stops it with `break`. Loss = CE + beta * L_mask + multiplier * (area - target) + tv * TV + ...,
+the multiplier updated by dual ascent (kept >= 0) and the target annealed from 1.0 (gates start open).
+A non-finite loss restores the last good weights and raises NonFiniteLoss.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .losses import MASK_LOSSES, area_target, temperature_at, total_variation
+from .metrics import bimodality
+
+
+@dataclass(frozen=True)
+class Record:
+    step: int
+    loss: float
+    ce: float
+    mask_loss: float
+    accuracy: float        # on this training batch, as the classifier saw it
+    area: float            # fraction of pixels in the hard mask (m_eval > 0.5) on this batch
+    area_expected: float   # the differentiable area the constraint sees (P(open) for hard concrete)
+    bimodality: float
+    multiplier: float
+    temperature: float
+    target: float
+    seconds: float         # training time so far, pauses excluded
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+RECORD_FIELDS = tuple(Record.__dataclass_fields__)
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or inf; the model holds the last good weights again."""
+
+    def __init__(self, step: int, good_step: int, message: str):
+        super().__init__(message)
+        self.step, self.good_step = step, good_step
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """auto: CUDA, then MPS, then CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device cuda was asked for, but torch sees no CUDA GPU (use device auto or cpu)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RuntimeError("device mps was asked for, but it is not available (use device auto or cpu)")
+    return torch.device(name)
+
+
+def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Record]:
+    """Train `model` on `data` (both already on `device`) for cfg.steps steps, yielding Records.
+
+    Args:
+        cfg: the run's Config.
+        model: a MaskedClassifier from build_model(cfg, ...).
+        data: a Dataset from open_data(cfg, device).
+        device: where model and data live; bf16 autocast is used on CUDA.
+    """
+    device = torch.device(device)
+    g_data = torch.Generator(device=device).manual_seed(cfg.seed)
+    g_noise = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    masked = model.attention is not None
+    multiplier = torch.zeros((), device=device)
+    first_bad = torch.zeros((), dtype=torch.long, device=device)   # step of the first non-finite loss, no sync
+    good, good_step = _snapshot(model), 0
+    seconds, tic = 0.0, time.perf_counter()
+    model.train()
+    for step in range(1, cfg.steps + 1):
+        x, y = data.batch(cfg.batch_size, g_data)
+        tau, target = temperature_at(cfg, step), area_target(cfg, step)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out = model(x, tau, g_noise)
+            ce = F.cross_entropy(out.logits.float(), y)
+            mask_loss = MASK_LOSSES[cfg.mask_loss](out, cfg, target).float()
+            loss = ce + cfg.beta * mask_loss
+            if masked and cfg.constraint:
+                loss = loss + multiplier * (out.area.float() - target)
+            if masked and cfg.tv:
+                loss = loss + cfg.tv * total_variation(out.mask).float()
+            if masked and cfg.bimodal:
+                loss = loss + cfg.bimodal * (out.relaxed * (1 - out.relaxed)).mean().float()
+        first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if masked and cfg.constraint:
+            multiplier = (multiplier + cfg.dual_lr * (out.area.detach().float() - target)).clamp(min=0)
+        if step % cfg.log_every and step != cfg.steps:
+            continue
+        bad = int(first_bad)
+        if bad or not all(torch.isfinite(p).all() for p in model.parameters()):
+            model.load_state_dict(good)
+            raise NonFiniteLoss(bad or step, good_step,
+                                f"non-finite loss at step {bad or step}: stopped, weights of step {good_step} kept. "
+                                f"Lower lr or beta, or raise lam (lambda) if the seed loss is on.")
+        good, good_step = _snapshot(model), step
+        hard = out.relaxed.detach() > 0.5
+        record = Record(
+            step=step, loss=loss.item(), ce=ce.item(), mask_loss=mask_loss.item(),
+            accuracy=(out.logits.argmax(1) == y).float().mean().item(), area=hard.float().mean().item(),
+            area_expected=out.area.item(), bimodality=bimodality(out.relaxed.detach().float()),
+            multiplier=float(multiplier), temperature=tau, target=target,
+            seconds=seconds + time.perf_counter() - tic)
+        seconds = record.seconds
+        yield record                                   # paused here for as long as the caller likes
+        tic = time.perf_counter()
+
+
+def _snapshot(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
