@@ -1,0 +1,17 @@
+"""Shared fixtures: a tiny config that trains in a fraction of a second, and seeded torch."""
+import pytest
+import torch
+
+from masklab.config import Config
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def tiny() -> Config:
+    """A config small enough for unit tests: a 32x32 canvas, 8 images a step, a few steps."""
+    return Config(canvas=32, clutter=2, batch_size=8, steps=6, log_every=2, test_size=40, width=4,
+                  classifier_width=4, device="cpu")

@@ -1,0 +1,107 @@
+import math
+
+import pytest
+import torch
+
+from masklab.gates import (BINARY_GATES, GATES, STRETCH, _straight_through, area_estimate, hard_concrete,
+                           hard_concrete_open_prob, relaxed)
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("name", BINARY_GATES)
+@pytest.mark.parametrize("training", [True, False])
+def test_binary_gates_output_exactly_zero_or_one(name, training):
+    """With hard_forward the classifier sees exactly 0.0 or 1.0 (the straight-through sum is exact)."""
+    logits = torch.randn(4, 1, 16, 16) * 3
+    mask = GATES[name](logits, 2 / 3, training, True, _gen())
+    assert mask.shape == logits.shape
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("name", list(GATES))
+@pytest.mark.parametrize("training", [True, False])
+def test_gradients_reach_the_logits(name, training):
+    """Every gate passes a finite, non-zero gradient back to moderate logits."""
+    logits = (torch.randn(2, 1, 8, 8) * 0.5).requires_grad_()
+    GATES[name](logits, 2 / 3, training, True, _gen()).sum().backward()
+    assert torch.isfinite(logits.grad).all()
+    assert logits.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", list(GATES))
+def test_eval_is_deterministic_and_thresholds_at_zero(name):
+    """At eval no noise is drawn: two calls agree, and m_eval > 0.5 is exactly logits > 0."""
+    logits = torch.randn(2, 1, 8, 8) * 2
+    a = GATES[name](logits, 2 / 3, False, True, _gen(1))
+    b = GATES[name](logits, 2 / 3, False, True, _gen(2))
+    assert torch.equal(a, b)
+    assert torch.equal(relaxed(name, logits, 2 / 3) > 0.5, logits > 0)
+
+
+@pytest.mark.parametrize("name", ["binary_concrete", "hard_concrete"])
+def test_training_noise_comes_from_the_run_generator(name):
+    """Same generator seed, same sample; another seed, another sample."""
+    logits = torch.zeros(1, 1, 32, 32)
+    a = GATES[name](logits, 2 / 3, True, True, _gen(5))
+    b = GATES[name](logits, 2 / 3, True, True, _gen(5))
+    c = GATES[name](logits, 2 / 3, True, True, _gen(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_straight_through_parenthesised_is_exact_where_the_naive_form_drifts():
+    """hard + (soft - soft.detach()) is exactly hard; (hard + soft) - soft is not, in float32."""
+    soft = torch.rand(100_000, generator=_gen(0))
+    hard = (soft > 0.5).float()
+    assert torch.equal(_straight_through(hard, soft), hard)
+    naive = hard + soft - soft.detach()
+    assert (naive != hard).any()
+
+
+def test_hard_concrete_open_probability_matches_monte_carlo():
+    """Closed-form P(z > 0) equals the frequency of open hard-concrete samples (200k draws per logit)."""
+    logits = torch.tensor([-3.0, -1.0, 0.0, 0.5, 2.0])
+    samples = logits.repeat(200_000, 1)
+    z = hard_concrete(samples, 2 / 3, True, False, _gen(0))
+    empirical = (z > 0).float().mean(0)
+    assert torch.allclose(empirical, hard_concrete_open_prob(logits, 2 / 3), atol=5e-3)
+
+
+def test_hard_concrete_relaxed_is_stretched_and_clamped():
+    """m_eval of hard concrete is clamp(sigmoid(l) * (zeta - gamma) + gamma, 0, 1): fractional in between."""
+    lo, hi = STRETCH
+    logits = torch.tensor([-5.0, 0.0, 5.0])
+    expected = (torch.sigmoid(logits) * (hi - lo) + lo).clamp(0, 1)
+    assert torch.allclose(relaxed("hard_concrete", logits, 2 / 3), expected)
+    assert relaxed("hard_concrete", logits, 2 / 3).tolist()[0] == 0.0
+
+
+def test_saturated_hard_concrete_gates_learn_only_from_the_expected_l0_term():
+    """Clamped samples give mask.mean() no gradient, while P(open) reaches every logit."""
+    logits = torch.full((1, 1, 8, 8), -12.0, requires_grad=True)    # gates firmly closed
+    mask = hard_concrete(logits, 2 / 3, True, False, _gen(0))
+    assert (mask == 0).all()
+    mask.mean().backward()
+    assert (logits.grad == 0).all()
+    logits.grad = None
+    area_estimate("hard_concrete", logits, mask, 2 / 3).backward()
+    assert (logits.grad > 0).all()
+
+
+def test_hard_sigmoid_has_no_gradient_past_its_knees():
+    """The seed's gate: pixels driven past -3 get zero gradient and can never reopen (the collapse)."""
+    logits = torch.tensor([-4.0, -1.0, 1.0, 4.0], requires_grad=True)
+    GATES["hard_sigmoid"](logits, 1.0, True, True).sum().backward()
+    assert logits.grad.tolist() == [0.0, pytest.approx(1 / 6), pytest.approx(1 / 6), 0.0]
+
+
+def test_temperature_sharpens_binary_concrete_samples():
+    """Lower temperature gives relaxed samples closer to 0/1."""
+    logits = torch.zeros(100_000)
+    warm = GATES["binary_concrete"](logits, 1.0, True, False, _gen(0))
+    cold = GATES["binary_concrete"](logits, 0.1, True, False, _gen(0))
+    near = lambda m: ((m < 0.05) | (m > 0.95)).float().mean()
+    assert near(cold) > near(warm) + 0.3
+    assert math.isclose(float(warm.mean()), 0.5, abs_tol=0.01)

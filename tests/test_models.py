@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from masklab.config import Config, preset
+from masklab.models import build_model
+
+
+@pytest.mark.parametrize("channels, size", [(1, (48, 48)), (3, (32, 32)), (3, (7, 13)), (1, (1, 1))])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_any_image_size_and_channel_count_works(channels, size, stride):
+    """Fully convolutional up to global pooling: logits (B, K) and a full-resolution mask for any input."""
+    model = build_model(Config(mask_stride=stride), channels, 5)
+    out = model(torch.rand(2, channels, *size), 2 / 3, torch.Generator().manual_seed(0))
+    assert out.logits.shape == (2, 5)
+    assert out.mask.shape == out.relaxed.shape == (2, 1, *size)
+
+
+@pytest.mark.parametrize("name", ["hard-concrete", "seed", "ste", "binary-concrete", "pooled-l1"])
+def test_every_parameter_gets_a_gradient(name):
+    """CE flows into the classifier and, through the gate, into every attention-branch parameter."""
+    model = build_model(preset(name), 1, 10)
+    out = model(torch.rand(4, 1, 24, 24), 2 / 3, torch.Generator().manual_seed(0))
+    (torch.nn.functional.cross_entropy(out.logits, torch.arange(4)) + out.area).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, pname
+
+
+def test_gates_start_open():
+    """With init_bias +2 nearly every gate is open at step 0: the classifier first sees the whole image."""
+    model = build_model(Config(), 1, 10)
+    m = model.gate_relaxed(torch.rand(2, 1, 32, 32), 2 / 3)
+    assert (m > 0.5).float().mean() > 0.95
+
+
+def test_build_model_is_seeded_and_leaves_the_global_rng_alone():
+    """Same seed, same weights; building a model does not consume the global RNG."""
+    state = torch.random.get_rng_state()
+    a, b = build_model(Config(seed=3), 1, 10), build_model(Config(seed=3), 1, 10)
+    c = build_model(Config(seed=4), 1, 10)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for (k, va), vb, vc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert any(not torch.equal(va, vc) for va, vc in zip(a.state_dict().values(), c.state_dict().values()))
+
+
+def test_unmasked_model_sees_the_whole_image():
+    """The unmasked baseline has no attention branch and a mask of ones."""
+    model = build_model(preset("unmasked"), 1, 10)
+    out = model(torch.rand(2, 1, 16, 16))
+    assert model.attention is None and (out.mask == 1).all() and (out.relaxed > 0.5).all()
+
+
+def test_explicit_mask_is_what_the_classifier_sees():
+    """Passing mask= classifies x * mask: an all-zero mask gives the same logits for any image."""
+    model = build_model(Config(), 1, 10).eval()
+    zero = torch.zeros(2, 1, 16, 16)
+    a = model(torch.rand(2, 1, 16, 16), mask=zero).logits
+    b = model(torch.rand(2, 1, 16, 16), mask=zero).logits
+    assert torch.equal(a, b)

@@ -1,0 +1,120 @@
+import pytest
+import torch
+
+from masklab.config import preset
+from masklab.data import open_data
+from masklab.models import build_model
+from masklab.runs import fit
+from masklab.train import RECORD_FIELDS, NonFiniteLoss, train
+
+
+def _run(cfg):
+    data = open_data(cfg)
+    model = build_model(cfg, data.channels, data.classes)
+    return model, list(train(cfg, model, data))
+
+
+def test_same_seed_gives_identical_records_and_weights(tiny):
+    """Two runs of one config are bitwise identical: the run's own generators drive data, noise and init."""
+    (ma, ra), (mb, rb) = _run(tiny), _run(tiny)
+    strip = lambda rs: [{k: v for k, v in r.to_dict().items() if k != "seconds"} for r in rs]
+    assert strip(ra) == strip(rb)
+    for va, vb in zip(ma.state_dict().values(), mb.state_dict().values()):
+        assert torch.equal(va, vb)
+    _, rc = _run(tiny.replace(seed=1))
+    assert strip(rc) != strip(ra)
+
+
+def test_records_arrive_every_log_every_steps_and_at_the_end(tiny):
+    """A record every log_every steps plus the last step, with every field finite."""
+    _, records = _run(tiny.replace(steps=7, log_every=3))
+    assert [r.step for r in records] == [3, 6, 7]
+    assert set(records[0].to_dict()) == set(RECORD_FIELDS)
+    assert all(v == v for r in records for v in r.to_dict().values())
+
+
+def test_the_caller_pauses_by_not_pulling_and_stops_with_break(tiny):
+    """Nothing runs between records: the model does not change while the caller holds the generator."""
+    data = open_data(tiny)
+    model = build_model(tiny, data.channels, data.classes)
+    gen = train(tiny, model, data)
+    next(gen)
+    frozen = {k: v.clone() for k, v in model.state_dict().items()}
+    assert all(torch.equal(frozen[k], v) for k, v in model.state_dict().items())
+    gen.close()                                              # stop
+    assert all(torch.equal(frozen[k], v) for k, v in model.state_dict().items())
+
+
+class _PoisonedSampler:
+    """Real batches, until `bad_step`, where one pixel becomes NaN."""
+
+    def __init__(self, sampler, bad_step):
+        self.sampler, self.bad_step, self.calls = sampler, bad_step, 0
+
+    def batch(self, n, generator):
+        self.calls += 1
+        x, y = self.sampler.batch(n, generator)
+        if self.calls >= self.bad_step:
+            x = x.clone()
+            x[0, 0, 0, 0] = float("nan")
+        return x, y
+
+    def to(self, device):
+        self.sampler.to(device)
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_weights(tiny):
+    """A NaN loss at step 5 raises NonFiniteLoss naming the step, with step 4's weights back in the model."""
+    cfg = tiny.replace(steps=10, log_every=2)
+    data = open_data(cfg)
+    data.sampler = _PoisonedSampler(data.sampler, bad_step=5)
+    model = build_model(cfg, data.channels, data.classes)
+    seen = []
+    with pytest.raises(NonFiniteLoss, match="step 5") as err:
+        for record in train(cfg, model, data):
+            seen.append({k: v.clone() for k, v in model.state_dict().items()})
+    assert err.value.good_step == 4
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values())
+    assert all(torch.equal(seen[-1][k], v) for k, v in model.state_dict().items())
+
+
+def test_fit_saves_a_failed_run_with_its_reason(tiny, tmp_path, monkeypatch):
+    """fit() writes the run folder of a diverged run, status failed, reason in summary.json."""
+    import masklab.runs as runs
+    real = runs.open_data
+
+    def poisoned(cfg, device="cpu"):
+        data = real(cfg, device)
+        data.sampler = _PoisonedSampler(data.sampler, bad_step=3)
+        return data
+
+    monkeypatch.setattr(runs, "open_data", poisoned)
+    run_dir, summary = fit(tiny, out=tmp_path / "run")
+    assert summary["status"] == "failed" and "non-finite loss at step 3" in summary["reason"]
+    assert summary["steps_done"] == 2
+    assert (run_dir / "model.pt").exists() and (run_dir / "summary.json").exists()
+
+
+def test_should_stop_ends_a_run_early_and_still_saves(tiny, tmp_path):
+    """A stop request after the first record gives a complete run folder marked stopped."""
+    run_dir, summary = fit(tiny.replace(steps=20), out=tmp_path / "run", should_stop=lambda: True)
+    assert summary["status"] == "stopped" and summary["steps_done"] == 2
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "metrics.csv", "model.pt", "summary.json"]
+
+
+def test_constraint_multiplier_stays_non_negative_and_grows_while_area_exceeds_target(tiny):
+    """Dual ascent: multiplier >= 0 always, and it rises while the area is above an (immediate) target."""
+    cfg = tiny.replace(steps=12, log_every=1, anneal_frac=0.0, area_target=0.05, dual_lr=0.5)
+    _, records = _run(cfg)
+    assert all(r.multiplier >= 0 for r in records)
+    assert records[3].multiplier > records[0].multiplier > 0
+
+
+@pytest.mark.parametrize("name", ["unmasked", "seed", "mse-zero", "pooled-l1", "ste", "binary-concrete",
+                                  "sorted-area"])
+def test_every_preset_trains_a_few_steps(tiny, name):
+    """Each method runs end to end on a tiny config with finite losses."""
+    cfg = preset(name, **{k: getattr(tiny, k) for k in ("canvas", "clutter", "batch_size", "steps", "log_every",
+                                                        "test_size", "width", "classifier_width")})
+    _, records = _run(cfg)
+    assert len(records) == 3 and all(torch.isfinite(torch.tensor(r.loss)) for r in records)
