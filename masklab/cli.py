@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     fields = train.add_argument_group("config fields (same names in config.json and the app's URL)")
     for name in FIELD_NAMES:
-        fields.add_argument(f"--{name}", metavar="V", help=HELP[name])
+        fields.add_argument(f"--{name}", metavar="V", help=HELP[name].replace("%", "%%"))
 
     ev = sub.add_parser("eval", help="test-set metrics of a run folder")
     ev.add_argument("--checkpoint", type=Path, required=True, help="run folder")

@@ -7,6 +7,7 @@ A non-finite loss restores the last good weights and raises NonFiniteLoss.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Iterator
@@ -76,6 +77,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
     g_data = torch.Generator(device=device).manual_seed(cfg.seed)
     g_noise = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(cfg, i))
     masked = model.attention is not None
     multiplier = torch.zeros((), device=device)
     first_bad = torch.zeros((), dtype=torch.long, device=device)   # step of the first non-finite loss, no sync
@@ -100,6 +102,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        schedule.step()
         if masked and cfg.constraint:
             multiplier = (multiplier + cfg.dual_lr * (out.area.detach().float() - target)).clamp(min=0)
         if step % cfg.log_every and step != cfg.steps:
@@ -121,6 +124,13 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         seconds = record.seconds
         yield record                                   # paused here for as long as the caller likes
         tic = time.perf_counter()
+
+
+def lr_factor(cfg, i: int) -> float:
+    """Multiplier of cfg.lr after i optimiser steps: 1, or a cosine from 1 down to 0.05."""
+    if not cfg.lr_decay:
+        return 1.0
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, i / cfg.steps)))
 
 
 def _snapshot(model) -> dict:
