@@ -38,7 +38,7 @@ class UserError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m masklab", description=ABOUT,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,mask}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,mask,bench}")
 
     train = sub.add_parser("train", help="train one run and write its run folder",
                            description=ABOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     mask.add_argument("--threshold", type=float, default=0.5, help="hard mask = m_eval > threshold")
     mask.add_argument("--keep-size", action="store_true", help="do not resize to the training size")
     mask.add_argument("--topk", type=int, default=3, help="predictions to print per image")
+    bench = sub.add_parser("bench", help="the method table: every preset with N seeds on cluttered-digits")
+    bench.add_argument("--quick", action="store_true", help="few steps, for a smoke test (about 2 minutes)")
+    bench.add_argument("--seeds", type=int, default=5, help="seeds per method (default 5)")
+    bench.add_argument("--methods", nargs="+", choices=list(PRESETS), help="presets to run (default all)")
+    bench.add_argument("--out", type=Path, default=Path("bench"), help="output folder (default bench/)")
+    bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     return parser
 
 
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataError
     from .images import ImageError
     try:
-        return {"train": cmd_train, "eval": cmd_eval, "mask": cmd_mask}[args.command](args)
+        return {"train": cmd_train, "eval": cmd_eval, "mask": cmd_mask, "bench": cmd_bench}[args.command](args)
     except (UserError, ConfigError, DataError, CheckpointError, ImageError) as e:
         print(f"masklab: error: {e}", file=sys.stderr)
         return 2
@@ -155,6 +161,18 @@ def cmd_mask(args) -> int:
                           "top": top, "area": round(r.area, 4), "size": list(r.x.shape[-2:])[::-1],
                           "files": files}), flush=True)
     return 1 if failures else 0
+
+
+def cmd_bench(args) -> int:
+    import torch
+    from .bench import run_bench
+    if args.seeds < 1:
+        raise UserError("--seeds must be >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_bench(args.methods, args.seeds, args.quick, args.out, log=lambda s: print(s, flush=True))
+    print(f"wrote {args.out / 'RESULTS.md'}, results.csv and PNGs")
+    return 0
 
 
 def format_metrics(m: dict) -> str:

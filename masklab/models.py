@@ -27,27 +27,36 @@ class Output:
 
 
 class AttentionBranch(nn.Module):
-    """4 convs (dilations 1-2-4, then 1x1) to one logit per pixel, optionally at 1/stride resolution."""
+    """4 convs (dilations 1-2-4, then 1x1) to one logit per pixel.
+
+    With stride > 1 the three 3x3 convs run at 1/stride resolution (the context, most of the cost) and a
+    full-resolution skip (one cheap conv on the image) joins them in the final 1x1 conv, so the mask keeps
+    pixel-sharp edges at a fraction of the cost."""
 
     def __init__(self, channels: int, width: int, stride: int, init_bias: float):
         super().__init__()
         self.stride = stride
-        self.body = nn.Sequential(
+        context = [
             nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
             nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU(),
             nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.ReLU(),
-            nn.Conv2d(width, 1, 1),
-        )
-        nn.init.constant_(self.body[-1].bias, init_bias)   # gates start open: the classifier sees everything
+        ]
+        if stride == 1:
+            self.body = nn.Sequential(*context, nn.Conv2d(width, 1, 1))
+            head = self.body[-1]
+        else:
+            skip = max(1, width // 2)
+            self.body = nn.Sequential(*context)
+            self.skip = nn.Sequential(nn.Conv2d(channels, skip, 3, padding=1), nn.ReLU())
+            self.head = head = nn.Conv2d(width + skip, 1, 1)
+        nn.init.constant_(head.bias, init_bias)            # gates start open: the classifier sees everything
 
     def forward(self, x: Tensor) -> Tensor:
-        h, w = x.shape[-2:]
-        if self.stride > 1:
-            x = F.avg_pool2d(x, self.stride, ceil_mode=True)
-        logits = self.body(x)                                 # (B, 1, h / s, w / s)
-        if self.stride > 1:
-            logits = F.interpolate(logits, size=(h, w), mode="nearest")
-        return logits                                         # (B, 1, H, W)
+        if self.stride == 1:
+            return self.body(x)                               # (B, 1, H, W)
+        context = self.body(F.avg_pool2d(x, self.stride, ceil_mode=True))      # (B, w, H/s, W/s)
+        context = F.interpolate(context, size=x.shape[-2:], mode="nearest")    # (B, w, H, W)
+        return self.head(torch.cat([context, self.skip(x)], 1))               # (B, 1, H, W)
 
 
 class Classifier(nn.Module):

@@ -1,0 +1,53 @@
+"""The benchmark's quick mode: the whole method table in a couple of minutes, as CI runs it."""
+import csv
+
+import pytest
+from PIL import Image
+
+from masklab.bench import COLUMNS, aggregate, results_markdown, step_cost_ratio
+from masklab.config import PRESETS, preset
+
+
+@pytest.mark.slow
+def test_quick_bench_writes_the_table_and_the_default_beats_the_seed_loss(tmp_path):
+    """`bench --quick`: a row per method, the markdown table and three PNGs; hard concrete beats the
+    collapsing seed loss by a wide margin."""
+    from masklab.cli import main
+    assert main(["bench", "--quick", "--seeds", "1", "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows] == list(PRESETS) and list(rows[0]) == COLUMNS
+    by = {r["method"]: r for r in rows}
+    assert by["seed"]["collapsed"] == "True"
+    assert float(by["hard-concrete"]["accuracy_hard"]) > float(by["seed"]["accuracy_hard"]) + 0.2
+    assert 0.5 < float(by["unmasked"]["step_cost_ratio"]) < 2.0        # the baseline against itself: ~1
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "python -m masklab bench --quick --seeds 1" in text and "| hard-concrete |" in text
+    for name in ("pareto.png", "area_curves.png", "masks.png"):
+        assert Image.open(tmp_path / name).size[0] > 300
+
+
+def test_aggregate_gives_mean_std_and_counts_collapses():
+    """Mean and sample std over seeds; `collapsed` is the number of collapsed seeds."""
+    rows = [{"method": "m", "seed": s, **{c: None for c in COLUMNS[2:]}} for s in range(3)]
+    for r, area, col in zip(rows, (0.1, 0.2, 0.3), (True, False, True)):
+        r.update(area=area, collapsed=col)
+    stats = aggregate(rows)["m"]
+    assert stats["area"][0] == pytest.approx(0.2) and stats["area"][1] == pytest.approx(0.1)
+    assert stats["collapsed"] == (2, 0.0) and "accuracy_hard" not in stats
+
+
+def test_results_markdown_reports_missed_targets_with_the_measured_value():
+    """A target the default misses is marked, next to its measured value, never hidden."""
+    table = {"unmasked": {"accuracy_full": (0.97, 0.0)},
+             "hard-concrete": {"area": (0.07, 0.01), "accuracy_hard": (0.95, 0.01), "collapsed": (0, 0.0)}}
+    text = results_markdown(table, quick=False, seeds=5, methods=list(PRESETS))
+    assert "| area | <= 0.05 | 0.070 | **no** |" in text
+    assert "| accuracy_hard | >= 0.960 (unmasked accuracy_full - 0.01) | 0.950 | **no** |" in text
+    assert "| collapsed | 0 seeds | 0.000 | yes |" in text
+
+
+def test_step_cost_ratio_of_the_baseline_against_itself_is_about_one():
+    """Timed side by side on the same batches, the unmasked model costs what the unmasked model costs."""
+    cfg = preset("unmasked", canvas=32, batch_size=8)
+    assert 0.5 < step_cost_ratio(cfg, steps=3, rounds=3) < 2.0
