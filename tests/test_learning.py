@@ -2,6 +2,7 @@
 import pytest
 
 from masklab.config import preset
+from masklab.checkpoint import read_metrics
 from masklab.runs import fit
 
 pytestmark = pytest.mark.slow
@@ -18,13 +19,15 @@ def test_seed_loss_collapses_to_an_all_zero_mask(tmp_path):
 
 
 def test_default_method_beats_chance_with_area_moving_to_its_target(tmp_path):
-    """Hard concrete + annealed target-area constraint on a small cluttered canvas: accuracy far above
-    chance (10%), a binary mask, and an area that fell from ~1.0 toward its target."""
-    cfg = preset("hard-concrete", canvas=32, clutter=2, steps=240, batch_size=32, log_every=40,
-                 test_size=300, area_target=0.1, anneal_frac=0.5, dual_lr=0.1)
-    _, summary = fit(cfg, out=tmp_path / "hc")
+    """Hard concrete + annealed target-area constraint, 600 small steps on the default data: accuracy far
+    above chance (10%), a near-binary mask, an area that fell from ~1.0 to near its 0.1 target, and kept
+    pixels that favour the digit's box (11% of the canvas)."""
+    cfg = preset("hard-concrete", steps=600, batch_size=32, log_every=50, test_size=300, area_target=0.1)
+    run_dir, summary = fit(cfg, out=tmp_path / "hc")
     m = summary["metrics"]
+    curve = read_metrics(run_dir)
+    assert curve[0]["area"] > 0.9 and curve[-1]["target"] == pytest.approx(0.1)
     assert m["accuracy_hard"] > 0.6, m
-    assert m["area"] < 0.3 and not m["collapsed"], m
+    assert 0.01 < m["area"] < 0.2 and not m["collapsed"], m
     assert m["bimodality"] > 0.9, m
-    assert m["precision_in_box"] > 2 * (16 * 16) / (32 * 32), m   # kept pixels prefer the digit's box
+    assert m["precision_in_box"] > 0.5, m
