@@ -36,7 +36,7 @@ from .train import lr_factor, pick_device, train
 COLUMNS = ["method", "seed", "accuracy_full", "accuracy_soft", "accuracy_hard", "area", "bimodality",
            "precision_in_box", "iou_box", "ink_recall", "pointing_game", "collapsed", "evalx_accuracy",
            "wall_s", "train_s", "step_cost_ratio", "status"]
-QUICK = dict(steps=120, batch_size=32, log_every=10, test_size=300)
+QUICK = dict(steps=300, batch_size=32, log_every=25, test_size=300, warmup=0.2)
 TARGETS = [  # (label, column, test on the default's mean, description)
     ("area", "area", lambda v, ref: v <= 0.05, "<= 0.05"),
     ("accuracy_hard", "accuracy_hard", lambda v, ref: v >= ref - 0.01, ">= unmasked accuracy_full - 0.01"),

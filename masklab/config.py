@@ -51,7 +51,10 @@ class Config:
     lam: float = _f(1e-3, "seed loss: lambda, the constant inside log(m + lambda) for numerical stability")
     constraint: bool = _f(True, "target-area constraint with a Lagrange multiplier (dual ascent, >= 0)")
     area_target: float = _f(0.04, "final fraction of pixels to keep (constraint / sorted_area)")
-    anneal_frac: float = _f(0.5, "fraction of training over which the target falls from 1.0 to area_target")
+    warmup: float = _f(0.1, "fraction of training before the anneal starts: the mask is on but its target stays "
+                       "1.0, so the classifier learns before any pressure to close gates")
+    anneal_frac: float = _f(0.5, "fraction of training, after the warm-up, over which the target falls from 1.0 "
+                            "to area_target")
     dual_lr: float = _f(0.1, "multiplier step: multiplier += dual_lr * (area - target), clamped at 0")
     tv: float = _f(0.0, "weight of the total-variation term (contiguous masks)")
     bimodal: float = _f(0.0, "weight of the bimodality term mean(m * (1 - m)) on the relaxed mask")
@@ -177,6 +180,7 @@ def _problems(c: Config):
         (c.beta >= 0, "beta must be >= 0"),
         (0 < c.area_target <= 1, "area_target must be in (0, 1]"),
         (0 <= c.anneal_frac <= 1, "anneal_frac must be in [0, 1]"),
+        (0 <= c.warmup and c.warmup + c.anneal_frac <= 1, "warmup must be >= 0 and warmup + anneal_frac <= 1"),
         (c.dual_lr >= 0, "dual_lr must be >= 0"),
         (c.tv >= 0 and c.bimodal >= 0, "tv and bimodal must be >= 0"),
         (c.temperature > 0 and c.temperature_end > 0, "temperatures must be > 0"),

@@ -61,9 +61,12 @@ MASK_LOSSES = {  # name -> (out, cfg, target) -> scalar, weighted by cfg.beta
 
 
 def area_target(cfg, step: int) -> float:
-    """The target area at `step` (1-based): linear from 1.0 to cfg.area_target over anneal_frac of training."""
-    span = cfg.anneal_frac * cfg.steps
-    progress = 1.0 if span <= 0 else min(1.0, step / span)
+    """The target area at `step` (1-based): 1.0 through the warm-up, then linear down to cfg.area_target over
+    the next anneal_frac of training, then constant."""
+    start, span = cfg.warmup * cfg.steps, cfg.anneal_frac * cfg.steps
+    if span <= 0:
+        return 1.0 if step <= start else cfg.area_target
+    progress = min(1.0, max(0.0, (step - start) / span))
     return 1.0 - (1.0 - cfg.area_target) * progress
 
 

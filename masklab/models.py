@@ -70,6 +70,10 @@ class Classifier(nn.Module):
             nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(),
         )
         self.head = nn.Linear(2 * width, classes)
+        # Zero-init head: the first logits are all 0 whatever the input, so a still-guessing classifier gains
+        # nothing by shrinking its input. Otherwise CE's first gradients close every gate at once (collapse).
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         features = self.body(x)                               # (B, 2w, H/4, W/4)

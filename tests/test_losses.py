@@ -49,12 +49,20 @@ def test_total_variation_favours_contiguous_masks():
 
 def test_area_target_anneals_from_one_to_the_goal():
     """The target starts at 1.0, falls linearly over anneal_frac of the steps, then stays at area_target."""
-    cfg = Config(steps=100, anneal_frac=0.5, area_target=0.1)
+    cfg = Config(steps=100, warmup=0.0, anneal_frac=0.5, area_target=0.1)
     assert area_target(cfg, 0) == 1.0
     assert area_target(cfg, 25) == pytest.approx(0.55)
     assert area_target(cfg, 50) == pytest.approx(0.1)
     assert area_target(cfg, 100) == pytest.approx(0.1)
-    assert area_target(Config(steps=10, anneal_frac=0.0, area_target=0.2), 1) == pytest.approx(0.2)
+    assert area_target(Config(steps=10, warmup=0.0, anneal_frac=0.0, area_target=0.2), 1) == pytest.approx(0.2)
+
+
+def test_warmup_holds_the_target_at_one_then_the_anneal_starts():
+    """Through the warm-up the target is 1.0 (no pressure on the gates); the anneal begins where it ends."""
+    cfg = Config(steps=100, warmup=0.2, anneal_frac=0.5, area_target=0.1)
+    assert area_target(cfg, 20) == 1.0
+    assert area_target(cfg, 45) == pytest.approx(0.55)
+    assert area_target(cfg, 70) == pytest.approx(0.1) == area_target(cfg, 100)
 
 
 def test_temperature_anneals_geometrically_between_its_ends():

@@ -17,13 +17,26 @@ def test_any_image_size_and_channel_count_works(channels, size, stride):
 
 @pytest.mark.parametrize("name", ["hard-concrete", "seed", "ste", "binary-concrete", "pooled-l1"])
 def test_every_parameter_gets_a_gradient(name):
-    """CE flows into the classifier and, through the gate, into every attention-branch parameter."""
+    """CE flows into the classifier and, through the gate, into every attention-branch parameter (once the
+    zero-initialised head has moved off zero)."""
     model = build_model(preset(name), 1, 10)
+    torch.nn.init.normal_(model.classifier.head.weight, std=0.1)
     out = model(torch.rand(4, 1, 24, 24), 2 / 3, torch.Generator().manual_seed(0))
     (torch.nn.functional.cross_entropy(out.logits, torch.arange(4)) + out.area).backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
         assert p.grad.abs().sum() > 0, pname
+
+
+def test_first_logits_ignore_the_input():
+    """The zero-initialised head predicts uniformly at first: a guessing classifier cannot lower its loss
+    by shrinking its input, the early pressure that otherwise closes every gate at once."""
+    model = build_model(Config(), 1, 10)
+    x = torch.rand(4, 1, 24, 24, requires_grad=True)
+    out = model(x, 2 / 3, torch.Generator().manual_seed(0))
+    assert torch.equal(out.logits, torch.zeros(4, 10))
+    torch.nn.functional.cross_entropy(out.logits, torch.arange(4)).backward()
+    assert (x.grad == 0).all()
 
 
 def test_gates_start_open():

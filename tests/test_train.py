@@ -104,7 +104,7 @@ def test_should_stop_ends_a_run_early_and_still_saves(tiny, tmp_path):
 
 def test_constraint_multiplier_stays_non_negative_and_grows_while_area_exceeds_target(tiny):
     """Dual ascent: multiplier >= 0 always, and it rises while the area is above an (immediate) target."""
-    cfg = tiny.replace(steps=12, log_every=1, anneal_frac=0.0, area_target=0.05, dual_lr=0.5)
+    cfg = tiny.replace(steps=12, log_every=1, warmup=0.0, anneal_frac=0.0, area_target=0.05, dual_lr=0.5)
     _, records = _run(cfg)
     assert all(r.multiplier >= 0 for r in records)
     assert records[3].multiplier > records[0].multiplier > 0
