@@ -60,6 +60,24 @@ MASK_LOSSES = {  # name -> (out, cfg, target) -> scalar, weighted by cfg.beta
 }
 
 
+def objective(cfg, out, y: Tensor, target: float, multiplier: Tensor | None):
+    """(loss, ce, mask_loss) = CE + beta * L_mask + multiplier * (area - target) + tv * TV + bimodal * m(1-m).
+
+    `multiplier` is None for the unmasked model, which has no mask terms."""
+    ce = F.cross_entropy(out.logits.float(), y)
+    mask_loss = MASK_LOSSES[cfg.mask_loss](out, cfg, target).float()
+    loss = ce + cfg.beta * mask_loss
+    if multiplier is None:
+        return loss, ce, mask_loss
+    if cfg.constraint:
+        loss = loss + multiplier * (out.area.float() - target)
+    if cfg.tv:
+        loss = loss + cfg.tv * total_variation(out.mask).float()
+    if cfg.bimodal:
+        loss = loss + cfg.bimodal * (out.relaxed * (1 - out.relaxed)).mean().float()
+    return loss, ce, mask_loss
+
+
 def area_target(cfg, step: int) -> float:
     """The target area at `step` (1-based): 1.0 through the warm-up, then linear down to cfg.area_target over
     the next anneal_frac of training, then constant."""

@@ -13,9 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 
-from .losses import MASK_LOSSES, area_target, temperature_at, total_variation
+from .losses import area_target, objective, temperature_at
 from .metrics import bimodality
 
 
@@ -89,15 +88,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         tau, target = temperature_at(cfg, step), area_target(cfg, step)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out = model(x, tau, g_noise)
-            ce = F.cross_entropy(out.logits.float(), y)
-            mask_loss = MASK_LOSSES[cfg.mask_loss](out, cfg, target).float()
-            loss = ce + cfg.beta * mask_loss
-            if masked and cfg.constraint:
-                loss = loss + multiplier * (out.area.float() - target)
-            if masked and cfg.tv:
-                loss = loss + cfg.tv * total_variation(out.mask).float()
-            if masked and cfg.bimodal:
-                loss = loss + cfg.bimodal * (out.relaxed * (1 - out.relaxed)).mean().float()
+            loss, ce, mask_loss = objective(cfg, out, y, target, multiplier if masked else None)
         first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
         opt.zero_grad(set_to_none=True)
         loss.backward()
