@@ -98,21 +98,24 @@ def step_cost_ratio(cfg, steps: int = 8, rounds: int = 5) -> float:
 
 
 def train_evaluator(cfg, log=print, steps: int | None = None):
-    """EVAL-X: a classifier trained on images that keep a random fraction U(0.02, 1) of their pixels."""
+    """EVAL-X: a classifier trained on images that keep a random fraction U(0.1, 1) of their pixels.
+
+    Measured: with keep down to 0.02, or with random 4- and 8-pixel blocks, it did not learn in 300 steps."""
     device = pick_device(cfg.device)
     data = open_data(cfg, device)
     g = torch.Generator(device=device).manual_seed(12345)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(12345)
-        model = Classifier(data.channels, data.classes, cfg.classifier_width).to(device)
+        model = Classifier(data.channels, data.classes, cfg.classifier_width)
+        model.head.reset_parameters()   # the zero head only matters behind a mask that can collapse
+        model = model.to(device)
     steps = steps or cfg.steps
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(cfg.replace(steps=steps), i))
     tic = time.perf_counter()
     for _ in range(steps):
         x, y = data.batch(cfg.batch_size, g)
-        keep = 0.02 + 0.98 * torch.rand(len(x), 1, 1, 1, generator=g, device=device)
-        mask = (torch.rand(x.shape[0], 1, *x.shape[-2:], generator=g, device=device) < keep).to(x.dtype)
+        mask = random_mask(x, g)
         loss = F.cross_entropy(model(x * mask)[0], y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -120,6 +123,12 @@ def train_evaluator(cfg, log=print, steps: int | None = None):
         schedule.step()
     log(f"EVAL-X evaluator trained on randomly masked images ({steps} steps, {time.perf_counter() - tic:.0f} s)")
     return model.eval()
+
+
+def random_mask(x, g) -> torch.Tensor:
+    """(B, 1, H, W) 0/1: each image keeps each pixel with its own probability drawn from U(0.1, 1)."""
+    keep = 0.1 + 0.9 * torch.rand(len(x), 1, 1, 1, generator=g, device=x.device)
+    return (torch.rand(len(x), 1, *x.shape[-2:], generator=g, device=x.device) < keep).to(x.dtype)
 
 
 @torch.no_grad()

@@ -65,7 +65,7 @@ def evaluate(model, test, temperature: float, threshold: float = 0.5) -> dict:
     area = hard.float().mean().item()
     result = {"accuracy_full": acc(full_logits), "accuracy_soft": acc(soft_logits),
               "accuracy_hard": acc(hard_logits), "area": area, "bimodality": bimodality(m),
-              "collapsed": collapsed(area), "precision_in_box": None, "iou_box": None, "ink_recall": None,
+              "collapsed": None if model.attention is None else collapsed(area), "precision_in_box": None, "iou_box": None, "ink_recall": None,
               "pointing_game": None}
     if test.boxes is not None:
         result.update(localisation(mask_logits, hard, test.boxes, test.ink))
