@@ -1,0 +1,221 @@
+"""Real-browser tests: Playwright drives Debian's Chromium against `streamlit run app.py` on a loopback port.
+
+Locally these skip, with the reason, when Chromium or Playwright is missing; under CI (env CI set) that is a
+failure instead. Screenshots go to $MASKLAB_SCREENSHOTS when set (else a pytest temp folder).
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path(os.environ.get("MASKLAB_CHROMIUM", "/usr/bin/chromium"))
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TINY = dict(canvas=32, clutter=2, batch_size=8, log_every=2, test_size=40, width=4, classifier_width=4,
+            device="cpu")
+PAGES = ["", "train", "runs", "inspect", "loss_explorer"]
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:                                   # judged below, with Chromium
+    sync_playwright = None
+
+_missing = ("the Playwright Python package is not installed" if sync_playwright is None else
+            f"Chromium is not at {CHROMIUM} (apt-get install chromium, or set MASKLAB_CHROMIUM)"
+            if not CHROMIUM.exists() else None)
+if _missing and os.environ.get("CI"):
+    pytest.fail(f"browser tests cannot run in CI: {_missing}", pytrace=False)
+if _missing:
+    pytest.skip(f"browser tests skipped: {_missing}", allow_module_level=True)
+expect.set_options(timeout=60_000)                    # a loaded 2-core machine: be patient, not flaky
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(cwd: Path) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` with `cwd` as working directory (its checkpoints/), once /_stcore/health is ok."""
+    port = free_port()
+    log = open(cwd / "server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    end = time.monotonic() + 90
+    while time.monotonic() < end:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                return server, f"http://127.0.0.1:{port}/"
+        except OSError:
+            if server.poll() is not None:
+                break
+            time.sleep(0.3)
+    server.kill()
+    raise RuntimeError(f"streamlit did not become healthy: {(cwd / 'server.log').read_text()[-2000:]}")
+
+
+def stop_server(server: subprocess.Popen, timeout: float = 90) -> int:
+    """SIGTERM, as a service manager or Ctrl-C would, and the exit status."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        return server.wait(timeout)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        raise
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def new_page(browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    return page
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, browser):
+    """A server over a temp checkpoints/ holding one tiny saved run, and a Chromium page; (page, base, cwd)."""
+    from masklab.config import Config
+    from masklab.runs import fit
+    cwd = tmp_path_factory.mktemp("lab")
+    fit(Config(steps=6, **TINY), root=cwd / "checkpoints", label="tiny")
+    server, base = start_server(cwd)
+    try:
+        yield new_page(browser), base, cwd
+    finally:
+        stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = os.environ.get("MASKLAB_SCREENSHOTS")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("shots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def settle(page) -> None:
+    """Wait until the app has rendered and its script run is over."""
+    page.wait_for_selector("[data-testid='stApp']")
+    page.wait_for_function("document.querySelector(\"[data-testid='stApp']\")?.dataset.testScriptState"
+                           " !== 'running'")
+    page.wait_for_timeout(500)
+
+
+def exceptions(page) -> list[str]:
+    return page.locator("[data-testid='stException']").all_inner_texts()
+
+
+def query(**fields) -> str:
+    return "&".join(f"{k}={v}" for k, v in fields.items())
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_opens_without_exception(lab, shots, path):
+    """Each page loads in Chromium with its title and no exception; a screenshot is kept."""
+    page, base, _ = lab
+    page.goto(base + path)
+    settle(page)
+    expect(page.locator("h1").first).to_be_visible()
+    page.screenshot(path=shots / f"page-{path or 'home'}.png", full_page=True)
+    assert exceptions(page) == []
+
+
+def test_a_run_updates_live_and_can_be_paused_resumed_and_stopped(lab, shots):
+    """Started from Train, the step counter advances with no interaction; Pause holds it, Resume and Stop
+    work, and the stopped run is listed on Runs and opens in Inspect."""
+    page, base, cwd = lab
+    page.goto(f"{base}train?{query(steps=100000, **TINY)}")
+    settle(page)
+    page.get_by_role("button", name="Start run").click()
+    progress = page.locator("[data-testid='stProgress']")
+    expect(progress).to_contain_text(re.compile(r"step [1-9]\d* of 100000"))
+    first = progress.inner_text()
+    expect(progress).not_to_have_text(first, timeout=20_000)          # the fragment polls: no click needed
+    assert "run=" in page.url and exceptions(page) == []
+    run_id = re.search(r"run=([^&]+)", page.url).group(1)
+    page.screenshot(path=shots / "train-live.png", full_page=True)
+    page.get_by_role("button", name="Pause").click()
+    expect(page.get_by_text("paused", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Resume").click()
+    expect(page.get_by_text("running", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_text("stopped", exact=True)).to_be_visible(timeout=90_000)
+    page.screenshot(path=shots / "train-stopped.png", full_page=True)
+    assert (cwd / "checkpoints" / run_id / "summary.json").is_file() and exceptions(page) == []
+    page.goto(base + "runs")
+    settle(page)
+    expect(page.locator("[data-testid='stDataFrame']").first).to_be_visible()
+    page.goto(f"{base}inspect?checkpoint={run_id}")
+    settle(page)
+    expect(page.locator("[data-testid='stImage']").first).to_be_visible()
+    assert exceptions(page) == []
+
+
+def test_upload_a_photo_on_inspect(lab, shots):
+    """A real colour photo uploads, is converted to the model's input and masked, with a PNG to download."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+    page, base, cwd = lab
+    photo = cwd / "china.jpg"
+    Image.fromarray(load_sample_image("china.jpg")).save(photo)
+    page.goto(base + "inspect")
+    settle(page)
+    images = page.locator("[data-testid='stImage']")
+    expect(images).to_have_count(6)                   # two test samples by default: input, overlay, masked
+    page.locator("input[type=file]").first.set_input_files(str(photo))
+    expect(page.get_by_text("china.jpg", exact=False).first).to_be_visible()
+    expect(images).to_have_count(9)
+    expect(page.get_by_role("button", name="Mask PNG").first).to_be_visible()
+    page.screenshot(path=shots / "inspect-upload.png", full_page=True)
+    assert exceptions(page) == []
+
+
+def test_the_url_reproduces_a_setup_and_follows_edits(lab):
+    """Opening a URL with config fields sets the widgets; editing a widget writes it back into the URL."""
+    page, base, _ = lab
+    page.goto(f"{base}train?gate=hard_sigmoid&mask_loss=seed&constraint=false")
+    settle(page)
+    expect(page.get_by_text("Method: seed preset.")).to_be_visible()
+    steps = page.get_by_label("steps", exact=True)
+    steps.fill("321")
+    steps.press("Enter")
+    page.wait_for_url(re.compile(r"steps=321"))
+    assert "gate=hard_sigmoid" in page.url and exceptions(page) == []
+
+
+def test_server_shutdown_stops_and_saves_a_live_run(tmp_path, browser):
+    """SIGTERM while a run trains: the atexit hook stops and joins it, its folder is saved as stopped, and
+    the server exits cleanly instead of aborting. (A fresh server's first visit is a deep link to Train: it
+    still gets the app's navigation, not a legacy pages/ listing.)"""
+    server, base = start_server(tmp_path)
+    try:
+        page = new_page(browser)
+        page.goto(f"{base}train?{query(steps=100000, **TINY)}")
+        settle(page)
+        expect(page.get_by_role("link", name="Overview")).to_be_visible()
+        page.get_by_role("button", name="Start run").click()
+        expect(page.locator("[data-testid='stProgress']")).to_contain_text(re.compile(r"step [1-9]"))
+        page.close()
+    finally:
+        code = stop_server(server)
+    summaries = list((tmp_path / "checkpoints").glob("*/summary.json"))
+    assert code == 0, (tmp_path / "server.log").read_text()[-2000:]
+    assert len(summaries) == 1 and '"status": "stopped"' in summaries[0].read_text()
