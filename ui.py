@@ -42,7 +42,8 @@ def manager() -> RunManager:
 
 LABELS = {
     "alpha": "α (alpha)", "beta": "β (beta)", "lam": "λ (lam)", "area_target": "area target",
-    "anneal_frac": "anneal fraction", "dual_lr": "multiplier step (dual_lr)", "temperature": "temperature τ (start)",
+    "anneal_frac": "anneal fraction", "warmup": "warm-up fraction", "dual_lr": "multiplier step (dual_lr)",
+    "temperature": "temperature τ (start)",
     "temperature_end": "temperature τ (end)", "lr": "learning rate", "batch_size": "batch size",
     "data": "dataset", "mask_loss": "mask loss", "constraint": "target-area constraint",
     "hard_forward": "hard forward (straight-through)", "init_bias": "initial mask bias", "tv": "total variation",
@@ -52,7 +53,9 @@ FORMULAS = {
     "beta": "L = CE + β·L_mask (+ μ·(area − t)).",
     "lam": "Inside log(m+λ): the seed loss's slope at m = 0 is about α/λ, so a small λ is a steep cliff.",
     "area_target": "The target t falls linearly from 1 to this over the anneal fraction of training.",
-    "anneal_frac": "t = 1 − (1 − area target)·min(1, step / (anneal_frac · steps)).",
+    "anneal_frac": "t = 1 − (1 − area target)·clip((step − warmup·steps) / (anneal_frac · steps), 0, 1).",
+    "warmup": "The target stays at 1 for this fraction of training, so the classifier learns before any gate "
+              "is pushed closed.",
     "dual_lr": "Dual ascent: μ ← max(0, μ + dual_lr·(area − t)).",
     "temperature": "Concrete gates: m = σ((l + noise)/τ); straight-through backward slope σ'(l/τ)/τ.",
     "temperature_end": "τ is annealed geometrically from the start value to this one.",
@@ -73,7 +76,8 @@ SPECS = {
     "device": ("select", dict(options=DEVICE_NAMES)),
     "alpha": _num("float", 0.0, 1.0, 0.05), "beta": _num("float", 0.0, None, 0.05),
     "lam": _num("float", 1e-12, None, 1e-3), "area_target": _num("float", 1e-4, 1.0, 0.01),
-    "anneal_frac": _num("float", 0.0, 1.0, 0.05), "dual_lr": _num("float", 0.0, None, 0.005),
+    "anneal_frac": _num("float", 0.0, 1.0, 0.05), "warmup": _num("float", 0.0, 1.0, 0.05),
+    "dual_lr": _num("float", 0.0, None, 0.005),
     "tv": _num("float", 0.0, None, 0.01), "bimodal": _num("float", 0.0, None, 0.01),
     "temperature": _num("float", 0.01, None, 0.05, "%.4g"),          # 2/3 would show all its 16 digits
     "temperature_end": _num("float", 0.01, None, 0.05, "%.4g"),
@@ -113,7 +117,7 @@ def method_knobs(gate: str, mask_loss: str, constraint: bool) -> list[str]:
     """The fields the chosen method actually uses, besides α, β, λ (always shown: they are the question's)."""
     knobs = []
     if constraint or mask_loss == "sorted_area":
-        knobs += ["area_target", "anneal_frac"]
+        knobs += ["area_target", "warmup", "anneal_frac"]
     if constraint:
         knobs.append("dual_lr")
     if gate in ("straight_through", "binary_concrete", "hard_concrete"):

@@ -191,8 +191,9 @@ def objective_latex(cfg) -> list[str]:
         lines.append(r"L_{\text{mask}} = " + LOSS_LATEX.get(cfg.mask_loss, r"\text{" + cfg.mask_loss + "}"))
     if masked and (cfg.constraint or cfg.mask_loss == "sorted_area"):
         area = r"P(z>0)" if cfg.gate == "hard_concrete" else r"m"
-        lines.append(r"t = 1 - (1 - t_{\text{end}})\min\!\big(1, \tfrac{\text{step}}{\text{anneal\_frac}\cdot"
-                     r"\text{steps}}\big)" + (r",\quad \bar a = \overline{" + area + "}" if cfg.constraint else ""))
+        lines.append(r"t = 1 - (1 - t_{\text{end}})\,\mathrm{clip}\!\big(\tfrac{\text{step} - \text{warmup}\cdot"
+                     r"\text{steps}}{\text{anneal\_frac}\cdot\text{steps}}, 0, 1\big)"
+                     + (r",\quad \bar a = \overline{" + area + "}" if cfg.constraint else ""))
     if masked and cfg.constraint:
         lines.append(r"\mu \leftarrow \max\!\big(0,\ \mu + \eta\,(\bar a - t)\big),\quad \eta = \text{dual\_lr}")
     return lines
