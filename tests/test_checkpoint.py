@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from masklab.checkpoint import CheckpointError, load_run, load_state, save_run, write_atomic
+from masklab.checkpoint import CheckpointError, load_run, load_state, write_atomic
 from masklab.runs import fit
 
 
