@@ -240,19 +240,15 @@ def run_progress(view: RunView) -> None:
 
 
 def run_metrics(view: RunView) -> None:
-    """The latest values at a glance (training batch while live; the test set once finished)."""
+    """The latest values in one line (training batch while live; the test set once finished)."""
     if not view.records:
         return
     last, test = view.records[-1], (view.summary or {}).get("metrics") or {}
-    with st.container(horizontal=True):
-        st.metric("accuracy" + (" (test, hard mask)" if test else " (batch)"),
-                  f"{test.get('accuracy_hard', last.accuracy):.1%}", border=True)
-        st.metric("area kept" + (" (test)" if test else " (batch)"), f"{test.get('area', last.area):.1%}",
-                  border=True)
-        st.metric("bimodality", f"{test.get('bimodality', last.bimodality):.1%}", border=True,
-                  help="fraction of m_eval values within 0.01 of 0 or 1")
-        st.metric("multiplier μ", f"{last.multiplier:.3g}", border=True)
-        st.metric("temperature τ", f"{last.temperature:.3g}", border=True)
+    where = "test set, hard mask" if test else "last training batch"
+    st.markdown(f"accuracy **{test.get('accuracy_hard', last.accuracy):.1%}** · area kept "
+                f"**{test.get('area', last.area):.1%}** · bimodality **{test.get('bimodality', last.bimodality):.1%}**"
+                f" · multiplier μ **{last.multiplier:.3g}** · temperature τ **{last.temperature:.3g}** ({where})",
+                help="bimodality: the fraction of m_eval values within 0.01 of 0 or 1")
 
 
 def collapse_warning(view: RunView) -> Collapse | None:
@@ -319,14 +315,25 @@ def histogram_figure(fractions: np.ndarray, title: str, threshold: float = 0.5) 
     return fig
 
 
-def evolution_figure(snapshots: tuple[Snapshot, ...]) -> go.Figure:
-    """Heatmap of the mask-value histogram over training: bimodality shows as mass leaving the middle rows."""
-    z = np.stack([s.histogram for s in snapshots], axis=1)                      # (BINS, snapshots)
-    fig = go.Figure(go.Heatmap(x=[s.step for s in snapshots], y=(np.arange(BINS) + 0.5) / BINS,
-                               z=np.sqrt(z), zmin=0, colorscale=[[0, "#ffffff"], [1, "#8b0000"]], showscale=False,
-                               hovertemplate="step %{x}<br>m ≈ %{y:.2f}<extra></extra>"))
-    fig.update_layout(height=260, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="step", yaxis_title="m_eval",
-                      title="histogram over training (darker = more pixels)")
+def histograms_figure(snapshot: Snapshot, snapshots: tuple[Snapshot, ...], threshold: float = 0.5) -> go.Figure:
+    """Left: the mask-value histogram at this snapshot. Right: the histogram over training as a heatmap (darker
+    = more pixels); a mask turning binary shows as mass leaving the middle rows for the top and bottom ones."""
+    centres = (np.arange(BINS) + 0.5) / BINS
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=[
+        f"mask values at step {snapshot.step}", "mask values over training (darker = more pixels)"])
+    fig.add_trace(go.Bar(x=centres, y=snapshot.histogram, width=0.9 / BINS, marker_color="#d62728",
+                         showlegend=False), row=1, col=1)
+    fig.add_vline(x=threshold, line_dash="dot", row=1, col=1)
+    if len(snapshots) > 1:
+        z = np.sqrt(np.stack([s.histogram for s in snapshots], axis=1))         # (BINS, snapshots)
+        fig.add_trace(go.Heatmap(x=[s.step for s in snapshots], y=centres, z=z, zmin=0, showscale=False,
+                                 colorscale=[[0, "#ffffff"], [1, "#8b0000"]],
+                                 hovertemplate="step %{x}<br>m ≈ %{y:.2f}<extra></extra>"), row=1, col=2)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(title_text="m_eval", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(title_text="fraction of pixels", row=1, col=1)
+    fig.update_xaxes(title_text="step", row=1, col=2)
+    fig.update_yaxes(title_text="m_eval", range=[0, 1], row=1, col=2)
     return fig
 
 
@@ -397,27 +404,21 @@ def _unfollow(key: str) -> None:
 
 
 def run_masks(view: RunView, key: str) -> None:
-    """Live mask overlays on the fixed test images, the histogram now and its evolution over steps."""
+    """Mask overlays on the fixed test images with a step slider, the histogram now and over training."""
     if not view.snapshots or view.probe is None:
         st.info("Masks appear with the first record." if view.live else
                 "No mask snapshots for this run (its dataset is not available here).")
         return
     snap = pick_snapshot(view, key)
     images, captions = memo(f"{key}-overlays", (view.run_id, snap.step), lambda: mask_overlays(view, snap))
-    for col, image, caption in zip(st.columns(len(images)), images, captions):
-        col.image(image, caption=caption, width="stretch", alt=f"mask overlay, {caption}")
-    st.caption(f"Red tint: the mask m_eval on {len(images)} fixed test images (captions: true label · pixels kept) "
-               f"at step {snap.step}; dimmed pixels are removed. Histograms over {PROBE} test images.")
-    left, right = st.columns(2)
-    left.plotly_chart(memo(f"{key}-hist", (view.run_id, snap.step),
-                           lambda: histogram_figure(snap.histogram, f"mask values at step {snap.step}")),
-                      key=f"{key}-hist")
-    if len(view.snapshots) > 1:
-        right.plotly_chart(memo(f"{key}-evo", (view.run_id, len(view.snapshots)),
-                                lambda: evolution_figure(view.snapshots)), key=f"{key}-evo")
-    else:
-        right.caption("The histogram's evolution needs the run's history: it is kept while the server that "
-                      "trained the run is up.")
+    st.image(images, caption=captions, width=132, output_format="PNG",      # PNG: no re-encoding per poll
+             alt=[f"mask overlay, {c}" for c in captions])
+    history = "" if len(view.snapshots) > 1 or view.live else (" The histogram's evolution needs the run's "
+                                                                "history, kept while its server is up.")
+    st.caption(f"Red tint: the mask m_eval on {len(images)} fixed test images (true label · pixels kept) at step "
+               f"{snap.step}; dimmed pixels are removed. Histograms over {PROBE} test images.{history}")
+    st.plotly_chart(memo(f"{key}-hist", (view.run_id, snap.step, len(view.snapshots)),
+                         lambda: histograms_figure(snap, view.snapshots)), key=f"{key}-hist")
 
 
 RUNS_ORDER = ("run", "status", "accuracy", "area", "bimodality", "precision_in_box", "collapsed", "steps", "label",

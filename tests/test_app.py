@@ -5,6 +5,7 @@ tests, and every worker thread is stopped and joined in teardown. `run_every` ne
 test reruns the script itself after waiting on the run.
 """
 import io
+import json
 import sys
 import time
 from pathlib import Path
@@ -126,7 +127,9 @@ def test_start_trains_in_the_background_and_shows_curves_masks_and_histograms(la
     at.run()
     assert not at.exception
     assert run.view().status == "done" and (lab / "checkpoints" / run_id / "summary.json").is_file()
-    assert len(at.get("plotly_chart")) == 3                     # curves, histogram now, histogram over steps
+    curves, histograms = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+    assert {t["name"] for t in curves["data"]} >= {"loss", "area", "target"}
+    assert [t["type"] for t in histograms["data"]] == ["bar", "heatmap"]   # now, and over training
     assert images(at) == 8                                      # the fixed test images with their masks
     assert status(at) == "done"
 
