@@ -1,0 +1,112 @@
+"""Training throughput with the Train page open in Chromium vs the headless CLI, and the page's refresh cadence.
+
+    python tools/app_throughput.py [--steps 150] [--reps 3]
+
+Alternates CLI and app runs of the same default-preset config (external load drifts, so pairs are compared),
+then one app run with log_every=1 to time how often the display advances. Needs Debian chromium and
+Playwright (requirements-dev.txt). Prints one JSON object; the numbers in issue notes come from it.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from test_browser import ARGS, CHROMIUM, start_server, stop_server  # noqa: E402
+
+# Records when the progress line's step changes, and how long each script (fragment) run takes in the page.
+OBSERVER = """() => {
+  window.__changes = []; window.__runs = [];
+  const app = document.querySelector("[data-testid='stApp']");
+  let started = null;
+  new MutationObserver(() => {
+    const s = app.dataset.testScriptState;
+    if (s === 'running' && started === null) started = performance.now();
+    if (s !== 'running' && started !== null) { window.__runs.push(performance.now() - started); started = null; }
+  }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+  let last = null;
+  setInterval(() => {
+    const p = document.querySelector("[data-testid='stProgress']");
+    const m = p && p.innerText.match(/step (\\d+) of/);
+    if (m && m[1] !== last) { last = m[1]; window.__changes.push(Date.now()); }
+  }, 20);
+}"""
+
+
+def rate(run_dir: Path) -> float:
+    s = json.loads((run_dir / "summary.json").read_text())
+    return s["steps_done"] / s["train_s"]
+
+
+def cli(out: Path, steps: int) -> float:
+    subprocess.run([sys.executable, "-m", "masklab", "train", "--steps", str(steps), "--quiet", "--out", str(out)],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return rate(out)
+
+
+def app(page, base: str, cwd: Path, query: str) -> tuple[float, list, list]:
+    from playwright.sync_api import expect
+    before = set((cwd / "checkpoints").glob("*"))
+    page.goto(f"{base}train?{query}")
+    page.wait_for_timeout(2000)
+    page.get_by_role("button", name="Start run").click()
+    expect(page.locator("[data-testid='stProgress']")).to_be_visible()
+    page.evaluate(OBSERVER)
+    expect(page.get_by_text("done", exact=True)).to_be_visible()
+    changes, runs = page.evaluate("[window.__changes, window.__runs]")
+    new = [p for p in (cwd / "checkpoints").glob("*") if p not in before]
+    return rate(new[0]), changes, runs
+
+
+def quantiles(xs: list, fs=(0.5, 0.95)) -> list:
+    xs = sorted(xs)
+    return [round(xs[min(len(xs) - 1, int(f * len(xs)))]) for f in fs] if xs else []
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    from playwright.sync_api import expect, sync_playwright
+    expect.set_options(timeout=1_800_000)
+    work = Path(tempfile.mkdtemp(prefix="masklab-throughput-"))
+    cwd = work / "app"
+    (cwd / "checkpoints").mkdir(parents=True)
+    server, base = start_server(cwd)
+    res = {"cli": [], "app": [], "fragment_ms": [], "load1": []}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            for i in range(args.reps):
+                res["load1"].append(round(os.getloadavg()[0], 2))
+                res["cli"].append(cli(work / f"cli-{i}", args.steps))
+                r, _, runs = app(page, base, cwd, f"steps={args.steps}")
+                res["app"].append(r)
+                res["fragment_ms"] += runs
+                print(f"rep {i}: cli {res['cli'][-1]:.2f}  app {r:.2f} steps/s", file=sys.stderr, flush=True)
+            _, changes, _ = app(page, base, cwd, f"steps={args.steps}&log_every=1")
+            browser.close()
+    finally:
+        stop_server(server)
+    ratios = [a / c for a, c in zip(res["app"], res["cli"])]
+    print(json.dumps({
+        "steps": args.steps, "cli_steps_per_s": res["cli"], "app_steps_per_s": res["app"],
+        "pair_ratios": [round(r, 3) for r in ratios], "median_ratio": round(statistics.median(ratios), 3),
+        "load1_before_each_pair": res["load1"],
+        "fragment_run_ms_p50_p95": quantiles(res["fragment_ms"]),
+        "display_update_interval_ms_p50_p95_log_every_1": quantiles([b - a for a, b in zip(changes, changes[1:])]),
+        "at": time.strftime("%Y-%m-%d %H:%M"),
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
