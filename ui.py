@@ -155,9 +155,26 @@ def url_config() -> Config:
         return Config()
 
 
+def url_problems() -> list[str]:
+    """Config values in the URL that are refused (unparseable, out of range, NaN, unknown choices): their widgets
+    fall back to the default, which must not happen silently."""
+    problems = []
+    for name, value in st.query_params.to_dict().items():
+        if name in FIELD_NAMES:
+            try:
+                Config.from_query({name: value})
+            except ConfigError as e:
+                problems.append(f"?{name}={value[:40]} ({e})")
+    return problems
+
+
 def config_sidebar() -> tuple[Config | None, str]:
     """Render the preset picker and every Config field in the sidebar; (the config or None, the run label)."""
+    refused = url_problems()                   # before the widgets bind (and rewrite) the query parameters
     with st.sidebar:
+        if refused:
+            st.warning("Ignored from the URL, the defaults are used instead: " + "; ".join(refused),
+                       icon=":material/link_off:")
         if "preset" not in st.session_state:
             st.session_state["preset"] = matching_preset(url_config()) or DEFAULT_PRESET
         st.selectbox("Method preset", list(PRESETS), key="preset", on_change=apply_preset,

@@ -35,6 +35,14 @@ class UserError(Exception):
     """Printed as one line, exit status 2."""
 
 
+def check_options(args) -> None:
+    """The mask options a config does not hold: a threshold strictly inside (0, 1), at least one prediction."""
+    if not 0 < args.threshold < 1:                      # also refuses NaN
+        raise UserError(f"--threshold must be in (0, 1), got {args.threshold}")
+    if getattr(args, "topk", 1) < 1:
+        raise UserError(f"--topk must be >= 1, got {args.topk}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m masklab", description=ABOUT,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,6 +129,7 @@ def cmd_eval(args) -> int:
     from .data import open_data
     from .metrics import clean, evaluate
     from .train import pick_device
+    check_options(args)
     device = pick_device(args.device)
     cfg, model, _ = load_run(args.checkpoint, device)
     if args.data:
@@ -138,6 +147,7 @@ def cmd_mask(args) -> int:
     from .checkpoint import load_run
     from .images import ImageError, open_image, overlay, run_mask, to_tensor, to_uint8
     from PIL import Image
+    check_options(args)
     cfg, model, summary = load_run(args.checkpoint)
     names = summary["data"].get("class_names") or [str(i) for i in range(model.classes)]
     size = None if args.keep_size else tuple(summary["data"].get("input_size") or ()) or None

@@ -17,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000      # refuse larger images before decoding (decompression bombs)
 MAX_BYTES = 50 * 1024 * 1024
+MAX_INPUT_PIXELS = 1_000_000  # what the model is given at most, even at the image's own size (memory ~ pixels)
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 ACCEPTED = "PNG, JPEG, GIF (first frame), BMP, TIFF, WebP or PPM, at most 40 megapixels and 50 MB"
 
@@ -57,26 +58,37 @@ def open_image(source, name: str = "image") -> Image.Image:
 
 def to_tensor(img: Image.Image, channels: int, size: tuple[int, int] | None) -> torch.Tensor:
     """(1, C, H, W) float in [0, 1]: converted to grayscale or RGB (alpha composited on black, as masked
-    pixels are), resized to fit `size` keeping the aspect ratio (None: keep the image's own size)."""
+    pixels are), resized to fit `size` keeping the aspect ratio (None: keep the image's own size, scaled down to
+    MAX_INPUT_PIXELS if larger)."""
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         img = Image.alpha_composite(black, rgba)
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):          # 16-bit / float: rescale to 8 bits
-        a = np.asarray(img, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
-        a = (a - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(a)
-        img = Image.fromarray(a.astype(np.uint8), "L")
+    if img.mode.startswith(("I", "F")):                        # 16-bit, 32-bit or float grayscale
+        img = Image.fromarray(_to_8bit(img.mode, np.asarray(img, dtype=np.float64)), "L")
     img = img.convert("L" if channels == 1 else "RGB")
     x = torch.from_numpy(np.array(img, dtype=np.float32) / 255.0)
     x = x[None, None] if channels == 1 else x.permute(2, 0, 1)[None]
-    if size is not None:
-        h, w = x.shape[-2:]
-        scale = min(size[0] / h, size[1] / w)
-        new = (max(1, round(h * scale)), max(1, round(w * scale)))
-        if new != (h, w):
-            x = F.interpolate(x, size=new, mode="bilinear", align_corners=False, antialias=scale < 1).clamp(0, 1)
+    h, w = x.shape[-2:]
+    scale = min(size[0] / h, size[1] / w) if size is not None else min(1.0, (MAX_INPUT_PIXELS / (h * w)) ** 0.5)
+    new = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if new != (h, w):
+        x = F.interpolate(x, size=new, mode="bilinear", align_corners=False, antialias=scale < 1).clamp(0, 1)
     return x
+
+
+def _to_8bit(mode: str, a: np.ndarray) -> np.ndarray:
+    """Wide grayscale to 0..255 by the range its type implies: 16-bit /257, float in [0, 1] x255, 8-bit-valued
+    ints as they are; anything else (e.g. raw sensor counts) stretched from its min to its max."""
+    a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if mode.startswith("I;16") or (mode == "I" and lo >= 0 and 255 < hi <= 65535):
+        a = a / 257
+    elif mode == "F" and lo >= 0 and hi <= 1:
+        a = a * 255
+    elif lo < 0 or hi > 255:
+        a = (a - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(a)
+    return (a + 0.5).clip(0, 255).astype(np.uint8)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

@@ -30,7 +30,7 @@ from .data import open_data
 from .images import overlay, run_mask, to_uint8
 from .models import build_model
 from .runs import summarise
-from .train import RECORD_FIELDS, NonFiniteLoss, Record, pick_device, train
+from .train import RECORD_FIELDS, NonFiniteLoss, Record, out_of_memory, pick_device, train
 
 SHOWN = 8              # test images whose masks the app shows at every snapshot
 PROBE = 64             # test images the mask histogram is taken over
@@ -207,6 +207,8 @@ class Run:
             status, reason = self._train(model, data, device)
         except NonFiniteLoss as e:
             status, reason = "failed", str(e)
+        except torch.OutOfMemoryError:
+            status, reason = "failed", out_of_memory(self.cfg, device)
         except Exception as e:                       # surfaced in the UI, not lost with the thread
             status, reason = "failed", f"{type(e).__name__}: {e}"
         self._finish(model, data, device, status, reason, started)

@@ -18,7 +18,7 @@ from .config import Config
 from .data import open_data
 from .metrics import clean, evaluate
 from .models import build_model
-from .train import NonFiniteLoss, Record, pick_device, train
+from .train import NonFiniteLoss, Record, out_of_memory, pick_device, train
 
 CHECKPOINTS = Path("checkpoints")
 
@@ -50,6 +50,8 @@ def fit(cfg: Config, out: Path | None = None, label: str | None = None,
                 break
     except NonFiniteLoss as e:
         status, reason = "failed", str(e)
+    except torch.OutOfMemoryError:
+        status, reason = "failed", out_of_memory(cfg, device)
     except KeyboardInterrupt:
         status, reason = "stopped", f"interrupted after step {records[-1]['step'] if records else 0}"
     summary = summarise(cfg, model, data, records, status, reason, device, started, label)
@@ -60,7 +62,12 @@ def fit(cfg: Config, out: Path | None = None, label: str | None = None,
 
 def summarise(cfg, model, data, records, status, reason, device, started, label=None) -> dict:
     """summary.json: status, timing, the final test metrics and what rebuilding the model needs."""
-    metrics = clean(evaluate(model, data.test, cfg.temperature_end)) if records or status == "done" else {}
+    metrics = {}
+    if records or status == "done":
+        try:
+            metrics = clean(evaluate(model, data.test, cfg.temperature_end))
+        except torch.OutOfMemoryError:
+            reason = f"{reason + '; ' if reason else ''}no test metrics: {out_of_memory(cfg, device)}"
     train_s = records[-1]["seconds"] if records else 0.0
     steps_done = records[-1]["step"] if records else 0
     return {

@@ -48,6 +48,14 @@ class NonFiniteLoss(RuntimeError):
         self.step, self.good_step = step, good_step
 
 
+def out_of_memory(cfg, device) -> str:
+    """The reason a run that ran out of (GPU) memory gives, with what to change."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return (f"out of memory on {device} at batch_size {cfg.batch_size}, canvas {cfg.canvas}: lower batch_size, "
+            f"the image size or width, or train on the CPU (device=cpu); the weights so far are kept")
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """auto: CUDA, then MPS, then CPU."""
     if name == "auto":

@@ -254,3 +254,107 @@ def test_loss_explorer_plots_every_method_and_states_the_seed_slope(lab):
     assert not at.exception and len(at.get("plotly_chart")) == 4
     assert len(at.dataframe[0].value) == len(METHODS)
     assert any("≈ 90" in m.value for m in at.markdown)
+
+
+# --- hostile input and faults (issue 5) -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field, value", [("alpha", "2"), ("alpha", "nan"), ("lam", "0"), ("steps", "-5"),
+                                          ("steps", "abc"), ("lr", "inf"), ("gate", "bogus")])
+def test_bad_values_in_the_url_are_ignored_with_a_visible_note(lab, field, value):
+    """A shared link with a refused value: the field keeps its default, the sidebar says which value was ignored
+    and why, and the setup that remains is valid (Start enabled: never a NaN run)."""
+    at = app("app_pages/train.py", **{field: value})
+    notes = [w.value for w in at.sidebar.warning]
+    assert any(f"?{field}={value}" in n for n in notes), notes
+    assert at.get_by_key(field).value == getattr(Config(), field)
+    assert not labels(at)["start"]
+
+
+def test_inspect_takes_the_whole_hostile_corpus_in_one_upload(lab):
+    """Every file of the hostile corpus at once: refused ones get one error naming the file, the others their
+    overlay, masked image and histogram; the page survives and keeps going after a refusal. (.svg and .ico never
+    reach the page: the uploader's type filter refuses them in the browser, see test_browser.)"""
+    from test_hostile import CASES
+    CASES = [c for c in CASES if c[0].rsplit(".", 1)[1] in ui.IMAGE_TYPES]
+    assert len(CASES) >= 20
+    saved_run(lab)
+    at = app("app_pages/inspect_masks.py")
+    at.multiselect(key="samples").set_value([]).run()
+    files = [(name, make(), "application/octet-stream") for name, make, _ in CASES]
+    at.file_uploader(key="uploads").set_value(files).run()
+    assert not at.exception
+    refused = {name: why for name, _, why in CASES if why}
+    errors = [e.value for e in at.error]
+    assert len(errors) == len(refused)
+    for name, why in refused.items():
+        assert any(e.startswith(name) and why in e for e in errors), name
+    assert images(at) == 3 * (len(CASES) - len(refused))
+
+
+def test_a_malicious_checkpoint_in_checkpoints_is_refused_on_inspect(lab):
+    """A run folder whose model.pt would create a file when unpickled: Inspect shows an error, nothing runs."""
+    run_id = saved_run(lab)
+    proof = lab / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(proof), "w"))
+
+    import torch
+    torch.save({"classifier.head.weight": Payload()}, lab / "checkpoints" / run_id / "model.pt")
+    at = app("app_pages/inspect_masks.py")
+    assert not at.exception and any("nothing in the file was executed" in e.value for e in at.error)
+    assert not proof.exists()
+
+
+@pytest.mark.parametrize("error, shown", [(ValueError("boom in the worker"), "ValueError: boom in the worker"),
+                                          ("oom", "out of memory")])
+def test_a_worker_failure_is_shown_and_the_server_lives_on(lab, monkeypatch, error, shown):
+    """An exception (or an out-of-memory error) inside the training thread ends that run as 'failed' with the
+    reason on the page; the other pages still render and a new run can start."""
+    import torch
+
+    import masklab.train
+    calls = {"n": 0}
+    real = masklab.train.objective
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB") if error == "oom" else error
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(masklab.train, "objective", failing)
+    at = configure(app("app_pages/train.py"), device="cpu", **TINY)
+    at.button(key="start").click().run()
+    run = ui.manager().get(run_param(at))
+    assert run.join(60)
+    at.run()
+    assert not at.exception and status(at) == "failed"
+    assert any(shown in e.value for e in at.error), [e.value for e in at.error]
+    if error == "oom":
+        assert any("lower batch_size" in e.value for e in at.error)
+    assert (lab / "checkpoints" / run.id / "summary.json").is_file()       # the steps before the fault are kept
+    at.switch_page("app_pages/runs.py").run()
+    assert not at.exception
+    at.switch_page("app_pages/train.py").run()
+    assert not labels(at)["start"]
+
+
+def test_pause_and_stop_from_a_second_tab(lab):
+    """Two sessions on one run: the second pauses and stops it, the first sees it (one manager per server)."""
+    first = configure(app("app_pages/train.py"), device="cpu", **{**TINY, "steps": 100000})
+    first.button(key="start").click().run()
+    run_id = run_param(first)
+    run = ui.manager().get(run_id)
+    wait(lambda: run.view().step >= 2)
+    second = app("app_pages/train.py", run=run_id)
+    assert any(s.value == run_id for s in second.subheader)
+    second.button(key="pause").click().run()
+    wait(lambda: run.view().status == "paused")
+    first.run()
+    assert status(first) == "paused"
+    second.button(key="stop").click().run()
+    assert run.join(60)
+    first.run()
+    assert status(first) == "stopped" and not first.exception and not second.exception
