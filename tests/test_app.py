@@ -358,3 +358,11 @@ def test_pause_and_stop_from_a_second_tab(lab):
     assert run.join(60)
     first.run()
     assert status(first) == "stopped" and not first.exception and not second.exception
+
+
+@pytest.mark.parametrize("bad", ["../../etc", "/etc/passwd", "..", "no-such-run"])
+def test_inspect_ignores_a_checkpoint_outside_the_list(lab, bad):
+    """?checkpoint= can only pick a folder listed under checkpoints/: anything else falls back to a listed one."""
+    run_id = saved_run(lab)
+    at = app("app_pages/inspect_masks.py", checkpoint=bad)
+    assert not at.exception and at.get_by_key("checkpoint").value == run_id

@@ -188,6 +188,32 @@ def test_upload_a_photo_on_inspect(lab, shots):
     assert exceptions(page) == []
 
 
+def test_bad_uploads_are_refused_in_one_line_and_a_good_one_still_works(lab, shots):
+    """HTML renamed .png and a truncated JPEG reach the server and are refused with one line each; an SVG is
+    refused by the uploader itself; a real photo uploaded with them is still masked. No exception anywhere."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+    page, base, cwd = lab
+    bad_html, truncated, svg, good = (cwd / n for n in ("page.png", "cut.jpg", "drawing.svg", "flower.jpg"))
+    bad_html.write_text("<!doctype html><html><body>not an image</body></html>")
+    Image.fromarray(load_sample_image("flower.jpg")).save(good)
+    truncated.write_bytes(good.read_bytes()[:5000])
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>')
+    page.goto(base + "inspect")
+    settle(page)
+    images = page.locator("[data-testid='stImage']")
+    expect(images).to_have_count(6)
+    page.locator("input[type=file]").first.set_input_files([str(bad_html), str(truncated), str(good)])
+    alerts = page.locator("[data-testid='stAlertContentError']")
+    expect(alerts.filter(has_text="page.png: not an image")).to_have_count(1)
+    expect(alerts.filter(has_text="cut.jpg: damaged or truncated")).to_have_count(1)
+    expect(images).to_have_count(9)                                 # flower.jpg: input, overlay, masked
+    page.locator("input[type=file]").first.set_input_files(str(svg))
+    expect(page.get_by_text(re.compile(r"svg.*not allowed|not allowed.*svg", re.I)).first).to_be_visible()
+    page.screenshot(path=shots / "inspect-bad-uploads.png", full_page=True)
+    assert exceptions(page) == []
+
+
 def test_the_url_reproduces_a_setup_and_follows_edits(lab):
     """Opening a URL with config fields sets the widgets; editing a widget writes it back into the URL."""
     page, base, _ = lab

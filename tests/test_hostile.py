@@ -288,3 +288,10 @@ def test_killing_the_process_during_a_save_keeps_the_previous_checkpoint(trained
     assert diffs <= {0.0, 1.0}                                    # wholly old or wholly new weights
     leftovers = [p.name for p in run.iterdir() if p.name.endswith(".tmp")]
     assert all(p.startswith(".") for p in leftovers)              # at most a hidden temp file, never loaded
+
+
+def test_the_upload_limit_is_configured_and_matches_the_library():
+    """.streamlit/config.toml caps uploads at the same size open_image accepts (the browser refuses larger)."""
+    import tomllib
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 2**20 == MAX_BYTES
