@@ -11,6 +11,8 @@ st.navigation([
             help="All runs, live and saved: compare curves, configs and accuracy against area; download or delete."),
     st.Page("app_pages/inspect_masks.py", title="Inspect", icon=":material/image_search:", url_path="inspect",
             help="Mask your own images or test samples with a checkpoint: overlay, predictions, kept area."),
+    st.Page("app_pages/sweeps.py", title="Sweeps", icon=":material/grid_on:",
+            help="Grids of α, β, λ, area target …: launch on Ray Tune, read heatmaps and the Pareto front."),
     st.Page("app_pages/loss_explorer.py", title="Loss explorer", icon=":material/ssid_chart:",
             help="Per-pixel loss and gradient of every method against the mask and the logit."),
 ]).run()

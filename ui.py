@@ -569,3 +569,44 @@ def explorer_figures(methods: list, knobs) -> list[go.Figure]:
                 figs[3].add_vrect(x0=lo, x1=hi, fillcolor=colour, opacity=0.08, line_width=0,
                                   annotation_text=f"{name}: zero gradient", annotation_position="top left")
     return figs
+
+
+# --- sweeps ------------------------------------------------------------------------------------------------
+
+SWEEPS = Path("sweeps")
+SWEEP_METRICS = {"accuracy_hard": "accuracy (hard mask)", "area": "area kept", "bimodality": "bimodality"}
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda jobs: [j.stop() for j in jobs.values()])
+def sweep_jobs() -> dict:
+    """Sweeps launched from this server: name -> SweepJob (one runs at a time; they share the CPU with runs)."""
+    return {}
+
+
+def sweep_heatmap(rows: list[dict], x: str, y: str, metric: str) -> go.Figure:
+    """Mean of `metric` over trials (seeds, samples) per (x, y) cell; ✕ marks cells where a trial collapsed."""
+    xs = sorted({r[x] for r in rows if r.get(x) is not None}, key=_order)
+    ys = sorted({r[y] for r in rows if r.get(y) is not None}, key=_order) if y != x else [""]
+    z = np.full((len(ys), len(xs)), np.nan)
+    marks = [["" for _ in xs] for _ in ys]
+    for j, yv in enumerate(ys):
+        for i, xv in enumerate(xs):
+            cell = [r for r in rows if r.get(x) == xv and (y == x or r.get(y) == yv)]
+            values = [r[metric] for r in cell if isinstance(r.get(metric), (int, float))]
+            if values:
+                z[j, i] = float(np.mean(values))
+            if any(r.get("collapsed") in (True, "True") for r in cell):
+                marks[j][i] = "✕ collapsed"
+    text = [[(f"{z[j, i]:.3f}" if np.isfinite(z[j, i]) else "") + (f"<br>{marks[j][i]}" if marks[j][i] else "")
+             for i in range(len(xs))] for j in range(len(ys))]
+    fig = go.Figure(go.Heatmap(x=[str(v) for v in xs], y=[str(v) for v in ys], z=z, text=text,
+                               texttemplate="%{text}", colorscale="RdBu" if metric != "area" else "Blues",
+                               zmin=0, zmax=1, hovertemplate=f"{x} %{{x}}<br>{y} %{{y}}<br>{metric} %{{z:.3f}}"
+                                                             "<extra></extra>"))
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), title=SWEEP_METRICS.get(metric, metric),
+                      xaxis_title=x, yaxis_title=y if y != x else "", xaxis_type="category", yaxis_type="category")
+    return fig
+
+
+def _order(v):
+    return (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))

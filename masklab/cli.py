@@ -46,7 +46,7 @@ def check_options(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m masklab", description=ABOUT,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,mask,bench}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,mask,bench,sweep}")
 
     train = sub.add_parser("train", help="train one run and write its run folder",
                            description=ABOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,7 +80,39 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--methods", nargs="+", choices=list(PRESETS), help="presets to run (default all)")
     bench.add_argument("--out", type=Path, default=Path("bench"), help="output folder (default bench/)")
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+
+    sweep = sub.add_parser("sweep", help="a grid / random search of trials on Ray Tune (or sequentially)",
+                           epilog=SWEEP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS), help="base method preset")
+    sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...",
+                       help="a grid axis, e.g. alpha=0.5,0.7,0.9 (repeatable; trials = product of the axes)")
+    sweep.add_argument("--random", action="append", default=[], metavar="FIELD=DIST:ARGS",
+                       help="a random axis: uniform:LO:HI, loguniform:LO:HI or choice:A,B (drawn per sample)")
+    sweep.add_argument("--set", action="append", default=[], metavar="FIELD=V",
+                       help="fix a config field for every trial, e.g. steps=600 (repeatable)")
+    sweep.add_argument("--seeds", type=int, default=1, help="seeds per grid point (default 1)")
+    sweep.add_argument("--samples", type=int, default=1, help="repeat the grid K times with fresh random draws")
+    sweep.add_argument("--address", help="Ray cluster address, e.g. ray://HOST:10001 (default: a local instance)")
+    sweep.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs (torch threads) per trial (default 1)")
+    sweep.add_argument("--gpus-per-trial", type=float, default=0, help="GPUs per trial (default 0)")
+    sweep.add_argument("--backend", choices=["ray", "sequential"], default="ray",
+                       help="ray (default) or sequential: the same trials one after another, no Ray")
+    sweep.add_argument("--no-early-stop", action="store_true", help="run collapsed trials to the end")
+    sweep.add_argument("--name", help="sweep name (default <time>-<preset>); trials are <name>-tNNN")
+    sweep.add_argument("--out", type=Path, help="sweep folder (default sweeps/<name>)")
+    sweep.add_argument("--root", type=Path, default=Path("checkpoints"), help="where trial run folders go")
     return parser
+
+
+SWEEP_HELP = """\
+Every trial is a normal run folder in --root (open it in the app's Runs / Inspect pages); the sweep folder
+gets sweep.json, sweep.csv (config fields + final metrics per trial) and SWEEP.md. A trial whose mask kept
+nothing for the last 10% of its steps is stopped early (status stopped, reason says so).
+
+Examples:
+  python -m masklab sweep --preset seed --grid alpha=0.5,0.7,0.9 --grid beta=0.01,0.1,1 --set steps=600
+  python -m masklab sweep --grid area_target=0.02,0.04,0.08 --seeds 3 --address ray://head:10001 --gpus-per-trial 1
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataError
     from .images import ImageError
     try:
-        return {"train": cmd_train, "eval": cmd_eval, "mask": cmd_mask, "bench": cmd_bench}[args.command](args)
+        return {"train": cmd_train, "eval": cmd_eval, "mask": cmd_mask, "bench": cmd_bench,
+                "sweep": cmd_sweep}[args.command](args)
     except (UserError, ConfigError, DataError, CheckpointError, ImageError) as e:
         print(f"masklab: error: {e}", file=sys.stderr)
         return 2
@@ -98,6 +131,30 @@ def main(argv: list[str] | None = None) -> int:
             print(f"masklab: error: {e}", file=sys.stderr)
             return 2
         raise
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import make_plan, run_sweep
+    overrides = {}
+    for item in args.set:
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise UserError(f"--set {item!r}: expected FIELD=VALUE")
+        overrides[name.strip()] = value
+    plan = make_plan(args.preset, args.grid, args.random, args.seeds, args.samples, overrides, args.name)
+    out = args.out or Path("sweeps") / plan.name
+    print(f"sweep {plan.name}: {len(plan.trials)} trials of {args.preset} over "
+          f"{', '.join(plan.swept) or 'nothing (one config)'} on {args.backend}"
+          + (f" at {args.address}" if args.address else ""), flush=True)
+
+    def on_trial(i, row):
+        m = " ".join(f"{k} {row[k]:.3f}" for k in ("accuracy_hard", "area") if isinstance(row.get(k), float))
+        print(f"  trial {i}: {row['status']}{' (stopped early)' if row.get('stopped_early') else ''} {m}", flush=True)
+
+    rows = run_sweep(plan, args.root, out, args.backend, args.address, args.cpus_per_trial,
+                     args.gpus_per_trial, not args.no_early_stop, on_trial)
+    print(f"wrote {out / 'sweep.csv'} ({len(rows)} trials) and {out / 'SWEEP.md'}")
+    return 0 if len(rows) == len(plan.trials) else 1
 
 
 def config_from_args(args) -> Config:

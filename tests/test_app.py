@@ -23,7 +23,7 @@ from masklab.config import Config, preset  # noqa: E402
 from masklab.runs import fit  # noqa: E402
 
 TINY = dict(canvas=32, clutter=2, batch_size=8, steps=12, log_every=2, test_size=40, width=4, classifier_width=4)
-PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/runs.py", "app_pages/inspect_masks.py",
+PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/runs.py", "app_pages/inspect_masks.py", "app_pages/sweeps.py",
          "app_pages/loss_explorer.py"]
 
 

@@ -21,7 +21,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-q
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TINY = dict(canvas=32, clutter=2, batch_size=8, log_every=2, test_size=40, width=4, classifier_width=4,
             device="cpu")
-PAGES = ["", "train", "runs", "inspect", "loss_explorer"]
+PAGES = ["", "train", "runs", "inspect", "sweeps", "loss_explorer"]
 
 try:
     from playwright.sync_api import expect, sync_playwright

@@ -9,7 +9,6 @@ Playwright (requirements-dev.txt). Prints one JSON object; the numbers in issue 
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
