@@ -175,6 +175,7 @@ def run_trial(cfg_json: str, run_dir: str, threads: int = 0, early_stop: bool = 
     """One trial: fit() into run_dir, stopping early on a lasting collapse; returns its sweep.csv row."""
     import torch
 
+    from .checkpoint import write_atomic
     from .runs import fit
     if threads:
         torch.set_num_threads(threads)
@@ -194,7 +195,7 @@ def run_trial(cfg_json: str, run_dir: str, threads: int = 0, early_stop: bool = 
     path, summary = fit(cfg, out=Path(run_dir), on_record=on_record, should_stop=should_stop)
     if stopped["early"]:
         summary["reason"] = f"stopped early: the mask kept nothing from step {records[-1].step} on (collapsed)"
-        (path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_atomic(path / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     return {"run": path.name, "status": summary["status"], "reason": summary["reason"] or "",
             "steps_done": summary["steps_done"], "wall_s": round(time.time() - started, 2),
             "stopped_early": stopped["early"], **{m: summary["metrics"].get(m) for m in METRIC_NAMES}}
@@ -251,6 +252,8 @@ def _run_ray(plan, root, out, address, cpus, gpus, early_stop, finished, should_
     except ImportError:
         raise SweepError(RAY_HINT) from None
     import masklab
+
+    from ._ray_hooks import ACTIVE, Collect, StopAll
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     package = Path(masklab.__file__).parent
@@ -273,21 +276,15 @@ def _run_ray(plan, root, out, address, cpus, gpus, early_stop, finished, should_
                       "threads": max(1, int(cpus))} for i, c in enumerate(plan.trials)}
         trainable = tune.with_resources(lambda p: _ray_trainable(params[p["index"]]), {"cpu": cpus, "gpu": gpus})
 
-        class Collect(tune.Callback):
-            def on_trial_result(self, iteration, trials, trial, result, **info):
-                if result.get("done"):
-                    finished(trial.config["index"], {k: result.get(k) for k in (*TRIAL_COLUMNS[1:], *METRIC_NAMES)})
-
-            def on_step_end(self, iteration, trials, **info):
-                if should_stop and should_stop():
-                    raise KeyboardInterrupt        # Tune ends the experiment and its trials cleanly
-
         tuner = tune.Tuner(trainable, param_space=space,
                            tune_config=tune.TuneConfig(max_concurrent_trials=None, reuse_actors=False),
                            run_config=tune.RunConfig(name=plan.name, storage_path=str(out / "ray"), verbose=0,
-                                                     callbacks=[Collect()], log_to_file=False))
+                                                     callbacks=[Collect(plan.name)], stop=StopAll(plan.name),
+                                                     log_to_file=False))
+        ACTIVE[plan.name] = (finished, should_stop, (*TRIAL_COLUMNS[1:], *METRIC_NAMES))
         tuner.fit()
     finally:
+        ACTIVE.pop(plan.name, None)
         if started_here:
             ray.shutdown()
 

@@ -2,6 +2,7 @@
 end to end on a tiny 2x2 grid, the early stop of collapsed trials, and the Sweeps page."""
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,17 @@ def test_the_sweeps_page_launches_watches_and_links_trials(tmp_path, monkeypatch
             job.stop()
             job.join(60)
         st.cache_resource.clear()
+
+
+def test_a_background_sweep_stops_between_trials(tmp_path):
+    """SweepJob.stop(): the trial under way finishes and is saved, no new one starts, status 'stopped'."""
+    from masklab.sweep import SweepJob
+    plan = make_plan("seed", ["alpha=0.1,0.2,0.3,0.4,0.5,0.6"], overrides={**TINY, "steps": "40"}, name="stop")
+    job = SweepJob(plan, tmp_path / "ck", tmp_path / "sw", "sequential").start()
+    deadline = time.monotonic() + 60
+    while not job.rows() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.stop()
+    assert job.join(60) and job.status == "stopped" and job.error is None
+    assert 1 <= len(job.rows()) < 6
+    assert len(read_sweep(tmp_path / "sw")[1]) == len(job.rows())
