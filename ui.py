@@ -19,7 +19,7 @@ from masklab.config import (DEFAULT_PRESET, DEVICE_NAMES, FIELD_NAMES, GATE_NAME
                             Config, ConfigError)
 from masklab.data import open_data
 from masklab.explain import Collapse, collapse
-from masklab.images import overlay, run_mask, to_uint8
+from masklab.images import ACCEPTED, overlay, run_mask, to_uint8
 from masklab.live import BINS, PROBE, RunManager, RunView, Snapshot
 
 REFRESH_S = 1.0                 # live panels poll their run this often
@@ -503,7 +503,8 @@ def expects(model, size, names) -> str:
     fit = f"resized to fit {size[1]}×{size[0]} pixels keeping their aspect ratio" if size else "kept at their size"
     classes = f"{', '.join(names[:10])}{'…' if len(names) > 10 else ''}"
     return (f"This model classifies {len(names)} classes ({classes}). Uploads are converted to {mode} "
-            f"(transparent pixels become black, as masked pixels are) and {fit}.")
+            f"(transparent pixels become black, as masked pixels are) and {fit}. Accepted: {ACCEPTED}; EXIF "
+            f"orientation is honoured.")
 
 
 def inspect_image(name: str, x: torch.Tensor, model, cfg: Config, names: list[str], threshold: float,
