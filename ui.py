@@ -585,7 +585,8 @@ def sweep_jobs() -> dict:
 
 
 def sweep_heatmap(rows: list[dict], x: str, y: str, metric: str) -> go.Figure:
-    """Mean of `metric` over trials (seeds, samples) per (x, y) cell; ✕ marks cells where a trial collapsed."""
+    """Mean of `metric` over trials (seeds, samples) per (x, y) cell; ✕ marks cells where a trial collapsed, to an
+    all-0 mask (keeps nothing) or an all-1 mask (keeps everything: no sparsity)."""
     xs = sorted({r[x] for r in rows if r.get(x) is not None}, key=_order)
     ys = sorted({r[y] for r in rows if r.get(y) is not None}, key=_order) if y != x else [""]
     z = np.full((len(ys), len(xs)), np.nan)
@@ -596,8 +597,10 @@ def sweep_heatmap(rows: list[dict], x: str, y: str, metric: str) -> go.Figure:
             values = [r[metric] for r in cell if isinstance(r.get(metric), (int, float))]
             if values:
                 z[j, i] = float(np.mean(values))
-            if any(r.get("collapsed") in (True, "True") for r in cell):
-                marks[j][i] = "✕ collapsed"
+            collapsed = [r for r in cell if r.get("collapsed") in (True, "True")]
+            if collapsed:
+                ends = {"all-0" if (r.get("area") or 0) < 0.5 else "all-1" for r in collapsed}
+                marks[j][i] = "✕ " + "/".join(sorted(ends))
     text = [[(f"{z[j, i]:.3f}" if np.isfinite(z[j, i]) else "") + (f"<br>{marks[j][i]}" if marks[j][i] else "")
              for i in range(len(xs))] for j in range(len(ys))]
     fig = go.Figure(go.Heatmap(x=[str(v) for v in xs], y=[str(v) for v in ys], z=z, text=text,

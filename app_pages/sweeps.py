@@ -49,7 +49,7 @@ with st.expander("Launch a sweep", expanded=not live and not saved_sweeps(ui.SWE
                  disabled=plan is None or bool(live) or (backend == "ray" and not has_ray),
                  help="One sweep at a time per server."):
         jobs[plan.name] = SweepJob(plan, ui.CHECKPOINTS, ui.SWEEPS / plan.name, backend, float(cpus)).start()
-        st.session_state["sweep-show"] = plan.name
+        st.session_state["sweep"] = plan.name
         st.rerun()
 
 names = [n for n in jobs if n not in saved_sweeps(ui.SWEEPS)] + saved_sweeps(ui.SWEEPS)
@@ -57,9 +57,8 @@ if not names:
     st.info("No sweeps yet: launch one above. A 3×3 α×β grid of the seed preset shows where it collapses.",
             icon=":material/info:")
     st.stop()
-if st.session_state.get("sweep-show") not in names:
-    st.session_state["sweep-show"] = names[0]
-shown = st.selectbox("Sweep", names, key="sweep-show")
+shown = st.selectbox("Sweep", names, key="sweep", bind="query-params",
+                     help=f"Sweeps launched here and sweep folders under {ui.SWEEPS}/ (newest first).")
 
 
 @st.fragment(run_every=2.0 if shown in jobs and jobs[shown].alive else None)
@@ -87,12 +86,13 @@ def panel(name: str) -> None:
         st.info("Trials appear here as they finish.", icon=":material/hourglass_top:")
         return
     axes = [a for a in swept if a != "seed"] or swept or ["trial"]
-    x = st.selectbox("Heatmap x", axes, key=f"hx-{name}")
-    y = st.selectbox("Heatmap y", axes, index=min(1, len(axes) - 1), key=f"hy-{name}")
+    left, right = st.columns(2)
+    x = left.selectbox("Heatmap x", axes, key=f"hx-{name}")
+    y = right.selectbox("Heatmap y", axes, index=min(1, len(axes) - 1), key=f"hy-{name}")
     for col, metric in zip(st.columns(3), ui.SWEEP_METRICS):
         col.plotly_chart(ui.sweep_heatmap(rows, x, y, metric), key=f"heat-{metric}")
     st.caption("Cells average the trials (seeds) that share their values; ✕ marks a cell where a trial's mask "
-               "collapsed (area < 0.5%).")
+               "collapsed: all-0 keeps nothing (area < 0.5%), all-1 keeps everything (area > 95%, no sparsity).")
     front = {r["run"] for r in pareto(rows)}
     points = [{"run": r["run"], "area": r.get("area"), "accuracy": r.get("accuracy_hard"),
                "collapsed": r.get("collapsed") in (True, "True"), "created": True} for r in rows]

@@ -246,6 +246,10 @@ def run_sweep(plan: Plan, root: Path, out: Path, backend: str = "ray", address: 
 
 
 def _run_ray(plan, root, out, address, cpus, gpus, early_stop, finished, should_stop) -> None:
+    if not address:
+        # A local instance binds to the loopback address only (Ray's default on Linux is the machine's network
+        # address); read by Ray when it is first imported.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
         from ray import tune
@@ -266,8 +270,7 @@ def _run_ray(plan, root, out, address, cpus, gpus, early_stop, finished, should_
             os.environ["PYTHONPATH"] = os.pathsep.join([str(package.parent), *filter(None, paths)])
     started_here = not ray.is_initialized()
     if started_here:
-        local = dict(num_cpus=_cpus(), include_dashboard=False, dashboard_host="127.0.0.1",
-                     _node_ip_address="127.0.0.1") if not address else {}
+        local = dict(num_cpus=_cpus(), include_dashboard=False, dashboard_host="127.0.0.1") if not address else {}
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, configure_logging=False,
                  logging_level="ERROR", **local)
     try:
