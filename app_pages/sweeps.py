@@ -58,7 +58,7 @@ if not names:
             icon=":material/info:")
     st.stop()
 shown = st.selectbox("Sweep", names, key="sweep", bind="query-params",
-                     help=f"Sweeps launched here and sweep folders under {ui.SWEEPS}/ (newest first).")
+                     help=f"Sweeps launched here and sweep folders under {ui.SWEEPS}/.")
 
 
 @st.fragment(run_every=2.0 if shown in jobs and jobs[shown].alive else None)

@@ -431,9 +431,9 @@ def ray_available() -> bool:
 
 
 def saved_sweeps(folder: Path) -> list[str]:
-    """Names of sweep folders (with sweep.json) under `folder`, newest first."""
+    """Names of sweep folders (with sweep.json) under `folder`, in reverse name order: deterministic after a
+    clone (file times are not), and the default <time>-<preset> names come newest first."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if (p / "sweep.json").is_file()]
-    return [p.name for p in sorted(found, key=lambda p: (p / "sweep.json").stat().st_mtime, reverse=True)]
+    return sorted((p.name for p in folder.iterdir() if (p / "sweep.json").is_file()), reverse=True)
