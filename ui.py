@@ -356,8 +356,7 @@ def histograms_figure(snapshot: Snapshot, snapshots: tuple[Snapshot, ...], thres
 
 def pareto_figure(rows: list[dict], selected: list[str]) -> go.Figure:
     """Test accuracy against area kept for every finished run (x: collapsed), the Pareto front of the runs that
-    did not collapse (more accuracy
-    for less area) as a line, the selected runs in red."""
+    did not collapse (more accuracy for less area) as a line, the selected runs in red."""
     pts = sorted((r["area"], r["accuracy"], r["run"], bool(r.get("collapsed"))) for r in rows
                  if r.get("created") and r.get("area") is not None and r.get("accuracy") is not None)
     front, best = [], -1.0
