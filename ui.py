@@ -21,6 +21,7 @@ from masklab.data import open_data
 from masklab.explain import Collapse, collapse
 from masklab.images import ACCEPTED, overlay, run_mask, to_uint8
 from masklab.live import BINS, PROBE, RunManager, RunView, Snapshot
+from masklab.sweep import pareto
 
 REFRESH_S = 1.0                 # live panels poll their run this often
 CHECKPOINTS = Path("checkpoints")
@@ -357,13 +358,9 @@ def histograms_figure(snapshot: Snapshot, snapshots: tuple[Snapshot, ...], thres
 def pareto_figure(rows: list[dict], selected: list[str]) -> go.Figure:
     """Test accuracy against area kept for every finished run (x: collapsed), the Pareto front of the runs that
     did not collapse (more accuracy for less area) as a line, the selected runs in red."""
-    pts = sorted((r["area"], r["accuracy"], r["run"], bool(r.get("collapsed"))) for r in rows
-                 if r.get("created") and r.get("area") is not None and r.get("accuracy") is not None)
-    front, best = [], -1.0
-    for area, acc, _, collapsed in pts:
-        if acc > best and not collapsed:                 # a collapsed mask is no trade-off worth drawing
-            front.append((area, acc))
-            best = acc
+    done = [r for r in rows if r.get("created") and r.get("area") is not None and r.get("accuracy") is not None]
+    pts = sorted((r["area"], r["accuracy"], r["run"], bool(r.get("collapsed"))) for r in done)
+    front = [(r["area"], r["accuracy"]) for r in pareto(done, accuracy="accuracy")]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers", name="runs",
                              text=[p[2] for p in pts], hovertemplate="%{text}<br>area %{x:.1%}<br>acc %{y:.1%}",

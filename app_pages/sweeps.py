@@ -5,14 +5,16 @@ import streamlit as st
 
 import ui
 from masklab.config import FIELD_NAMES, PRESETS, ConfigError
-from masklab.sweep import RAY_HINT, SweepJob, make_plan, pareto, ray_available, read_sweep, saved_sweeps
+from masklab.sweep import (RAY_HINT, SweepJob, make_plan, pareto, parse_sets, ray_available, read_sweep,
+                           saved_sweeps)
 
 st.title("Sweeps")
 jobs = ui.sweep_jobs()
 live = [j for j in jobs.values() if j.alive]
 has_ray = ray_available()
+saved = saved_sweeps(ui.SWEEPS)
 
-with st.expander("Launch a sweep", expanded=not live and not saved_sweeps(ui.SWEEPS), icon=":material/grid_on:"):
+with st.expander("Launch a sweep", expanded=not live and not saved, icon=":material/grid_on:"):
     left, mid, right = st.columns(3)
     preset = left.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("seed"), key="sweep-preset",
                             help="The method every trial starts from; the axes below override its fields.")
@@ -32,10 +34,7 @@ with st.expander("Launch a sweep", expanded=not live and not saved_sweeps(ui.SWE
                           help="FIELD=VALUE pairs (space-separated) applied to every trial, like --set on the CLI.")
     grids = [f"{axis_x}={values_x}"] + ([f"{axis_y}={values_y}"] if axis_y != "(none)" else [])
     try:
-        pairs = [p.partition("=") for p in fixed.split()]
-        if any(not eq for _, eq, _ in pairs):
-            raise ConfigError("fixed fields: write FIELD=VALUE pairs separated by spaces")
-        overrides = {"steps": str(steps), **{k: v for k, _, v in pairs}}
+        overrides = {"steps": str(steps), **parse_sets(fixed.split(), "fixed fields:")}
         plan = make_plan(preset, grids, seeds=int(seeds), overrides=overrides)
     except ConfigError as e:
         plan = None
@@ -52,7 +51,7 @@ with st.expander("Launch a sweep", expanded=not live and not saved_sweeps(ui.SWE
         st.session_state["sweep"] = plan.name
         st.rerun()
 
-names = [n for n in jobs if n not in saved_sweeps(ui.SWEEPS)] + saved_sweeps(ui.SWEEPS)
+names = [n for n in jobs if n not in saved] + saved
 if not names:
     st.info("No sweeps yet: launch one above. A 3×3 α×β grid of the seed preset shows where it collapses.",
             icon=":material/info:")

@@ -134,14 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import make_plan, run_sweep
-    overrides = {}
-    for item in args.set:
-        name, eq, value = item.partition("=")
-        if not eq:
-            raise UserError(f"--set {item!r}: expected FIELD=VALUE")
-        overrides[name.strip()] = value
-    plan = make_plan(args.preset, args.grid, args.random, args.seeds, args.samples, overrides, args.name)
+    from .sweep import make_plan, parse_sets, run_sweep
+    plan = make_plan(args.preset, args.grid, args.random, args.seeds, args.samples, parse_sets(args.set), args.name)
     out = args.out or Path("sweeps") / plan.name
     print(f"sweep {plan.name}: {len(plan.trials)} trials of {args.preset} over "
           f"{', '.join(plan.swept) or 'nothing (one config)'} on {args.backend}"

@@ -25,13 +25,14 @@ CHECKPOINTS = Path("checkpoints")
 
 def fit(cfg: Config, out: Path | None = None, label: str | None = None,
         on_record: Callable[[Record], None] | None = None,
-        should_stop: Callable[[], bool] | None = None, root: Path = CHECKPOINTS) -> tuple[Path, dict]:
+        should_stop: Callable[[], bool | str] | None = None, root: Path = CHECKPOINTS) -> tuple[Path, dict]:
     """Train cfg to completion (or stop / failure), evaluate on the test set and write the run folder.
 
     Args:
         out: the run folder; default root/<run-id>.
         label: names the run id (a preset name, say); default the gate.
-        on_record, should_stop: called after each record; a True from should_stop ends the run as 'stopped'.
+        on_record, should_stop: called after each record; a true value from should_stop ends the run as
+            'stopped' (a string is kept as the reason).
     Returns (run folder, summary dict).
     """
     started = time.time()
@@ -45,8 +46,10 @@ def fit(cfg: Config, out: Path | None = None, label: str | None = None,
             records.append(record.to_dict())
             if on_record:
                 on_record(record)
-            if should_stop and should_stop():
-                status, reason = "stopped", f"stopped at step {record.step} of {cfg.steps}"
+            why = should_stop() if should_stop else None
+            if why:
+                status = "stopped"
+                reason = why if isinstance(why, str) else f"stopped at step {record.step} of {cfg.steps}"
                 break
     except NonFiniteLoss as e:
         status, reason = "failed", str(e)

@@ -75,6 +75,17 @@ def parse_random(spec: str) -> Axis:
     return Axis(name, (), kind, low, high)
 
 
+def parse_sets(items: list[str], flag: str = "--set") -> dict[str, str]:
+    """['steps=600', 'lr=1e-3'] -> {'steps': '600', 'lr': '1e-3'} (values parsed later, by the Config)."""
+    sets = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise SweepError(f"{flag} {item!r}: expected FIELD=VALUE")
+        sets[name.strip()] = value
+    return sets
+
+
 def _values(name: str, text: str, spec: str, flag: str) -> tuple:
     try:
         return tuple(_parse(name, v) for v in text.split(",") if v.strip())
@@ -175,7 +186,6 @@ def run_trial(cfg_json: str, run_dir: str, threads: int = 0, early_stop: bool = 
     """One trial: fit() into run_dir, stopping early on a lasting collapse; returns its sweep.csv row."""
     import torch
 
-    from .checkpoint import write_atomic
     from .runs import fit
     if threads:
         torch.set_num_threads(threads)
@@ -189,13 +199,10 @@ def run_trial(cfg_json: str, run_dir: str, threads: int = 0, early_stop: bool = 
 
     def should_stop():
         stopped["early"] = early_stop and collapsed_for_long(cfg, records)
-        return stopped["early"]
+        return stopped["early"] and f"stopped early: the mask kept nothing from step {records[-1].step} on (collapsed)"
 
     started = time.time()
     path, summary = fit(cfg, out=Path(run_dir), on_record=on_record, should_stop=should_stop)
-    if stopped["early"]:
-        summary["reason"] = f"stopped early: the mask kept nothing from step {records[-1].step} on (collapsed)"
-        write_atomic(path / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     return {"run": path.name, "status": summary["status"], "reason": summary["reason"] or "",
             "steps_done": summary["steps_done"], "wall_s": round(time.time() - started, 2),
             "stopped_early": stopped["early"], **{m: summary["metrics"].get(m) for m in METRIC_NAMES}}
@@ -226,7 +233,7 @@ def run_sweep(plan: Plan, root: Path, out: Path, backend: str = "ray", address: 
     started = time.time()
 
     def finished(i: int, row: dict) -> None:
-        rows[i] = {"trial": i, **_fields(plan.trials[i]), **row}
+        rows[i] = {"trial": i, **plan.trials[i].to_dict(), **row}
         write_results(plan, [r for r in rows if r is not None], out)
         if on_trial:
             on_trial(i, rows[i])
@@ -299,15 +306,12 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _fields(cfg: Config) -> dict:
-    return {name: getattr(cfg, name) for name in FIELD_NAMES}
-
-
 def write_results(plan: Plan, rows: list[dict], out: Path, wall_s: float | None = None,
                   backend: str | None = None) -> None:
     """sweep.csv (all rows so far, by trial) and SWEEP.md (the swept fields, metrics, best trials)."""
     rows = sorted(rows, key=lambda r: r["trial"])
-    columns = ["trial", *plan.swept, *TRIAL_COLUMNS[1:], *METRIC_NAMES, *[f for f in FIELD_NAMES if f not in plan.swept]]
+    fixed = [f for f in FIELD_NAMES if f not in plan.swept]
+    columns = ["trial", *plan.swept, *TRIAL_COLUMNS[1:], *METRIC_NAMES, *fixed]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -332,17 +336,15 @@ def summary_markdown(plan: Plan, rows: list[dict], wall_s: float | None, backend
 
 
 def _cell(v) -> str:
-    if v is None or v == "":
-        return "–"
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    return "–" if v is None or v == "" else _short(v)
 
 
-def pareto(rows: list[dict]) -> list[dict]:
-    """Trials not dominated in (lower area, higher accuracy_hard), collapsed or unfinished ones excluded."""
-    ok = [r for r in rows if r.get("area") is not None and r.get("accuracy_hard") is not None
+def pareto(rows: list[dict], accuracy: str = "accuracy_hard") -> list[dict]:
+    """Rows not dominated in (lower area, higher `accuracy`), by area; collapsed or unfinished ones excluded."""
+    ok = [r for r in rows if r.get("area") is not None and r.get(accuracy) is not None
           and not _truthy(r.get("collapsed"))]
-    return sorted((r for r in ok if not any(o["area"] <= r["area"] and o["accuracy_hard"] >= r["accuracy_hard"]
-                                            and (o["area"], o["accuracy_hard"]) != (r["area"], r["accuracy_hard"])
+    return sorted((r for r in ok if not any(o["area"] <= r["area"] and o[accuracy] >= r[accuracy]
+                                            and (o["area"], o[accuracy]) != (r["area"], r[accuracy])
                                             for o in ok)), key=lambda r: r["area"])
 
 
