@@ -41,7 +41,7 @@ class Config:
     hard_forward: bool = _f(True, "straight-through: the classifier sees exactly 0/1 while training "
                             "(concrete gates); backward goes through the relaxation")
     width: int = _f(16, "channels of the attention branch")
-    mask_stride: int = _f(1, "compute mask logits at 1/stride resolution, then upsample (nearest)")
+    mask_stride: int = _f(2, "compute mask logits at 1/stride resolution, then upsample (nearest)")
     init_bias: float = _f(2.0, "initial bias of the mask logits (> 0: gates start open)")
     classifier_width: int = _f(32, "channels of the classifier's first conv (then 2x, 2x)")
     # mask objective: L = CE + beta * L_mask + multiplier * (area - target) + tv * TV(m)
@@ -50,19 +50,19 @@ class Config:
     beta: float = _f(0.1, "weight of the mask penalty (cross-entropy has weight 1)")
     lam: float = _f(1e-3, "seed loss: lambda, the constant inside log(m + lambda) for numerical stability")
     constraint: bool = _f(True, "target-area constraint with a Lagrange multiplier (dual ascent, >= 0)")
-    area_target: float = _f(0.04, "final fraction of pixels to keep (constraint / sorted_area)")
+    area_target: float = _f(0.045, "final fraction of pixels to keep (constraint / sorted_area)")
     warmup: float = _f(0.1, "fraction of training before the anneal starts: the mask is on but its target stays "
                        "1.0, so the classifier learns before any pressure to close gates")
     anneal_frac: float = _f(0.5, "fraction of training, after the warm-up, over which the target falls from 1.0 "
                             "to area_target")
-    dual_lr: float = _f(0.1, "multiplier step: multiplier += dual_lr * (area - target), clamped at 0")
+    dual_lr: float = _f(1.0, "multiplier step: multiplier += dual_lr * (area - target), clamped at 0")
     tv: float = _f(0.0, "weight of the total-variation term (contiguous masks)")
     bimodal: float = _f(0.0, "weight of the bimodality term mean(m * (1 - m)) on the relaxed mask")
     temperature: float = _f(2 / 3, "gate temperature at the start (concrete gates, STE backward slope)")
     temperature_end: float = _f(2 / 3, "gate temperature at the end (annealed geometrically)")
     # optimisation
     lr: float = _f(2e-3, "Adam learning rate")
-    lr_decay: bool = _f(True, "cosine decay of the learning rate to 5% over the run")
+    lr_decay: bool = _f(False, "cosine decay of the learning rate to 5% over the run")
     batch_size: int = _f(64, "images per step")
     steps: int = _f(1500, "training steps")
     log_every: int = _f(25, "steps between metric records")

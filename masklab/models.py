@@ -29,34 +29,29 @@ class Output:
 class AttentionBranch(nn.Module):
     """4 convs (dilations 1-2-4, then 1x1) to one logit per pixel.
 
-    With stride > 1 the three 3x3 convs run at 1/stride resolution (the context, most of the cost) and a
-    full-resolution skip (one cheap conv on the image) joins them in the final 1x1 conv, so the mask keeps
-    pixel-sharp edges at a fraction of the cost."""
+    With stride > 1 the whole branch runs on the image average-pooled by `stride` and its logits are
+    upsampled (nearest): the mask is made of stride x stride blocks, each exactly 0 or 1. Measured on 2 CPU
+    cores (cluttered-digits, batch 64): with stride 1 a step costs 1.7-2.3x the unmasked classifier's,
+    with stride 2 about 1.4x. A full-resolution skip into the head (sharper edges) cost 0.25x more and
+    changed nothing measurable (one seed, 1500 steps: area 0.075 / accuracy 0.93 with it, 0.079 / 0.92
+    without), so it went."""
 
     def __init__(self, channels: int, width: int, stride: int, init_bias: float):
         super().__init__()
         self.stride = stride
-        context = [
+        self.body = nn.Sequential(
             nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
             nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU(),
             nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.ReLU(),
-        ]
-        if stride == 1:
-            self.body = nn.Sequential(*context, nn.Conv2d(width, 1, 1))
-            head = self.body[-1]
-        else:
-            skip = max(1, width // 2)
-            self.body = nn.Sequential(*context)
-            self.skip = nn.Sequential(nn.Conv2d(channels, skip, 3, padding=1), nn.ReLU())
-            self.head = head = nn.Conv2d(width + skip, 1, 1)
-        nn.init.constant_(head.bias, init_bias)            # gates start open: the classifier sees everything
+            nn.Conv2d(width, 1, 1),
+        )
+        nn.init.constant_(self.body[-1].bias, init_bias)   # gates start open: the classifier sees everything
 
     def forward(self, x: Tensor) -> Tensor:
         if self.stride == 1:
             return self.body(x)                               # (B, 1, H, W)
-        context = self.body(F.avg_pool2d(x, self.stride, ceil_mode=True))      # (B, w, H/s, W/s)
-        context = F.interpolate(context, size=x.shape[-2:], mode="nearest")    # (B, w, H, W)
-        return self.head(torch.cat([context, self.skip(x)], 1))               # (B, 1, H, W)
+        logits = self.body(F.avg_pool2d(x, self.stride, ceil_mode=True))       # (B, 1, H/s, W/s)
+        return F.interpolate(logits, scale_factor=self.stride, mode="nearest")[..., :x.shape[-2], :x.shape[-1]]
 
 
 class Classifier(nn.Module):
@@ -70,9 +65,12 @@ class Classifier(nn.Module):
             nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(),
         )
         self.head = nn.Linear(2 * width, classes)
-        # Zero-init head: the first logits are all 0 whatever the input, so a still-guessing classifier gains
-        # nothing by shrinking its input. Otherwise CE's first gradients close every gate at once (collapse).
-        nn.init.zeros_(self.head.weight)
+        # Near-zero head: the first logits are ~0 whatever the input, so a still-guessing classifier gains
+        # nothing by shrinking its input (a default-init head's first gradients close every gate at once).
+        # Not exactly zero: with a zero head the body gets no gradient on step 1, Adam's first normalised steps
+        # then kill the ReLUs (unmasked, 125 steps: 3 of seeds 0-9 ended with <= 4 of 64 live features and
+        # one never learned in 1500 steps; with std 0.01 every seed kept >= 15 and learned).
+        nn.init.normal_(self.head.weight, std=0.01)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:

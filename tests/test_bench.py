@@ -41,12 +41,12 @@ def test_aggregate_gives_mean_std_and_counts_collapses():
 
 
 def test_results_markdown_reports_missed_targets_with_the_measured_value():
-    """A target the default misses is marked, next to its measured value, never hidden."""
+    """A target the default misses is marked, next to its measured value and by how much, never hidden."""
     table = {"unmasked": {"accuracy_full": (0.97, 0.0)},
              "hard-concrete": {"area": (0.07, 0.01), "accuracy_hard": (0.95, 0.01), "collapsed": (0, 0.0)}}
     text = results_markdown(table, quick=False, seeds=5, methods=list(PRESETS))
-    assert "| area | <= 0.05 | 0.070 | **no** |" in text
-    assert "| accuracy_hard | >= 0.960 (unmasked accuracy_full - 0.01) | 0.950 | **no** |" in text
+    assert "| area | <= 0.05 | 0.070 | **no**, by 0.020 |" in text
+    assert "| accuracy_hard | >= 0.960 (unmasked accuracy_full - 0.01) | 0.950 | **no**, by 0.010 |" in text
     assert "| collapsed | 0 seeds | 0.000 | yes |" in text
 
 

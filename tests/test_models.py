@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from masklab.config import Config, preset
+from masklab.data import open_data
 from masklab.models import build_model
+from masklab.train import train
 
 
 @pytest.mark.parametrize("channels, size", [(1, (48, 48)), (3, (32, 32)), (3, (7, 13)), (1, (1, 1))])
@@ -17,8 +19,8 @@ def test_any_image_size_and_channel_count_works(channels, size, stride):
 
 @pytest.mark.parametrize("name", ["hard-concrete", "seed", "ste", "binary-concrete", "pooled-l1"])
 def test_every_parameter_gets_a_gradient(name):
-    """CE flows into the classifier and, through the gate, into every attention-branch parameter (once the
-    zero-initialised head has moved off zero)."""
+    """CE flows into the classifier and, through the gate, into every attention-branch parameter (with the
+    head moved off its near-zero start)."""
     model = build_model(preset(name), 1, 10)
     torch.nn.init.normal_(model.classifier.head.weight, std=0.1)
     out = model(torch.rand(4, 1, 24, 24), 2 / 3, torch.Generator().manual_seed(0))
@@ -28,15 +30,30 @@ def test_every_parameter_gets_a_gradient(name):
         assert p.grad.abs().sum() > 0, pname
 
 
-def test_first_logits_ignore_the_input():
-    """The zero-initialised head predicts uniformly at first: a guessing classifier cannot lower its loss
-    by shrinking its input, the early pressure that otherwise closes every gate at once."""
+def test_first_logits_nearly_ignore_the_input():
+    """The near-zero head predicts almost uniformly at first: a guessing classifier gains next to nothing by
+    shrinking its input (the early pressure that otherwise closes every gate at once), yet its body gets a
+    gradient from the first step."""
     model = build_model(Config(), 1, 10)
     x = torch.rand(4, 1, 24, 24, requires_grad=True)
     out = model(x, 2 / 3, torch.Generator().manual_seed(0))
-    assert torch.equal(out.logits, torch.zeros(4, 10))
+    assert out.logits.abs().max() < 0.05
+    assert torch.softmax(out.logits, 1).sub(0.1).abs().max() < 0.005
     torch.nn.functional.cross_entropy(out.logits, torch.arange(4)).backward()
-    assert (x.grad == 0).all()
+    assert x.grad.abs().max() < 1e-3
+    assert model.classifier.body[0].weight.grad.abs().sum() > 0
+
+
+def test_unmasked_classifier_learns_on_a_seed_a_zero_head_killed():
+    """Seed 4: with a zero head its features died within 25 steps and it never learned (found by the 5-seed
+    benchmark). With the near-zero head most features stay alive and the loss falls."""
+    cfg = preset("unmasked", seed=4, steps=150, log_every=150, test_size=64)
+    data = open_data(cfg)
+    model = build_model(cfg, data.channels, data.classes)
+    *_, last = train(cfg, model, data)
+    with torch.no_grad():
+        alive = (model.classifier.body(data.test.x).amax(dim=(0, 2, 3)) > 0).sum().item()
+    assert alive >= 16 and last.ce < 2.2
 
 
 def test_gates_start_open():
