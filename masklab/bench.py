@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_run, read_metrics
+from .checkpoint import CheckpointError, load_run, read_config, read_metrics, read_summary
 from .config import DEFAULT_PRESET, PRESETS, preset
 from .data import open_data
 from .images import overlay
@@ -49,8 +49,12 @@ TARGETS = [  # (column, bound, "max" or "min"): the default's mean over seeds mu
 
 
 def run_bench(methods=None, seeds: int = 5, quick: bool = False, out: Path = Path("bench"),
-              log=print) -> list[dict]:
-    """Train every (method, seed), measure, write the outputs under `out`; returns the rows."""
+              log=print, resume: bool = False) -> list[dict]:
+    """Train every (method, seed), measure, write the outputs under `out`; returns the rows.
+
+    With `resume`, a finished run folder under out/runs whose config is the one this call would train is
+    kept (its own wall_s and metrics) instead of trained again; step costs and EVAL-X are always measured
+    afresh. For a full run (about 1.5 h on 2 cores) that was interrupted."""
     methods = list(methods or PRESETS)
     overrides = QUICK if quick else {}
     out = Path(out)
@@ -61,12 +65,28 @@ def run_bench(methods=None, seeds: int = 5, quick: bool = False, out: Path = Pat
         cost = step_cost_ratio(preset(method, **overrides), *((4, 2) if quick else (8, 5)))
         for seed in range(seeds):
             cfg = preset(method, seed=seed, **overrides)
-            run_dir, summary = fit(cfg, out=out / "runs" / f"{method}-s{seed}", label=method)
+            run_dir = out / "runs" / f"{method}-s{seed}"
+            summary = finished(run_dir, cfg) if resume else None
+            if summary is None:
+                run_dir, summary = fit(cfg, out=run_dir, label=method)
+            else:
+                log(f"{method:>16} seed {seed}: kept the finished run in {run_dir}")
             rows.append(row(method, seed, summary, cost, evalx(evaluator, run_dir)))
             log(f"{method:>16} seed {seed}: acc_hard {rows[-1]['accuracy_hard']:.3f} area {rows[-1]['area']:.3f} "
                 f"bimodality {rows[-1]['bimodality']:.3f} ({summary['wall_s']:.0f} s)")
     write_outputs(rows, out, quick, seeds, methods)
     return rows
+
+
+def finished(run_dir: Path, cfg) -> dict | None:
+    """The summary of a completed run folder trained with exactly `cfg`, else None."""
+    try:
+        if read_config(run_dir) != cfg:
+            return None
+        summary = read_summary(run_dir)
+    except CheckpointError:                            # missing or damaged: train it again
+        return None
+    return summary if summary.get("status") == "done" else None
 
 
 def row(method, seed, summary, cost, evalx_accuracy) -> dict:

@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--methods", nargs="+", choices=list(PRESETS), help="presets to run (default all)")
     bench.add_argument("--out", type=Path, default=Path("bench"), help="output folder (default bench/)")
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    bench.add_argument("--resume", action="store_true",
+                       help="keep finished run folders under OUT/runs with the same config (an interrupted run)")
 
     sweep = sub.add_parser("sweep", help="a grid / random search of trials on Ray Tune (or sequentially)",
                            epilog=SWEEP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -231,7 +233,7 @@ def cmd_bench(args) -> int:
         raise UserError("--seeds must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    run_bench(args.methods, args.seeds, args.quick, args.out, log=lambda s: print(s, flush=True))
+    run_bench(args.methods, args.seeds, args.quick, args.out, log=lambda s: print(s, flush=True), resume=args.resume)
     print(f"wrote {args.out / 'RESULTS.md'}, results.csv and PNGs")
     return 0
 

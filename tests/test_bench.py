@@ -54,3 +54,19 @@ def test_step_cost_ratio_of_the_baseline_against_itself_is_about_one():
     """Timed side by side on the same batches, the unmasked model costs what the unmasked model costs."""
     cfg = preset("unmasked", canvas=32, batch_size=8)
     assert 0.5 < step_cost_ratio(cfg, steps=3, rounds=3) < 2.0
+
+
+def test_resume_keeps_only_a_finished_run_with_the_same_config(tmp_path):
+    """An interrupted full bench restarts with --resume: a done run folder with the very config is kept;
+    another config, a stopped run or a damaged folder is trained again."""
+    from masklab.bench import finished
+    from masklab.runs import fit
+    cfg = preset("hard-concrete", steps=2, log_every=1, test_size=8, canvas=24)
+    run_dir, summary = fit(cfg, out=tmp_path / "hc-s0")
+    assert finished(run_dir, cfg) == summary
+    assert finished(run_dir, cfg.replace(seed=1)) is None
+    assert finished(tmp_path / "missing", cfg) is None
+    stopped, _ = fit(cfg, out=tmp_path / "stopped", should_stop=lambda: True)
+    assert finished(stopped, cfg) is None
+    (run_dir / "summary.json").write_text("{not json")
+    assert finished(run_dir, cfg) is None
