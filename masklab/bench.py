@@ -59,11 +59,13 @@ def run_bench(methods=None, seeds: int = 5, quick: bool = False, out: Path = Pat
     overrides = QUICK if quick else {}
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    evaluator = train_evaluator(preset(DEFAULT_PRESET, **overrides), log)
+    evaluator = train_evaluator(preset(DEFAULT_PRESET, **overrides), log,
+                                cache=out / "runs" / "evalx-evaluator.pt" if resume else None)
+    costs = {m: step_cost_ratio(preset(m, **overrides), *((4, 2) if quick else (8, 5))) for m in methods}
+    log("step cost ratios: " + ", ".join(f"{m} {c:.2f}" for m, c in costs.items()))
     rows = []
-    for method in methods:
-        cost = step_cost_ratio(preset(method, **overrides), *((4, 2) if quick else (8, 5)))
-        for seed in range(seeds):
+    for seed in range(seeds):                    # seed-major: an interrupted run still has every method
+        for method in methods:
             cfg = preset(method, seed=seed, **overrides)
             run_dir = out / "runs" / f"{method}-s{seed}"
             summary = finished(run_dir, cfg) if resume else None
@@ -71,10 +73,11 @@ def run_bench(methods=None, seeds: int = 5, quick: bool = False, out: Path = Pat
                 run_dir, summary = fit(cfg, out=run_dir, label=method)
             else:
                 log(f"{method:>16} seed {seed}: kept the finished run in {run_dir}")
-            rows.append(row(method, seed, summary, cost, evalx(evaluator, run_dir)))
+            rows.append(row(method, seed, summary, costs[method], evalx(evaluator, run_dir)))
             log(f"{method:>16} seed {seed}: acc_hard {rows[-1]['accuracy_hard']:.3f} area {rows[-1]['area']:.3f} "
                 f"bimodality {rows[-1]['bimodality']:.3f} ({summary['wall_s']:.0f} s)")
-    write_outputs(rows, out, quick, seeds, methods)
+            rows.sort(key=lambda r: (methods.index(r["method"]), r["seed"]))
+            write_outputs(rows, out, quick, seeds, methods)
     return rows
 
 
@@ -117,7 +120,7 @@ def step_cost_ratio(cfg, steps: int = 8, rounds: int = 5) -> float:
     return round(statistics.median(ratios), 3)
 
 
-def train_evaluator(cfg, log=print, steps: int | None = None):
+def train_evaluator(cfg, log=print, steps: int | None = None, cache: Path | None = None):
     """EVAL-X: a classifier trained on images that keep a random fraction U(0.1, 1) of their pixels.
 
     Measured: with keep down to 0.02, or with random 4- and 8-pixel blocks, it did not learn in 300 steps."""
@@ -127,8 +130,12 @@ def train_evaluator(cfg, log=print, steps: int | None = None):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(12345)
         model = Classifier(data.channels, data.classes, cfg.classifier_width)
-        model.head.reset_parameters()   # the zero head only matters behind a mask that can collapse
+        model.head.reset_parameters()   # the near-zero head only matters behind a mask that can collapse
         model = model.to(device)
+    if cache is not None and cache.exists():             # --resume: the same seeded evaluator, trained before
+        model.load_state_dict(torch.load(cache, map_location=device, weights_only=True))
+        log(f"EVAL-X evaluator loaded from {cache}")
+        return model.eval()
     steps = steps or cfg.steps
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(cfg.replace(steps=steps), i))
@@ -142,6 +149,8 @@ def train_evaluator(cfg, log=print, steps: int | None = None):
         opt.step()
         schedule.step()
     log(f"EVAL-X evaluator trained on randomly masked images ({steps} steps, {time.perf_counter() - tic:.0f} s)")
+    if cache is not None:
+        torch.save(model.state_dict(), cache)
     return model.eval()
 
 
@@ -176,6 +185,7 @@ def aggregate(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
                 stats[col] = (sum(values), 0.0)
             elif values:
                 stats[col] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+        stats["n"] = (len(group), 0.0)
         table[method] = stats
     return table
 
@@ -187,10 +197,11 @@ def write_outputs(rows, out: Path, quick: bool, seeds: int, methods: list[str]) 
         writer.writerows(rows)
     table = aggregate(rows)
     (out / "RESULTS.md").write_text(results_markdown(table, quick, seeds, methods))
+    present = [m for m in methods if any(r["method"] == m and r["seed"] == 0 for r in rows)]
     pareto_plot(rows).save(out / "pareto.png")
-    if {"seed", DEFAULT_PRESET} <= set(methods):
+    if {"seed", DEFAULT_PRESET} <= set(present):
         area_curves(out).save(out / "area_curves.png")
-    mask_grid(out, methods).save(out / "masks.png")
+    mask_grid(out, present).save(out / "masks.png")
 
 
 def _cell(stats, col) -> str:
@@ -212,6 +223,7 @@ def results_markdown(table, quick, seeds, methods) -> str:
     lines = [f"# MaskLab benchmark{' (quick)' if quick else ''}", "",
              f"Regenerate with `{command}`. cluttered-digits, {seeds} seed(s) per method, mean ± std over seeds; "
              f"`collapsed` counts seeds.", "",
+             *incomplete_note(table, seeds, methods),
              "| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for method, stats in table.items():
         lines.append(f"| {method} | " + " | ".join(_cell(stats, c) for c in cols) + " |")
@@ -222,6 +234,16 @@ def results_markdown(table, quick, seeds, methods) -> str:
               throughput_line(table, quick),
               "", "![accuracy vs area](pareto.png)", "", "![area curves](area_curves.png)", "", "![masks](masks.png)", ""]
     return "\n".join(lines)
+
+
+def incomplete_note(table, seeds: int, methods) -> list[str]:
+    """Says which methods have fewer seeds than asked (an interrupted run), so the table never hides it."""
+    done = {m: int(table[m].get("n", (seeds, 0))[0]) if m in table else 0 for m in methods}
+    short = [f"{m} {n}" for m, n in done.items() if n < seeds]
+    if not short:
+        return []
+    return [f"**Incomplete: fewer than {seeds} seeds for** " + ", ".join(short) + " (seeds run so far; the run was "
+            "interrupted). Seeds are run in order 0, 1, ... for every method in turn.", ""]
 
 
 def throughput_line(table, quick: bool) -> str:
