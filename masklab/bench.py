@@ -274,8 +274,9 @@ def targets_section(table) -> list[str]:
             text = "0 seeds" if col == "collapsed" else \
                 ("<= " if kind == "max" else ">= ") + (f"{bound:g} s" if col == "wall_s" else f"{bound:g}")
         gap = value - bound if kind == "max" else bound - value
-        met = "yes" if gap <= 0 else f"**no**, by {gap:.3f}" if math.isfinite(gap) else "n/a (no unmasked row)"
-        lines.append(f"| {col} | {text} | {value:.3f} | {met} |")
+        digits = 5 if 0 < gap < 0.001 else 3                              # a miss never shows as "by 0.000"
+        met = "yes" if gap <= 0 else f"**no**, by {gap:.{digits}f}" if math.isfinite(gap) else "n/a (no unmasked row)"
+        lines.append(f"| {col} | {text} | {value:.{digits}f} | {met} |")
     return lines
 
 
