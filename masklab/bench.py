@@ -31,7 +31,7 @@ from .images import overlay
 from .metrics import predict
 from .models import Classifier, build_model
 from .runs import fit
-from .train import lr_factor, pick_device, train
+from .train import lr_factor, pick_device, train, usable_cpus
 
 COLUMNS = ["method", "seed", "accuracy_full", "accuracy_soft", "accuracy_hard", "area", "bimodality",
            "precision_in_box", "iou_box", "ink_recall", "pointing_game", "collapsed", "evalx_accuracy",
@@ -253,7 +253,7 @@ def throughput_line(table, quick: bool) -> str:
     cfg = preset(DEFAULT_PRESET, **(QUICK if quick else {}))
     rate = cfg.steps * cfg.batch_size / table[DEFAULT_PRESET]["train_s"][0]
     where = f"CUDA GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else \
-        f"CPU, {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} cores (no CUDA GPU here)"
+        f"CPU, {usable_cpus()} cores (no CUDA GPU here)"
     return f"- default preset ({DEFAULT_PRESET}) training throughput: {rate:.0f} images/s on {where}"
 
 

@@ -22,6 +22,7 @@ from typing import Callable
 
 from .config import FIELD_NAMES, Config, ConfigError, _parse, preset
 from .metrics import COLLAPSE_LOW, METRIC_NAMES
+from .train import usable_cpus
 
 RAY_HINT = "Ray is not installed: pip install -r requirements-sweep.txt (or run with --backend sequential)"
 DISTRIBUTIONS = ("uniform", "loguniform", "choice")
@@ -277,7 +278,7 @@ def _run_ray(plan, root, out, address, cpus, gpus, early_stop, finished, should_
             os.environ["PYTHONPATH"] = os.pathsep.join([str(package.parent), *filter(None, paths)])
     started_here = not ray.is_initialized()
     if started_here:
-        local = dict(num_cpus=_cpus(), include_dashboard=False, dashboard_host="127.0.0.1") if not address else {}
+        local = dict(num_cpus=usable_cpus(), include_dashboard=False, dashboard_host="127.0.0.1") if not address else {}
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, configure_logging=False,
                  logging_level="ERROR", **local)
     try:
@@ -297,13 +298,6 @@ def _run_ray(plan, root, out, address, cpus, gpus, early_stop, finished, should_
         ACTIVE.pop(plan.name, None)
         if started_here:
             ray.shutdown()
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def write_results(plan: Plan, rows: list[dict], out: Path, wall_s: float | None = None,

@@ -8,6 +8,7 @@ A non-finite loss restores the last good weights and raises NonFiniteLoss.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Iterator
@@ -54,6 +55,14 @@ def out_of_memory(cfg, device) -> str:
         torch.cuda.empty_cache()
     return (f"out of memory on {device} at batch_size {cfg.batch_size}, canvas {cfg.canvas}: lower batch_size, "
             f"the image size or width, or train on the CPU (device=cpu); the weights so far are kept")
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, else all of them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def pick_device(name: str = "auto") -> torch.device:
