@@ -15,8 +15,8 @@ from plotly.subplots import make_subplots
 from PIL import Image
 
 from masklab.checkpoint import CheckpointError, load_run
-from masklab.config import (DEFAULT_PRESET, DEVICE_NAMES, FIELD_NAMES, GATE_NAMES, HELP, MASK_LOSS_NAMES, PRESETS,
-                            Config, ConfigError)
+from masklab.config import (ANNEAL_NAMES, DEFAULT_PRESET, DEVICE_NAMES, FIELD_NAMES, GATE_NAMES, HELP,
+                            MASK_LOSS_NAMES, PRESETS, Config, ConfigError)
 from masklab.data import open_data
 from masklab.explain import Collapse, collapse
 from masklab.images import ACCEPTED, overlay, run_mask, to_uint8
@@ -53,8 +53,11 @@ FORMULAS = {
     "alpha": "Seed loss per pixel: α·log(m+λ) + (1−α)·log(1−m+λ); α > 0.5 makes m = 0 the deeper well.",
     "beta": "L = CE + β·L_mask (+ μ·(area − t)).",
     "lam": "Inside log(m+λ): the seed loss's slope at m = 0 is about α/λ, so a small λ is a steep cliff.",
-    "area_target": "The target t falls linearly from 1 to this over the anneal fraction of training.",
-    "anneal_frac": "t = 1 − (1 − area target)·clip((step − warmup·steps) / (anneal_frac · steps), 0, 1).",
+    "area_target": "The target t falls from 1 to this over the anneal fraction of training.",
+    "anneal_frac": "p = clip((step − warmup·steps) / (anneal_frac · steps), 0, 1); linear: t = 1 − (1 − area "
+                   "target)·p, geometric: t = area target^p.",
+    "anneal": "Geometric spends as many steps halving the area from 0.2 to 0.1 as from 1 to 0.5: the sparse end, "
+              "where the classifier has the most to relearn, gets more of the anneal.",
     "warmup": "The target stays at 1 for this fraction of training, so the classifier learns before any gate "
               "is pushed closed.",
     "dual_lr": "Dual ascent: μ ← max(0, μ + dual_lr·(area − t)).",
@@ -75,6 +78,7 @@ SPECS = {
     "gate": ("select", dict(options=GATE_NAMES)),
     "mask_loss": ("select", dict(options=MASK_LOSS_NAMES)),
     "device": ("select", dict(options=DEVICE_NAMES)),
+    "anneal": ("select", dict(options=ANNEAL_NAMES)),
     "alpha": _num("float", 0.0, 1.0, 0.05), "beta": _num("float", 0.0, None, 0.05),
     "lam": _num("float", 1e-12, None, 1e-3), "area_target": _num("float", 1e-4, 1.0, 0.01),
     "anneal_frac": _num("float", 0.0, 1.0, 0.05), "warmup": _num("float", 0.0, 1.0, 0.05),
@@ -118,7 +122,7 @@ def method_knobs(gate: str, mask_loss: str, constraint: bool) -> list[str]:
     """The fields the chosen method actually uses, besides α, β, λ (always shown: they are the question's)."""
     knobs = []
     if constraint or mask_loss == "sorted_area":
-        knobs += ["area_target", "warmup", "anneal_frac"]
+        knobs += ["area_target", "warmup", "anneal_frac", "anneal"]
     if constraint:
         knobs.append("dual_lr")
     if gate in ("straight_through", "binary_concrete", "hard_concrete"):

@@ -14,6 +14,7 @@ the seed loss vs the default, and a grid of learned masks. Two columns need more
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import platform
@@ -171,6 +172,67 @@ def evalx(evaluator, run_dir: Path) -> float:
     return (logits.argmax(1) == test.y).float().mean().item()
 
 
+def measure_throughput(out: Path = Path("bench"), log=print, large_batch: int = 1024, **overrides) -> Path:
+    """Training images/s of the default preset on this machine's best device: one full default run (after a
+    short warm-up run, so start-up is not counted), and on a GPU also `large_batch` images a step, where a
+    batch of 64 leaves it mostly idle. Written to out/throughput-<cpu|cuda|mps>.json; RESULTS.md lists it.
+    `overrides` (Config fields) are for tests: RESULTS.md's number is the default's."""
+    device = pick_device("auto")
+    where = device_name(device)
+    cfg = preset(DEFAULT_PRESET, **{"device": device.type, **overrides})
+    data = open_data(cfg, device)
+
+    def rate(c) -> float:
+        model = build_model(c, data.channels, data.classes).to(device)
+        *_, last = train(c.replace(log_every=c.steps), model, data, device)
+        return c.steps * c.batch_size / last.seconds
+
+    rate(cfg.replace(steps=30))                                   # warm-up: kernels, allocator
+    run_dir, summary = fit(cfg, out=Path(out) / "runs" / f"throughput-{device.type}", label="throughput")
+    result = {"device": where, "preset": DEFAULT_PRESET, "batch_size": cfg.batch_size, "steps": cfg.steps,
+              "images_per_s": summary["images_per_s"], "train_s": summary["train_s"],
+              "accuracy_hard": summary["metrics"].get("accuracy_hard"), "area": summary["metrics"].get("area"),
+              "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+              "command": "python -m masklab bench --throughput"}
+    log(f"default preset on {where}: {result['images_per_s']:.0f} images/s at batch {cfg.batch_size} "
+        f"({cfg.steps} steps in {summary['train_s']:.1f} s; accuracy_hard {result['accuracy_hard']:.3f}, "
+        f"area {result['area']:.3f})")
+    if device.type == "cuda":
+        big = cfg.replace(batch_size=large_batch, steps=200)
+        rate(big.replace(steps=10))
+        result["large_batch"] = {"batch_size": large_batch, "images_per_s": round(rate(big), 1)}
+        log(f"  at batch {large_batch}: {result['large_batch']['images_per_s']:.0f} images/s")
+    path = Path(out) / f"throughput-{device.type}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"CUDA GPU {torch.cuda.get_device_name(device)}"
+    if device.type == "cpu":
+        return f"CPU, {usable_cpus()} cores"
+    return str(device)
+
+
+def throughput_files(out: Path) -> list[str]:
+    """RESULTS.md lines for the out/throughput-*.json files of `bench --throughput` (run on another machine,
+    say a GPU one); a damaged file is named, not trusted."""
+    lines = []
+    for path in sorted(Path(out).glob("throughput-*.json")):
+        try:
+            t = json.loads(path.read_text())
+            line = (f"- default preset ({t['preset']}) on {t['device']}: {t['images_per_s']:.0f} training images/s at "
+                    f"batch {t['batch_size']} ({t['steps']} steps in {t['train_s']:.1f} s, accuracy_hard "
+                    f"{t['accuracy_hard']:.3f}, area {t['area']:.3f})")
+            if "large_batch" in t:
+                line += f"; {t['large_batch']['images_per_s']:.0f} images/s at batch {t['large_batch']['batch_size']}"
+            lines.append(line + f". Measured {t['date']}, torch {t['torch']}, by `{t['command']}` ({path.name}).")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            lines.append(f"- {path.name}: unreadable ({type(e).__name__}), not shown")
+    return lines
+
+
 # --- outputs ---------------------------------------------------------------------------------------------
 
 def aggregate(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
@@ -196,7 +258,7 @@ def write_outputs(rows, out: Path, quick: bool, seeds: int, methods: list[str]) 
         writer.writeheader()
         writer.writerows(rows)
     table = aggregate(rows)
-    (out / "RESULTS.md").write_text(results_markdown(table, quick, seeds, methods))
+    (out / "RESULTS.md").write_text(results_markdown(table, quick, seeds, methods, throughput_files(out)))
     present = [m for m in methods if any(r["method"] == m and r["seed"] == 0 for r in rows)]
     pareto_plot(rows).save(out / "pareto.png")
     if {"seed", DEFAULT_PRESET} <= set(present):
@@ -214,7 +276,8 @@ def _cell(stats, col) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def results_markdown(table, quick, seeds, methods) -> str:
+def results_markdown(table, quick, seeds, methods, elsewhere: list[str] = ()) -> str:
+    """The RESULTS.md text; `elsewhere`: lines from throughput files measured by other runs (throughput_files)."""
     cols = ["accuracy_full", "accuracy_soft", "accuracy_hard", "area", "bimodality", "precision_in_box",
             "iou_box", "ink_recall", "evalx_accuracy", "collapsed", "wall_s", "step_cost_ratio"]
     command = "python -m masklab bench" + (" --quick" if quick else "") + (f" --seeds {seeds}" if seeds != 5 else "")
@@ -231,7 +294,7 @@ def results_markdown(table, quick, seeds, methods) -> str:
               f"- {platform.platform()}, Python {platform.python_version()}, torch {torch.__version__}, "
               f"{os.cpu_count()} CPU cores visible, torch threads {torch.get_num_threads()}",
               f"- device: {pick_device('auto')}" + (f" ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else ""),
-              throughput_line(table, quick),
+              throughput_line(table, quick), *elsewhere,
               "", "![accuracy vs area](pareto.png)", "", "![area curves](area_curves.png)", "", "![masks](masks.png)", ""]
     return "\n".join(lines)
 
@@ -252,8 +315,8 @@ def throughput_line(table, quick: bool) -> str:
         return "- default preset throughput: not measured (the default was not in this run)"
     cfg = preset(DEFAULT_PRESET, **(QUICK if quick else {}))
     rate = cfg.steps * cfg.batch_size / table[DEFAULT_PRESET]["train_s"][0]
-    where = f"CUDA GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else \
-        f"CPU, {usable_cpus()} cores (no CUDA GPU here)"
+    device = pick_device("auto")
+    where = device_name(device) + ("" if device.type == "cuda" else " (no CUDA GPU here)")
     return f"- default preset ({DEFAULT_PRESET}) training throughput: {rate:.0f} images/s on {where}"
 
 

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     bench.add_argument("--resume", action="store_true",
                        help="keep finished run folders under OUT/runs with the same config (an interrupted run)")
+    bench.add_argument("--throughput", action="store_true",
+                       help="only time the default preset on this machine's best device (a GPU where there is "
+                            "one): writes OUT/throughput-<device>.json, which RESULTS.md lists")
 
     sweep = sub.add_parser("sweep", help="a grid / random search of trials on Ray Tune (or sequentially)",
                            epilog=SWEEP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -233,6 +236,11 @@ def cmd_bench(args) -> int:
         raise UserError("--seeds must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.throughput:
+        from .bench import measure_throughput
+        path = measure_throughput(args.out, log=lambda s: print(s, flush=True))
+        print(f"wrote {path}")
+        return 0
     run_bench(args.methods, args.seeds, args.quick, args.out, log=lambda s: print(s, flush=True), resume=args.resume)
     print(f"wrote {args.out / 'RESULTS.md'}, results.csv and PNGs")
     return 0

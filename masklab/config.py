@@ -24,6 +24,7 @@ def _f(default, help: str):
 GATE_NAMES = ("none", "hard_sigmoid", "straight_through", "binary_concrete", "hard_concrete")
 MASK_LOSS_NAMES = ("none", "seed", "mse_zero", "pooled_l1", "l1", "l0", "sorted_area")
 DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
+ANNEAL_NAMES = ("linear", "geometric")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class Config:
                        "1.0, so the classifier learns before any pressure to close gates")
     anneal_frac: float = _f(0.5, "fraction of training, after the warm-up, over which the target falls from 1.0 "
                             "to area_target")
+    anneal: str = _f("linear", "shape of the target's fall: linear, or geometric (the same factor every step: "
+                     "as many steps from 0.2 to 0.1 as from 1.0 to 0.5)")
     dual_lr: float = _f(1.0, "multiplier step: multiplier += dual_lr * (area - target), clamped at 0")
     tv: float = _f(0.0, "weight of the total-variation term (contiguous masks)")
     bimodal: float = _f(0.0, "weight of the bimodality term mean(m * (1 - m)) on the relaxed mask")
@@ -172,6 +175,8 @@ def _problems(c: Config):
         yield f"gate: {c.gate!r} is not one of {', '.join(GATE_NAMES)}"
     if c.mask_loss not in MASK_LOSS_NAMES:
         yield f"mask_loss: {c.mask_loss!r} is not one of {', '.join(MASK_LOSS_NAMES)}"
+    if c.anneal not in ANNEAL_NAMES:
+        yield f"anneal: {c.anneal!r} is not one of {', '.join(ANNEAL_NAMES)}"
     if c.device not in DEVICE_NAMES:
         yield f"device: {c.device!r} is not one of {', '.join(DEVICE_NAMES)}"
     checks = [

@@ -79,12 +79,14 @@ def objective(cfg, out, y: Tensor, target: float, multiplier: Tensor | None):
 
 
 def area_target(cfg, step: int) -> float:
-    """The target area at `step` (1-based): 1.0 through the warm-up, then linear down to cfg.area_target over
-    the next anneal_frac of training, then constant."""
+    """The target area at `step` (1-based): 1.0 through the warm-up, then down to cfg.area_target over the next
+    anneal_frac of training (linearly, or geometrically: area_target ** progress), then constant."""
     start, span = cfg.warmup * cfg.steps, cfg.anneal_frac * cfg.steps
     if span <= 0:
         return 1.0 if step <= start else cfg.area_target
     progress = min(1.0, max(0.0, (step - start) / span))
+    if cfg.anneal == "geometric":
+        return cfg.area_target ** progress
     return 1.0 - (1.0 - cfg.area_target) * progress
 
 

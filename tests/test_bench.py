@@ -1,7 +1,9 @@
 """The benchmark's quick mode: the whole method table in a couple of minutes, as CI runs it."""
 import csv
+import json
 
 import pytest
+import torch
 from PIL import Image
 
 from masklab.bench import COLUMNS, aggregate, results_markdown, step_cost_ratio
@@ -70,3 +72,21 @@ def test_resume_keeps_only_a_finished_run_with_the_same_config(tmp_path):
     assert finished(stopped, cfg) is None
     (run_dir / "summary.json").write_text("{not json")
     assert finished(run_dir, cfg) is None
+
+
+def test_throughput_file_is_listed_in_results_md_and_a_damaged_one_is_named(tmp_path, monkeypatch):
+    """`bench --throughput` (run on a GPU machine, say) writes a JSON file; the next RESULTS.md lists its
+    images/s with the device, date and command; a damaged file is named as unreadable, not shown as a number."""
+    from masklab import bench
+    monkeypatch.setattr(bench, "pick_device", lambda name="auto": torch.device("cpu"))
+    path = bench.measure_throughput(tmp_path, log=lambda s: None, steps=4, log_every=2, test_size=16, canvas=32)
+    t = json.loads(path.read_text())
+    assert path.name == "throughput-cpu.json" and t["device"].startswith("CPU, ") and t["images_per_s"] > 0
+    assert t["steps"] == 4 and "large_batch" not in t                       # the large batch is for GPUs
+    (tmp_path / "throughput-cuda.json").write_text("{not json")
+    lines = bench.throughput_files(tmp_path)
+    assert lines[1].startswith("- throughput-cuda.json: unreadable")
+    assert f"{t['images_per_s']:.0f} training images/s at batch 64" in lines[0]
+    assert "`python -m masklab bench --throughput`" in lines[0]
+    text = results_markdown({}, quick=False, seeds=5, methods=list(PRESETS), elsewhere=lines)
+    assert lines[0] in text

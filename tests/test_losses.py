@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from masklab.config import Config
+from masklab.config import Config, ConfigError
 from masklab.losses import area_target, seed_loss, sorted_area_loss, temperature_at, total_variation
 
 
@@ -71,3 +71,19 @@ def test_temperature_anneals_geometrically_between_its_ends():
     assert temperature_at(cfg, 1) == pytest.approx(1.0)
     assert temperature_at(cfg, 6) == pytest.approx(0.5)
     assert temperature_at(cfg, 11) == pytest.approx(0.25)
+
+
+def test_geometric_anneal_halves_the_target_in_equal_steps():
+    """Geometric: area_target ** progress, so the sparse end of the schedule gets as many steps per halving as the
+    start; it meets the linear schedule at both ends."""
+    cfg = Config(steps=100, warmup=0.0, anneal_frac=0.8, area_target=1 / 16, anneal="geometric")
+    assert area_target(cfg, 0) == 1.0
+    assert [area_target(cfg, s) for s in (20, 40, 60)] == pytest.approx([0.5, 0.25, 0.125])
+    assert area_target(cfg, 80) == pytest.approx(1 / 16) == area_target(cfg, 100)
+    linear = cfg.replace(anneal="linear")
+    assert area_target(cfg, 40) < area_target(linear, 40)          # sparser sooner, at the same end point
+
+
+def test_unknown_anneal_shape_is_refused():
+    with pytest.raises(ConfigError, match="anneal"):
+        Config(anneal="cosine")
