@@ -47,7 +47,7 @@ LABELS = {
     "temperature": "temperature τ (start)",
     "temperature_end": "temperature τ (end)", "lr": "learning rate", "batch_size": "batch size",
     "data": "dataset", "mask_loss": "mask loss", "constraint": "target-area constraint",
-    "hard_forward": "hard forward (straight-through)", "init_bias": "initial mask bias", "tv": "total variation",
+    "hard_forward": "hard forward (straight-through)", "clamp_backward": "backward through the clamp", "init_bias": "initial mask bias", "tv": "total variation",
 }
 FORMULAS = {
     "alpha": "Seed loss per pixel: α·log(m+λ) + (1−α)·log(1−m+λ); α > 0.5 makes m = 0 the deeper well.",
@@ -129,6 +129,8 @@ def method_knobs(gate: str, mask_loss: str, constraint: bool) -> list[str]:
         knobs += ["temperature", "temperature_end"]
     if gate in ("binary_concrete", "hard_concrete"):
         knobs.append("hard_forward")
+    if gate == "hard_concrete":
+        knobs.append("clamp_backward")
     return knobs
 
 

