@@ -240,6 +240,12 @@ def _why_zero(cfg: Config) -> tuple[str, tuple[str, ...]]:
                      "The Loss explorer page plots where each method's gradient vanishes.")
     why = ("The sparsity pressure (β times the mask loss, or the Lagrange multiplier) outweighed the "
            "classification loss, and every gate closed.")
+    if cfg.gate == "hard_concrete" and cfg.hard_forward and cfg.clamp_backward:
+        why += (" With the backward through the clamp, a gate sampled at exactly 0 (or 1) gets no gradient from "
+                "the classifier, only the area term's push down, so once the gates close nothing reopens them.")
+        return why, ("Turn clamp_backward off: the backward then goes through the unclamped stretch and every gate "
+                     "hears the classifier (measured: init_bias 4 collapses with it, trains without it).",
+                     "Or lower dual_lr or init_bias, or anneal the target more slowly (a larger anneal_frac).")
     return why, ("Lower β or the multiplier step (dual_lr), or raise area_target.",
                  "Anneal the target more slowly (a larger anneal_frac) so the classifier learns first.",
                  "Start with gates open (init_bias > 0) and a gate with gradient everywhere (hard_concrete).")

@@ -102,6 +102,14 @@ def test_collapse_to_zero_is_flagged_with_the_seed_explanation():
     assert "β·α/λ = 90" in found.why and "-3" in found.why and found.tips
 
 
+def test_hard_concrete_collapse_through_the_clamp_says_to_turn_clamp_backward_off():
+    """A hard-concrete mask that closed with the backward through the clamp names the clamp as the reason."""
+    clamped = collapse(preset("hard-concrete", steps=100, clamp_backward=True), _records(0.5, 0.0))
+    assert "clamp" in clamped.why and "clamp_backward off" in clamped.tips[0]
+    default = collapse(preset("hard-concrete", steps=100), _records(0.5, 0.0))
+    assert default.kind == "zero" and "clamp" not in default.why
+
+
 def test_area_one_is_a_collapse_only_once_the_schedule_asks_for_less():
     """Gates start open: area 1 early in the anneal is expected, area 1 with a low target is not."""
     cfg = preset("hard-concrete", steps=100)

@@ -1,0 +1,144 @@
+"""Screen variants of the default preset over many seeds at once, on one GPU (or many CPU cores).
+
+    python tools/gpu_screen.py run SCREEN OUT.jsonl [--workers 12] [--seconds 420] [--device cuda]
+    python tools/gpu_screen.py summary OUT.jsonl [...]
+
+SCREEN is one of the lists below (the experiments behind the README's "tried" notes). Each worker process
+takes the next (variant, seed) job, seeds in turn over all variants, so a screen cut short by --seconds still
+has every variant on its first seeds; a line of JSON per finished run goes to OUT.jsonl. Runs are fp32 (no
+bf16 autocast, no TF32), so their dynamics are those of the CPU runs; the data and gate noise come from the
+device's generators, so seed k here is not seed k of a CPU run. 1500-step runs took about 40 s each with 12
+workers on an H200. The benchmark (python -m masklab bench) remains what the tables come from.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing as mp
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+CLAMPED = {"clamp_backward": True}                 # the hard-concrete backward before commit 6644230
+GEO = {**CLAMPED, "anneal": "geometric"}
+SCREENS = {  # name -> [(variant, overrides of the hard-concrete preset, seeds)]
+    # 2026-11-26, 6 seeds each: schedule, multiplier, lr, temperature and size variants of the default.
+    "schedule": [(name, over, range(6)) for name, over in [
+        ("base", CLAMPED), ("geo", GEO), ("geo_t05", {**GEO, "area_target": 0.05}),
+        ("base_t05", {**CLAMPED, "area_target": 0.05}), ("geo_af4", {**GEO, "anneal_frac": 0.4}),
+        ("geo_af6", {**GEO, "anneal_frac": 0.6}), ("geo_d03", {**GEO, "dual_lr": 0.3}),
+        ("geo_d3", {**GEO, "dual_lr": 3.0}), ("geo_lr3", {**GEO, "lr": 3e-3}), ("geo_lr1", {**GEO, "lr": 1e-3}),
+        ("geo_te03", {**GEO, "temperature_end": 0.3}), ("geo_w05_af45", {**GEO, "warmup": 0.05, "anneal_frac": 0.45}),
+        ("geo_w2_af5", {**GEO, "warmup": 0.2, "anneal_frac": 0.5}),
+        ("lin_w05_af35", {**CLAMPED, "warmup": 0.05, "anneal_frac": 0.35}),
+        ("geo_cw48", {**GEO, "classifier_width": 48}), ("geo_aw24", {**GEO, "width": 24}),
+        ("geo_s1200", {**GEO, "steps": 1200}), ("geo_s1000", {**GEO, "steps": 1000}),
+        ("geo_b96_s1000", {**GEO, "batch_size": 96, "steps": 1000}), ("geo_stride1", {**GEO, "mask_stride": 1}),
+        ("geo_tv01", {**GEO, "tv": 0.01}), ("geo_ib4", {**GEO, "init_bias": 4.0}),
+        ("geo_t05_af6", {**GEO, "area_target": 0.05, "anneal_frac": 0.6}),
+    ]],
+    # 2026-11-26: the backward through the clamp (Louizos et al.) vs through the unclamped stretch (the default).
+    "collapse": [
+        ("clamped", CLAMPED, range(6, 12)),          # seeds 0-5 of the clamped default: "base" in "schedule"
+        ("unclamped", {}, range(12)),
+        ("unc_aw24", {"width": 24}, range(12)),
+        ("unc_geo", {"anneal": "geometric"}, range(12)),
+        ("unc_te03", {"temperature_end": 0.3}, range(6)),
+    ],
+}
+METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "precision_in_box", "ink_recall", "collapsed")
+
+
+def jobs_of(screen: str) -> list[tuple[str, dict, int]]:
+    variants = SCREENS[screen]
+    last = max(max(seeds) for _, _, seeds in variants)
+    return [(name, over, seed) for seed in range(last + 1) for name, over, seeds in variants if seed in seeds]
+
+
+def worker(jobs, out_path: str, stop_at: float, device: str, lock) -> None:
+    import torch
+    torch.set_num_threads(1)
+    if device == "cuda":                              # fp32 like the CPU runs (train() autocasts on CUDA)
+        torch.autocast = lambda *a, **k: contextlib.nullcontext()
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    from masklab.config import preset
+    from masklab.runs import fit
+    while time.time() < stop_at:
+        try:
+            name, over, seed = jobs.get_nowait()
+        except Exception:                             # queue.Empty
+            return
+        cfg = preset("hard-concrete", seed=seed, device=device, **over)
+        tic = time.time()
+        _, s = fit(cfg, out=Path("/tmp/gpu_screen") / f"{name}-s{seed}", label=name)
+        m, final = s["metrics"], s["final"] or {}
+        rec = {"name": name, "seed": seed, "over": over, "wall": round(time.time() - tic, 1), "train_s": s["train_s"],
+               "status": s["status"], **{k: m.get(k) for k in METRICS}, "mult": final.get("multiplier"),
+               "area_exp": final.get("area_expected")}
+        with lock, open(out_path, "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        print(f"{name:16s} s{seed} acc {rec['accuracy_hard']:.3f} area {rec['area']:.3f} "
+              f"bim {rec['bimodality']:.4f} ({rec['wall']:.0f} s)", flush=True)
+
+
+def run(screen: str, out: str, workers: int, seconds: float, device: str) -> None:
+    ctx = mp.get_context("spawn")
+    jobs, lock = ctx.Queue(), ctx.Lock()
+    for job in jobs_of(screen):
+        jobs.put(job)
+    stop_at = time.time() + seconds                   # no job starts after this
+    procs = [ctx.Process(target=worker, args=(jobs, out, stop_at, device, lock)) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+
+
+def summary(paths: list[str]) -> str:
+    """A markdown table: per variant, seeds run, collapsed seeds, mean ± std of accuracy_hard over all seeds,
+    and means of the rest over the seeds that did not collapse."""
+    by = defaultdict(list)
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            r = json.loads(line)
+            by[r["name"]].append(r)
+    lines = ["| variant | seeds | collapsed | accuracy_hard (all seeds) | accuracy_hard | area | bimodality | "
+             "precision_in_box | ink_recall |", "|---" * 9 + "|"]
+    for name, rows in by.items():
+        live = [r for r in rows if not r["collapsed"]]
+        acc = [r["accuracy_hard"] for r in rows]
+        mean = lambda k: f"{statistics.fmean(r[k] for r in live):.3f}" if live else "n/a"
+        std = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        lines.append(f"| {name} | {len(rows)} | {len(rows) - len(live)} | {statistics.fmean(acc):.3f} ± {std:.3f} | "
+                     f"{mean('accuracy_hard')} | {mean('area')} | {mean('bimodality')} | {mean('precision_in_box')} | "
+                     f"{mean('ink_recall')} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("screen", choices=list(SCREENS))
+    r.add_argument("out")
+    r.add_argument("--workers", type=int, default=12)
+    r.add_argument("--seconds", type=float, default=420, help="no run starts after this many seconds")
+    r.add_argument("--device", default="cuda")
+    s = sub.add_parser("summary")
+    s.add_argument("paths", nargs="+")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        run(args.screen, args.out, args.workers, args.seconds, args.device)
+    else:
+        print(summary(args.paths))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
