@@ -227,7 +227,8 @@ def throughput_files(out: Path) -> list[str]:
                     f"{t['accuracy_hard']:.3f}, area {t['area']:.3f})")
             if "large_batch" in t:
                 line += f"; {t['large_batch']['images_per_s']:.0f} images/s at batch {t['large_batch']['batch_size']}"
-            lines.append(line + f". Measured {t['date']}, torch {t['torch']}, by `{t['command']}` ({path.name}).")
+            note = f" Note: {t['note']}" if t.get("note") else ""
+            lines.append(line + f". Measured {t['date']}, torch {t['torch']}, by `{t['command']}` ({path.name}).{note}")
         except (OSError, ValueError, KeyError, TypeError) as e:
             lines.append(f"- {path.name}: unreadable ({type(e).__name__}), not shown")
     return lines

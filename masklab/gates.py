@@ -65,8 +65,8 @@ def hard_concrete(logits, temperature, training, hard, generator=None, clamp_bac
 
     With `hard`, the backward pass goes through the unclamped stretch, so every gate gets the classifier's
     gradient. `clamp_backward` goes through the clamp as in Louizos et al.: a sample clamped at 0 or 1 gets
-    none, and a mask pushed all the way closed can stay closed (measured: init_bias 4 collapses to an
-    all-zero mask by step 250 with it, and trains to 0.90 accuracy at 4.4% area without it)."""
+    none, and a mask pushed all the way closed can stay closed (measured, CPU, seed 0, init_bias 4, geometric
+    anneal: all-zero by step 250 with it; 0.90 hard-mask accuracy at 4.4% area without it)."""
     lo, hi = STRETCH
     noisy = logits + _logistic_noise(logits, generator) if training else logits
     stretched = torch.sigmoid(noisy / temperature if training else noisy) * (hi - lo) + lo
