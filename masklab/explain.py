@@ -174,6 +174,16 @@ LOSS_LATEX = {
 }
 
 
+def gate_latex(cfg) -> str:
+    """The gate line: for hard concrete with the hard forward, what the classifier sees and which relaxation
+    the backward goes through (the unclamped stretch s, or z through the clamp)."""
+    if cfg.gate != "hard_concrete" or not cfg.hard_forward:
+        return GATE_LATEX.get(cfg.gate, r"m = \mathrm{gate}(l)")
+    through = r"z" if cfg.clamp_backward else r"s"
+    return (r"m = \mathbb{1}[z > \tfrac12],\ z = \min(1, \max(0, s)),\ s = \sigma\big((l + \log u - \log(1-u))"
+            r"/\tau\big)(\zeta-\gamma) + \gamma,\ \partial m/\partial l := \partial " + through + r"/\partial l")
+
+
 def objective_latex(cfg) -> list[str]:
     """LaTeX lines of the objective `cfg` trains: the total, the gate, the mask loss, the constraint's update."""
     masked = cfg.gate != "none"
@@ -186,14 +196,16 @@ def objective_latex(cfg) -> list[str]:
         total += r" + \text{tv}\cdot \mathrm{TV}(m)"
     if masked and cfg.bimodal:
         total += r" + \text{bimodal}\cdot \overline{m(1-m)}"
-    lines = [total, GATE_LATEX.get(cfg.gate, r"m = \mathrm{gate}(l)")]
+    lines = [total, gate_latex(cfg)]
     if masked and cfg.mask_loss != "none":
         lines.append(r"L_{\text{mask}} = " + LOSS_LATEX.get(cfg.mask_loss, r"\text{" + cfg.mask_loss + "}"))
     if masked and (cfg.constraint or cfg.mask_loss == "sorted_area"):
         area = r"P(z>0)" if cfg.gate == "hard_concrete" else r"m"
-        lines.append(r"t = 1 - (1 - t_{\text{end}})\,\mathrm{clip}\!\big(\tfrac{\text{step} - \text{warmup}\cdot"
-                     r"\text{steps}}{\text{anneal\_frac}\cdot\text{steps}}, 0, 1\big)"
-                     + (r",\quad \bar a = \overline{" + area + "}" if cfg.constraint else ""))
+        progress = (r"\mathrm{clip}\!\big(\tfrac{\text{step} - \text{warmup}\cdot"
+                    r"\text{steps}}{\text{anneal\_frac}\cdot\text{steps}}, 0, 1\big)")
+        schedule = (r"t = t_{\text{end}}^{\,p},\ p = " + progress if cfg.anneal == "geometric"
+                    else r"t = 1 - (1 - t_{\text{end}})\," + progress)
+        lines.append(schedule + (r",\quad \bar a = \overline{" + area + "}" if cfg.constraint else ""))
     if masked and cfg.constraint:
         lines.append(r"\mu \leftarrow \max\!\big(0,\ \mu + \eta\,(\bar a - t)\big),\quad \eta = \text{dual\_lr}")
     return lines

@@ -80,6 +80,18 @@ def test_the_objective_shows_only_the_terms_in_effect():
     assert "unmasked" in unmasked and r"\beta" not in unmasked
 
 
+def test_the_objective_names_the_anneal_shape_and_the_backward_in_effect():
+    """Geometric anneal shows t = t_end^p; the hard-concrete line says what the classifier sees (1[z > 1/2]) and
+    whether the backward goes through the unclamped stretch s or the clamp z."""
+    default = objective_latex(preset("hard-concrete"))
+    assert r"\partial s/\partial l" in default[1] and r"\mathbb{1}[z > \tfrac12]" in default[1]
+    assert r"\partial z/\partial l" in objective_latex(preset("hard-concrete", clamp_backward=True))[1]
+    assert r"t = 1 - (1 - t_{\text{end}})" in default[2]
+    assert r"t = t_{\text{end}}^{\,p}" in objective_latex(preset("hard-concrete", anneal="geometric"))[2]
+    soft = objective_latex(preset("hard-concrete", hard_forward=False))[1]
+    assert r"\mathbb{1}" not in soft and "m = z" in soft
+
+
 def test_logit_curves_cover_the_plotted_range():
     """Every method's logit curve spans LOGIT_RANGE with finite values."""
     for method in METHODS.values():
