@@ -32,6 +32,7 @@ from .images import overlay
 from .metrics import predict
 from .models import Classifier, build_model
 from .runs import fit
+from .sweep import pareto
 from .train import lr_factor, pick_device, train, usable_cpus
 
 COLUMNS = ["method", "seed", "accuracy_full", "accuracy_soft", "accuracy_hard", "area", "bimodality",
@@ -347,16 +348,13 @@ def targets_section(table) -> list[str]:
 def pareto_plot(rows):
     from .plots import PALETTE, Axes, limits
     ax = Axes(limits([r["area"] for r in rows], floor=0), limits([r["accuracy_hard"] for r in rows], ceil=1.0),
-              "Hard-mask accuracy vs area kept (one point per seed)", "area (fraction of pixels kept)",
+              "Accuracy vs area kept; front without collapsed runs",
+              "area (fraction of pixels kept)",
               "accuracy_hard")
     for i, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
         group = [r for r in rows if r["method"] == method]
         ax.points([r["area"] for r in group], [r["accuracy_hard"] for r in group], PALETTE[i % len(PALETTE)], method)
-    front, best = [], -1.0                                    # the Pareto front: less area, more accuracy
-    for r in sorted(rows, key=lambda r: (r["area"], -r["accuracy_hard"])):
-        if r["accuracy_hard"] > best:
-            front.append(r)
-            best = r["accuracy_hard"]
+    front = pareto(rows)                                      # less area, more accuracy; collapsed runs left out
     ax.line([r["area"] for r in front], [r["accuracy_hard"] for r in front], "#555555", "Pareto front", 1, True)
     return ax.image()
 
