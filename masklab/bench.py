@@ -190,6 +190,9 @@ def measure_throughput(out: Path = Path("bench"), log=print, large_batch: int = 
 
     rate(cfg.replace(steps=30))                                   # warm-up: kernels, allocator
     run_dir, summary = fit(cfg, out=Path(out) / "runs" / f"throughput-{device.type}", label="throughput")
+    if summary["status"] != "done":
+        raise RuntimeError(f"the timed default run did not finish ({summary['status']}: {summary['reason']}); "
+                           f"no throughput written")
     result = {"device": where, "preset": DEFAULT_PRESET, "batch_size": cfg.batch_size, "steps": cfg.steps,
               "images_per_s": summary["images_per_s"], "train_s": summary["train_s"],
               "accuracy_hard": summary["metrics"].get("accuracy_hard"), "area": summary["metrics"].get("area"),
@@ -198,13 +201,18 @@ def measure_throughput(out: Path = Path("bench"), log=print, large_batch: int = 
     log(f"default preset on {where}: {result['images_per_s']:.0f} images/s at batch {cfg.batch_size} "
         f"({cfg.steps} steps in {summary['train_s']:.1f} s; accuracy_hard {result['accuracy_hard']:.3f}, "
         f"area {result['area']:.3f})")
+    path = Path(out) / f"throughput-{device.type}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")          # kept if the large batch fails
     if device.type == "cuda":
         big = cfg.replace(batch_size=large_batch, steps=200)
-        rate(big.replace(steps=10))
-        result["large_batch"] = {"batch_size": large_batch, "images_per_s": round(rate(big), 1)}
+        try:
+            rate(big.replace(steps=10))
+            result["large_batch"] = {"batch_size": large_batch, "images_per_s": round(rate(big), 1)}
+        except torch.OutOfMemoryError:
+            log(f"  batch {large_batch} ran out of GPU memory: not measured")
+            return path
         log(f"  at batch {large_batch}: {result['large_batch']['images_per_s']:.0f} images/s")
-    path = Path(out) / f"throughput-{device.type}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+        path.write_text(json.dumps(result, indent=2) + "\n")
     return path
 
 

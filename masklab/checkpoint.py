@@ -92,9 +92,15 @@ def read_summary(run_dir: Path) -> dict:
 
 
 def read_config(run_dir: Path) -> Config:
+    """The run's Config. A field the file lacks takes its default, except where the default changed since:
+    a hard-concrete run saved before `clamp_backward` existed trained with the backward through the clamp."""
     path = Path(run_dir) / "config.json"
     try:
-        return Config.from_json(path.read_text())
+        text = path.read_text()
+        cfg = Config.from_json(text)
+        if cfg.gate == "hard_concrete" and "clamp_backward" not in json.loads(text):
+            cfg = cfg.replace(clamp_backward=True)
+        return cfg
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing: is {Path(run_dir)} a MaskLab run folder?") from None
     except (ConfigError, UnicodeDecodeError) as e:

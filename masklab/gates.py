@@ -79,7 +79,8 @@ def hard_concrete(logits, temperature, training, hard, generator=None, clamp_bac
 def hard_concrete_open_prob(logits: Tensor, temperature: float) -> Tensor:
     """P(z > 0) under the hard-concrete gate, in closed form: the differentiable expected-L0 term.
 
-    Reaches every logit, unlike mask.mean(): the clamp gives exactly zero gradient to saturated samples."""
+    Reaches every logit, unlike the mean of a soft (hard=False) or clamp_backward mask: there the clamp gives
+    exactly zero gradient to saturated samples."""
     lo, hi = STRETCH
     return torch.sigmoid(logits - temperature * math.log(-lo / hi))
 

@@ -94,3 +94,22 @@ def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatc
     with pytest.raises(OSError):
         write_atomic(target, b"new")
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_a_hard_concrete_run_saved_before_clamp_backward_existed_loads_as_trained_through_the_clamp(tmp_path):
+    """A missing field takes its default, except clamp_backward for hard concrete: runs saved before the field
+    existed trained with the backward through the clamp, so that is what their config says (and what
+    `bench --resume` compares against)."""
+    from masklab.checkpoint import read_config
+    from masklab.config import Config
+    for gate, written, expected in [("hard_concrete", None, True), ("hard_concrete", False, False),
+                                    ("hard_concrete", True, True), ("binary_concrete", None, False)]:
+        d = Config(gate=gate).to_dict()
+        if written is None:
+            del d["clamp_backward"]
+        else:
+            d["clamp_backward"] = written
+        (tmp_path / "config.json").write_text(json.dumps(d))
+        assert read_config(tmp_path).clamp_backward is expected, (gate, written)
+    demo = os.path.join(os.path.dirname(__file__), "..", "checkpoints", "demo")
+    assert read_config(demo).clamp_backward is True

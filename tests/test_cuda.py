@@ -19,8 +19,8 @@ QUICK_CUDA = dict(canvas=40, steps=400, batch_size=64, log_every=50, test_size=3
 
 
 def test_default_trains_on_cuda_and_its_checkpoint_gives_the_same_masks_on_the_cpu(tmp_path):
-    """A short default run under bf16 autocast learns (far above the 10% of chance, mask well below full) and
-    keeps its mask exactly 0/1; its checkpoint loads on the CPU and gives (nearly) the same hard masks."""
+    """A short default run under bf16 autocast learns (far above the 10% of chance, mask well below full); its
+    checkpoint loads on the CPU and gives (nearly) the same hard masks."""
     cfg = preset("hard-concrete", seed=0, **QUICK_CUDA)
     run_dir, summary = fit(cfg, out=tmp_path / "run")
     assert summary["status"] == "done" and summary["device"].startswith("cuda")
@@ -55,10 +55,15 @@ def test_evaluate_on_cuda_matches_the_cpu():
     """The metrics of one untrained model on one test set agree between devices."""
     from masklab.data import open_data
     from masklab.models import build_model
-    cfg = preset("hard-concrete", canvas=32, test_size=64, init_bias=0.0, seed=3)
+    cfg = preset("hard-concrete", canvas=32, test_size=64, init_bias=0.5, seed=3)   # logits off the l = 0 edge
     data = open_data(cfg, "cpu")
     model = build_model(cfg, data.channels, data.classes)
     on_cpu = evaluate(model, data.test, cfg.temperature_end)
-    on_gpu = evaluate(model.cuda(), data.test.to("cuda"), cfg.temperature_end)
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False                          # fp32 convolutions, like the CPU's
+    try:
+        on_gpu = evaluate(model.cuda(), data.test.to("cuda"), cfg.temperature_end)
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
     assert on_gpu["area"] == pytest.approx(on_cpu["area"], abs=0.01)
     assert on_gpu["accuracy_hard"] == pytest.approx(on_cpu["accuracy_hard"], abs=0.05)

@@ -95,13 +95,16 @@ def test_hard_forward_hard_concrete_reaches_saturated_gates_unless_the_backward_
     default), and not through the clamp (Louizos et al., clamp_backward): there a gate pushed closed gets only
     the area term's push, and a mask can close for good (measured: init_bias 4 then collapses)."""
     logits = torch.tensor([-6.0, -3.0, 0.0, 3.0, 6.0], requires_grad=True)
-    grads = {}
+    grads, masks = {}, {}
     for clamp in (False, True):
         logits.grad = None
         mask = hard_concrete(logits, 2 / 3, True, True, _gen(0), clamp_backward=clamp)
         assert set(mask.tolist()) <= {0.0, 1.0}
         mask.sum().backward()
-        grads[clamp] = logits.grad.clone()
+        grads[clamp], masks[clamp] = logits.grad.clone(), mask.detach()
+    assert torch.equal(masks[False], masks[True])                    # the flag changes the backward only
+    soft = hard_concrete(logits.detach(), 2 / 3, True, False, _gen(0))  # same noise: the forward is z > 1/2
+    assert torch.equal(masks[False], (soft > 0.5).float())
     assert (grads[False] > 0).all()
     saturated = grads[True] == 0
     assert saturated[0] and saturated[-1]                               # +-6: clamped samples, no gradient

@@ -83,6 +83,9 @@ def worker(jobs, out_path: str, stop_at: float, device: str, lock) -> None:
                "area_exp": final.get("area_expected")}
         with lock, open(out_path, "a") as fh:
             fh.write(json.dumps(rec) + "\n")
+        if s["status"] != "done" or rec["accuracy_hard"] is None:
+            print(f"{name:16s} s{seed} {s['status']}: {s.get('reason')}", flush=True)
+            continue
         print(f"{name:16s} s{seed} acc {rec['accuracy_hard']:.3f} area {rec['area']:.3f} "
               f"bim {rec['bimodality']:.4f} ({rec['wall']:.0f} s)", flush=True)
 
@@ -102,12 +105,17 @@ def run(screen: str, out: str, workers: int, seconds: float, device: str) -> Non
 
 def summary(paths: list[str]) -> str:
     """A markdown table: per variant, seeds run, collapsed seeds, mean ± std of accuracy_hard over all seeds,
-    and means of the rest over the seeds that did not collapse."""
-    by = defaultdict(list)
+    and means of the rest over the seeds that did not collapse. Runs that did not finish are left out; a seed
+    run twice (a screen appended to the same file again) counts once, its last run."""
+    latest = {}
     for path in paths:
         for line in Path(path).read_text().splitlines():
             r = json.loads(line)
-            by[r["name"]].append(r)
+            if r.get("status", "done") == "done" and r.get("accuracy_hard") is not None:
+                latest[r["name"], r["seed"]] = r
+    by = defaultdict(list)
+    for (name, _), r in latest.items():
+        by[name].append(r)
     lines = ["| variant | seeds | collapsed | accuracy_hard (all seeds) | accuracy_hard | area | bimodality | "
              "precision_in_box | ink_recall |", "|---" * 9 + "|"]
     for name, rows in by.items():

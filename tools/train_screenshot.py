@@ -15,7 +15,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from test_browser import ARGS, CHROMIUM, start_server, stop_server  # noqa: E402
+try:
+    from test_browser import ARGS, CHROMIUM, start_server, stop_server  # noqa: E402
+except BaseException as e:                          # pytest's Skipped when Chromium or Playwright is missing
+    raise SystemExit(f"cannot drive Chromium here: {e}") from None
 
 
 def main() -> int:
