@@ -47,7 +47,8 @@ LABELS = {
     "temperature": "temperature τ (start)",
     "temperature_end": "temperature τ (end)", "lr": "learning rate", "batch_size": "batch size",
     "data": "dataset", "mask_loss": "mask loss", "constraint": "target-area constraint",
-    "hard_forward": "hard forward (straight-through)", "clamp_backward": "backward through the clamp", "init_bias": "initial mask bias", "tv": "total variation",
+    "hard_forward": "hard forward (straight-through)", "clamp_backward": "backward through the clamp",
+    "init_bias": "initial mask bias", "tv": "total variation",
 }
 FORMULAS = {
     "alpha": "Seed loss per pixel: α·log(m+λ) + (1−α)·log(1−m+λ); α > 0.5 makes m = 0 the deeper well.",

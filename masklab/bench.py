@@ -108,18 +108,20 @@ def step_cost_ratio(cfg, steps: int = 8, rounds: int = 5) -> float:
     timed = {}
     for c in (cfg, base):
         data = open_data(c.replace(test_size=1), device)
-        timed[c] = (c.replace(steps=steps, log_every=steps), data)
+        timed[c] = (c.replace(steps=steps), data)
     ratios = []
     for r in range(rounds + 1):
-        seconds = []
-        for c in (cfg, base):
-            short, data = timed[c]
-            model = build_model(short, data.channels, data.classes).to(device)
-            *_, last = train(short, model, data, device)
-            seconds.append(last.seconds)
+        seconds = [train_seconds(*timed[c], device) for c in (cfg, base)]
         if r:                                         # round 0 warms up both code paths
             ratios.append(seconds[0] / seconds[1])
     return round(statistics.median(ratios), 3)
+
+
+def train_seconds(cfg, data, device) -> float:
+    """Training time (pauses and evaluation excluded) of cfg.steps steps of a fresh model of cfg on `data`."""
+    model = build_model(cfg, data.channels, data.classes).to(device)
+    *_, last = train(cfg.replace(log_every=cfg.steps), model, data, device)
+    return last.seconds
 
 
 def train_evaluator(cfg, log=print, steps: int | None = None, cache: Path | None = None):
@@ -183,11 +185,7 @@ def measure_throughput(out: Path = Path("bench"), log=print, large_batch: int = 
     cfg = preset(DEFAULT_PRESET, **{"device": device.type, **overrides})
     data = open_data(cfg, device)
 
-    def rate(c) -> float:
-        model = build_model(c, data.channels, data.classes).to(device)
-        *_, last = train(c.replace(log_every=c.steps), model, data, device)
-        return c.steps * c.batch_size / last.seconds
-
+    rate = lambda c: c.steps * c.batch_size / train_seconds(c, data, device)                  # images/s
     rate(cfg.replace(steps=30))                                   # warm-up: kernels, allocator
     run_dir, summary = fit(cfg, out=Path(out) / "runs" / f"throughput-{device.type}", label="throughput")
     if summary["status"] != "done":
@@ -290,6 +288,7 @@ def results_markdown(table, quick, seeds, methods, elsewhere: list[str] = ()) ->
     """The RESULTS.md text; `elsewhere`: lines from throughput files measured by other runs (throughput_files)."""
     cols = ["accuracy_full", "accuracy_soft", "accuracy_hard", "area", "bimodality", "precision_in_box",
             "iou_box", "ink_recall", "evalx_accuracy", "collapsed", "wall_s", "step_cost_ratio"]
+    device = pick_device("auto")
     command = "python -m masklab bench" + (" --quick" if quick else "") + (f" --seeds {seeds}" if seeds != 5 else "")
     if set(methods) != set(PRESETS):
         command += " --methods " + " ".join(methods)
@@ -303,8 +302,8 @@ def results_markdown(table, quick, seeds, methods, elsewhere: list[str] = ()) ->
     lines += ["", *targets_section(table), "", "## Machine", "",
               f"- {platform.platform()}, Python {platform.python_version()}, torch {torch.__version__}, "
               f"{os.cpu_count()} CPU cores visible, torch threads {torch.get_num_threads()}",
-              f"- device: {pick_device('auto')}" + (f" ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else ""),
-              throughput_line(table, quick), *elsewhere,
+              f"- device: {device}" + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
+              throughput_line(table, quick, device), *elsewhere,
               "", "![accuracy vs area](pareto.png)", "", "![area curves](area_curves.png)", "", "![masks](masks.png)", ""]
     return "\n".join(lines)
 
@@ -319,13 +318,12 @@ def incomplete_note(table, seeds: int, methods) -> list[str]:
             "interrupted). Seeds are run in order 0, 1, ... for every method in turn.", ""]
 
 
-def throughput_line(table, quick: bool) -> str:
-    """Training images/s of the default preset, from its mean train_s, on the device the bench ran on."""
+def throughput_line(table, quick: bool, device: torch.device) -> str:
+    """Training images/s of the default preset, from its mean train_s, on `device`, the one the bench ran on."""
     if DEFAULT_PRESET not in table or "train_s" not in table[DEFAULT_PRESET]:
         return "- default preset throughput: not measured (the default was not in this run)"
     cfg = preset(DEFAULT_PRESET, **(QUICK if quick else {}))
     rate = cfg.steps * cfg.batch_size / table[DEFAULT_PRESET]["train_s"][0]
-    device = pick_device("auto")
     where = device_name(device) + ("" if device.type == "cuda" else " (no CUDA GPU here)")
     return f"- default preset ({DEFAULT_PRESET}) training throughput: {rate:.0f} images/s on {where}"
 

@@ -18,6 +18,7 @@ import json
 import multiprocessing as mp
 import statistics
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -76,7 +77,7 @@ def worker(jobs, out_path: str, stop_at: float, device: str, lock) -> None:
             return
         cfg = preset("hard-concrete", seed=seed, device=device, **over)
         tic = time.time()
-        _, s = fit(cfg, out=Path("/tmp/gpu_screen") / f"{name}-s{seed}", label=name)
+        _, s = fit(cfg, out=Path(tempfile.gettempdir()) / "gpu_screen" / f"{name}-s{seed}", label=name)
         m, final = s["metrics"], s["final"] or {}
         rec = {"name": name, "seed": seed, "over": over, "wall": round(time.time() - tic, 1), "train_s": s["train_s"],
                "status": s["status"], **{k: m.get(k) for k in METRICS}, "mult": final.get("multiplier"),
