@@ -76,12 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     mask.add_argument("--topk", type=int, default=3, help="predictions to print per image")
     bench = sub.add_parser("bench", help="the method table: every preset with N seeds on cluttered-digits")
     bench.add_argument("--quick", action="store_true", help="few steps, for a smoke test (about 2 minutes)")
-    bench.add_argument("--seeds", type=int, default=5, help="seeds per method (default 5)")
+    bench.add_argument("--seeds", type=int, default=None, help="seeds per method (default 5; 3 with --front)")
     bench.add_argument("--methods", nargs="+", choices=list(PRESETS), help="presets to run (default all)")
     bench.add_argument("--out", type=Path, default=Path("bench"), help="output folder (default bench/)")
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     bench.add_argument("--resume", action="store_true",
                        help="keep finished run folders under OUT/runs with the same config (an interrupted run)")
+    bench.add_argument("--front", action="store_true",
+                       help="only the accuracy-vs-area front: the default at area targets 0.02-0.11 and the oracles, "
+                            "--seeds seeds each (default 3 here): writes OUT/front.csv and OUT/front.png")
+    bench.add_argument("--datasets", action="store_true",
+                       help="only the default and the unmasked classifier on shapes and CIFAR-10 (from ../shared/data "
+                            "when present): writes OUT/datasets.csv and OUT/DATASETS.md")
     bench.add_argument("--throughput", action="store_true",
                        help="only time the default preset on this machine's best device (a GPU where there is "
                             "one): writes OUT/throughput-<device>.json, which RESULTS.md lists")
@@ -232,7 +238,7 @@ def cmd_mask(args) -> int:
 def cmd_bench(args) -> int:
     import torch
     from .bench import run_bench
-    if args.seeds < 1:
+    if args.seeds is not None and args.seeds < 1:
         raise UserError("--seeds must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -241,7 +247,17 @@ def cmd_bench(args) -> int:
         path = measure_throughput(args.out, log=lambda s: print(s, flush=True))
         print(f"wrote {path}")
         return 0
-    run_bench(args.methods, args.seeds, args.quick, args.out, log=lambda s: print(s, flush=True), resume=args.resume)
+    if args.datasets:
+        from .bench import run_datasets
+        run_datasets(args.seeds or 5, out=args.out, log=lambda s: print(s, flush=True), resume=args.resume)
+        print(f"wrote {args.out / 'DATASETS.md'} and datasets.csv")
+        return 0
+    if args.front:
+        from .bench import run_front
+        run_front(args.seeds or 3, out=args.out, log=lambda s: print(s, flush=True), resume=args.resume)
+        print(f"wrote {args.out / 'front.csv'} and front.png")
+        return 0
+    run_bench(args.methods, args.seeds or 5, args.quick, args.out, log=lambda s: print(s, flush=True), resume=args.resume)
     print(f"wrote {args.out / 'RESULTS.md'}, results.csv and PNGs")
     return 0
 

@@ -25,6 +25,8 @@ GATE_NAMES = ("none", "hard_sigmoid", "straight_through", "binary_concrete", "ha
 MASK_LOSS_NAMES = ("none", "seed", "mse_zero", "pooled_l1", "l1", "l0", "sorted_area")
 DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 ANNEAL_NAMES = ("linear", "geometric")
+ORACLE_NAMES = ("none", "ink", "box")
+UPSAMPLE_NAMES = ("nearest", "bilinear")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ class Config:
                               "instead of through the unclamped stretch")
     width: int = _f(16, "channels of the attention branch")
     mask_stride: int = _f(2, "compute mask logits at 1/stride resolution, then upsample (nearest)")
+    mask_upsample: str = _f("nearest", "how stride > 1 mask logits reach full resolution: nearest (blocks of stride x "
+                            "stride pixels) or bilinear (logits interpolated, so a 0/1 mask follows edges within a "
+                            "block)")
+    oracle: str = _f("none", "a reference, not a method: the classifier sees x * the true mask (ink: the object's own "
+                     "pixels; box: its bounding box), on datasets that know it (cluttered-digits, shapes)")
     init_bias: float = _f(2.0, "initial bias of the mask logits (> 0: gates start open)")
     classifier_width: int = _f(32, "channels of the classifier's first conv (then 2x, 2x)")
     # mask objective: L = CE + beta * L_mask + multiplier * (area - target) + tv * TV(m)
@@ -61,7 +68,13 @@ class Config:
                             "to area_target")
     anneal: str = _f("linear", "shape of the target's fall: linear, or geometric (the same factor every step: "
                      "as many steps from 0.2 to 0.1 as from 1.0 to 0.5)")
-    dual_lr: float = _f(1.0, "multiplier step: multiplier += dual_lr * (area - target), clamped at 0")
+    dual_lr: float = _f(1.0, "multiplier step: multiplier += dual_lr * (area - target), clamped at 0 (the "
+                        "floor's multiplier likewise)")
+    area_floor: float = _f(0.0, "a lower bound too, as a fraction of the current target: when the area falls below "
+                           "area_floor * target, a second multiplier (dual ascent, >= 0) pushes gates open again, so "
+                           "a mask cannot close to nothing (0: off)")
+    finetune: float = _f(0.0, "closing phase: for this last fraction of training the mask is frozen and the "
+                         "classifier learns on the deterministic hard mask it is tested on")
     tv: float = _f(0.0, "weight of the total-variation term (contiguous masks)")
     bimodal: float = _f(0.0, "weight of the bimodality term mean(m * (1 - m)) on the relaxed mask")
     temperature: float = _f(2 / 3, "gate temperature at the start (concrete gates, STE backward slope)")
@@ -180,6 +193,10 @@ def _problems(c: Config):
         yield f"mask_loss: {c.mask_loss!r} is not one of {', '.join(MASK_LOSS_NAMES)}"
     if c.anneal not in ANNEAL_NAMES:
         yield f"anneal: {c.anneal!r} is not one of {', '.join(ANNEAL_NAMES)}"
+    if c.oracle not in ORACLE_NAMES:
+        yield f"oracle: {c.oracle!r} is not one of {', '.join(ORACLE_NAMES)}"
+    if c.mask_upsample not in UPSAMPLE_NAMES:
+        yield f"mask_upsample: {c.mask_upsample!r} is not one of {', '.join(UPSAMPLE_NAMES)}"
     if c.device not in DEVICE_NAMES:
         yield f"device: {c.device!r} is not one of {', '.join(DEVICE_NAMES)}"
     checks = [
@@ -190,6 +207,9 @@ def _problems(c: Config):
         (0 <= c.anneal_frac <= 1, "anneal_frac must be in [0, 1]"),
         (0 <= c.warmup and c.warmup + c.anneal_frac <= 1, "warmup must be >= 0 and warmup + anneal_frac <= 1"),
         (c.dual_lr >= 0, "dual_lr must be >= 0"),
+        (0 <= c.area_floor < 1, "area_floor must be in [0, 1)"),
+        (0 <= c.finetune < 1 and c.warmup + c.anneal_frac + c.finetune <= 1,
+         "finetune must be in [0, 1) and warmup + anneal_frac + finetune <= 1 (the mask freezes after its anneal)"),
         (c.tv >= 0 and c.bimodal >= 0, "tv and bimodal must be >= 0"),
         (c.temperature > 0 and c.temperature_end > 0, "temperatures must be > 0"),
         (c.lr > 0, "lr must be > 0"),
@@ -205,6 +225,8 @@ def _problems(c: Config):
         (c.seed >= 0, "seed must be >= 0"),
     ]
     yield from (message for ok, message in checks if not ok)
+    if c.oracle != "none" and (c.gate != "none" or c.constraint):
+        yield "an oracle run has no learned mask: use gate none and constraint false (preset oracle-ink / oracle-box)"
     if c.gate == "none" and c.mask_loss != "none":
         yield "gate none (unmasked) has no mask to penalise: use mask_loss none"
 
@@ -218,6 +240,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mse-zero": dict(gate="hard_sigmoid", mask_loss="mse_zero", constraint=False, beta=1.0),
     # The one answer: L1 on the classifier's feature map before pooling.
     "pooled-l1": dict(gate="hard_sigmoid", mask_loss="pooled_l1", constraint=False, beta=0.1),
+    # References, not methods: the same classifier trained and tested on x * the true ink / box.
+    "oracle-ink": dict(gate="none", mask_loss="none", constraint=False, oracle="ink"),
+    "oracle-box": dict(gate="none", mask_loss="none", constraint=False, oracle="box"),
     "ste": dict(gate="straight_through", mask_loss="none", constraint=True),
     "binary-concrete": dict(gate="binary_concrete", mask_loss="none", constraint=True,
                             temperature=1.0, temperature_end=0.5),

@@ -66,6 +66,14 @@ class Dataset:
     def batch(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return self.sampler.batch(n, generator)
 
+    def truth_batch(self, n: int, generator: torch.Generator, kind: str) -> tuple[Tensor, Tensor, Tensor]:
+        """(x, y, true mask (n, 1, H, W) float 0/1): the object's ink or box, for the oracle references."""
+        if not hasattr(self.sampler, "draw"):
+            raise DataError(f"{self.name} does not know where its objects are: an oracle needs cluttered-digits "
+                            f"or shapes")
+        x, y, boxes, ink = self.sampler.draw(n, generator)
+        return x, y, true_mask(kind, x, boxes, ink)
+
     def to(self, device) -> "Dataset":
         self.sampler.to(device)
         self.test = self.test.to(device)
@@ -74,6 +82,16 @@ class Dataset:
     def describe(self) -> dict:
         return {"data": self.name, "channels": self.channels, "classes": self.classes,
                 "class_names": self.class_names, "input_size": list(self.size)}
+
+
+def true_mask(kind: str, x: Tensor, boxes: Tensor | None, ink: Tensor | None) -> Tensor:
+    """(N, 1, H, W) float 0/1: the object's own pixels (kind "ink") or its bounding box ("box")."""
+    from .metrics import box_masks
+    if kind == "ink" and ink is not None:
+        return ink.to(x.dtype)
+    if kind == "box" and boxes is not None and not torch.isnan(boxes).any():
+        return box_masks(boxes, x.shape).to(x.dtype)
+    raise DataError(f"the true {kind} of these images is not known: an oracle needs cluttered-digits or shapes")
 
 
 # --- cluttered digits ------------------------------------------------------------------------------------

@@ -36,17 +36,25 @@ def box_masks(boxes: Tensor, shape) -> Tensor:
 
 
 @torch.no_grad()
-def predict(model, x: Tensor, temperature: float, threshold: float = 0.5, batch: int = 256):
+def predict(model, x: Tensor, temperature: float, threshold: float = 0.5, batch: int = 256,
+            truth: Tensor | None = None):
     """Eval-mode pass over x in chunks: (m_eval, mask logits, class logits on x * hard mask, on x * m_eval,
-    on x)."""
+    on x). An oracle model's m_eval is `truth`, the true mask (N, 1, H, W)."""
+    if getattr(model, "oracle", "none") != "none" and truth is None:
+        raise ValueError(f"an oracle-{model.oracle} run masks with the true {model.oracle}, which only its own "
+                         f"test set knows: evaluate it there (masklab eval), not on other images")
     was_training = model.training
     model.eval()
     outs = {"soft": [], "hard": [], "full": [], "m": [], "l": []}
     try:
         for i in range(0, len(x), batch):
             xb = x[i:i + batch]
-            logits_m = model.mask_logits(xb)
-            m = relaxed(model.gate_kind, logits_m, temperature)
+            if truth is None:
+                logits_m = model.mask_logits(xb)
+                m = relaxed(model.gate_kind, logits_m, temperature)
+            else:
+                m = truth[i:i + batch].to(xb.dtype)
+                logits_m = m * 40 - 20
             outs["m"].append(m)
             outs["l"].append(logits_m)
             outs["hard"].append(model(xb, temperature, mask=(m > threshold).to(xb.dtype)).logits)
@@ -59,7 +67,12 @@ def predict(model, x: Tensor, temperature: float, threshold: float = 0.5, batch:
 
 def evaluate(model, test, temperature: float, threshold: float = 0.5) -> dict:
     """All metrics on a TestSet. Localisation metrics are None where the test set has no boxes."""
-    m, mask_logits, hard_logits, soft_logits, full_logits = predict(model, test.x, temperature, threshold)
+    truth = None
+    if getattr(model, "oracle", "none") != "none":
+        from .data import true_mask
+        truth = true_mask(model.oracle, test.x, test.boxes, test.ink)
+    m, mask_logits, hard_logits, soft_logits, full_logits = predict(model, test.x, temperature, threshold,
+                                                                    truth=truth)
     hard = m > threshold
     acc = lambda logits: (logits.argmax(1) == test.y).float().mean().item()
     area = hard.float().mean().item()

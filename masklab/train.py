@@ -29,7 +29,7 @@ class Record:
     area: float            # fraction of pixels in the hard mask (m_eval > 0.5) on this batch
     area_expected: float   # the differentiable area the constraint sees (P(open) for hard concrete)
     bimodality: float
-    multiplier: float
+    multiplier: float      # net push on the area: the target's multiplier minus the floor's (< 0: pushed open)
     temperature: float
     target: float
     seconds: float         # training time so far, pauses excluded
@@ -95,24 +95,35 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(cfg, i))
     masked = model.attention is not None
-    multiplier = torch.zeros((), device=device)
+    multiplier = torch.zeros((), device=device)        # pushes the area down to its target
+    floor = torch.zeros((), device=device)             # pushes it up to area_floor * target
     first_bad = torch.zeros((), dtype=torch.long, device=device)   # step of the first non-finite loss, no sync
     good, good_step = _snapshot(model), 0
     seconds, tic = 0.0, time.perf_counter()
     model.train()
+    closing = int(round((1 - cfg.finetune) * cfg.steps)) if masked and cfg.finetune else cfg.steps
     for step in range(1, cfg.steps + 1):
-        x, y = data.batch(cfg.batch_size, g_data)
+        x, y, mask = *data.batch(cfg.batch_size, g_data), None
+        if cfg.oracle != "none":
+            x, y, mask = data.truth_batch(cfg.batch_size, g_data, cfg.oracle)
         tau, target = temperature_at(cfg, step), area_target(cfg, step)
+        frozen = step > closing                        # closing phase: the mask is fixed, the classifier adapts
+        if frozen:
+            with torch.no_grad():
+                mask = (model.gate_relaxed(x, tau) > 0.5).to(x.dtype)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out = model(x, tau, g_noise)
-            loss, ce, mask_loss = objective(cfg, out, y, target, multiplier if masked else None)
+            out = model(x, tau, g_noise, mask=mask)
+            loss, ce, mask_loss = objective(cfg, out, y, target, None if frozen or not masked else multiplier - floor)
         first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         schedule.step()
-        if masked and cfg.constraint:
-            multiplier = (multiplier + cfg.dual_lr * (out.area.detach().float() - target)).clamp(min=0)
+        if masked and cfg.constraint and not frozen:
+            area = out.area.detach().float()
+            multiplier = (multiplier + cfg.dual_lr * (area - target)).clamp(min=0)
+            if cfg.area_floor:
+                floor = (floor + cfg.dual_lr * (cfg.area_floor * target - area)).clamp(min=0)
         if step % cfg.log_every and step != cfg.steps:
             continue
         bad = int(first_bad)
@@ -127,7 +138,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
             step=step, loss=loss.item(), ce=ce.item(), mask_loss=mask_loss.item(),
             accuracy=(out.logits.argmax(1) == y).float().mean().item(), area=hard.float().mean().item(),
             area_expected=out.area.item(), bimodality=bimodality(out.relaxed.detach().float()),
-            multiplier=float(multiplier), temperature=tau, target=target,
+            multiplier=float(multiplier - floor), temperature=tau, target=target,
             seconds=seconds + time.perf_counter() - tic)
         seconds = record.seconds
         yield record                                   # paused here for as long as the caller likes
