@@ -43,13 +43,22 @@ def test_aggregate_gives_mean_std_and_counts_collapses():
 
 
 def test_results_markdown_reports_missed_targets_with_the_measured_value():
-    """A target the default misses is marked, next to its measured value and by how much, never hidden."""
-    table = {"unmasked": {"accuracy_full": (0.97, 0.0)},
-             "hard-concrete": {"area": (0.07, 0.01), "accuracy_hard": (0.95, 0.01), "collapsed": (0, 0.0)}}
+    """A target the default misses is marked, next to its measured value and by how much, never hidden; the
+    accuracy bounds come from the oracle-ink and unmasked rows of the same table, wall time as a ratio."""
+    table = {"unmasked": {"accuracy_hard": (0.965, 0.0), "wall_s": (80.0, 1.0)},
+             "oracle-ink": {"accuracy_hard": (0.985, 0.0)},
+             "hard-concrete": {"area": (0.07, 0.01), "accuracy_hard": (0.95, 0.02), "collapsed": (0, 0.0),
+                               "wall_s": (120.0, 2.0)}}
     text = results_markdown(table, quick=False, seeds=5, methods=list(PRESETS))
-    assert "| area | <= 0.05 | 0.070 | **no**, by 0.020 |" in text
-    assert "| accuracy_hard | >= 0.960 (unmasked accuracy_full - 0.01) | 0.950 | **no**, by 0.010 |" in text
-    assert "| collapsed | 0 seeds | 0.000 | yes |" in text
+    assert "| area | <= 0.050 | 0.070 | **no**, by 0.020 |" in text
+    assert "| accuracy_hard, within 0.01 of oracle-ink | >= 0.975 | 0.950 | **no**, by 0.025 |" in text
+    assert "| accuracy_hard, above the unmasked classifier | >= 0.965 | 0.950 | **no**, by 0.015 |" in text
+    assert "| accuracy_hard spread over seeds | <= 0.015 | 0.020 | **no**, by 0.005 |" in text
+    assert "| wall time, x the unmasked run's | <= 1.600 | 1.500 | yes |" in text
+    assert "| collapsed seeds | 0 seeds | 0.000 | yes |" in text
+    del table["oracle-ink"]
+    assert "| accuracy_hard, within 0.01 of oracle-ink | >= nan | 0.950 | n/a (reference row missing) |" in \
+        results_markdown(table, quick=False, seeds=5, methods=list(PRESETS))
 
 
 def test_step_cost_ratio_of_the_baseline_against_itself_is_about_one():
