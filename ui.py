@@ -16,7 +16,7 @@ from PIL import Image
 
 from masklab.checkpoint import CheckpointError, load_run
 from masklab.config import (ANNEAL_NAMES, DEFAULT_PRESET, DEVICE_NAMES, FIELD_NAMES, GATE_NAMES, HELP,
-                            MASK_LOSS_NAMES, PRESETS, Config, ConfigError)
+                            MASK_LOSS_NAMES, ORACLE_NAMES, PRESETS, UPSAMPLE_NAMES, Config, ConfigError)
 from masklab.data import open_data
 from masklab.explain import Collapse, collapse
 from masklab.images import ACCEPTED, overlay, run_mask, to_uint8
@@ -62,6 +62,10 @@ FORMULAS = {
     "warmup": "The target stays at 1 for this fraction of training, so the classifier learns before any gate "
               "is pushed closed.",
     "dual_lr": "Dual ascent: μ ← max(0, μ + dual_lr·(area − t)).",
+    "area_floor": "A second multiplier ν ← max(0, ν + dual_lr·(floor·t − area)) adds −ν·area to the loss: a mask "
+                  "that closes below floor·t is pushed open again (the curve shows μ − ν).",
+    "finetune": "For the last finetune·steps the mask is frozen and the classifier trains on x·1[m_eval > ½], "
+                "exactly what it is tested on.",
     "temperature": "Concrete gates: m = σ((l + noise)/τ); straight-through backward slope σ'(l/τ)/τ.",
     "temperature_end": "τ is annealed geometrically from the start value to this one.",
     "lr": "Adam step size.",
@@ -80,6 +84,9 @@ SPECS = {
     "mask_loss": ("select", dict(options=MASK_LOSS_NAMES)),
     "device": ("select", dict(options=DEVICE_NAMES)),
     "anneal": ("select", dict(options=ANNEAL_NAMES)),
+    "oracle": ("select", dict(options=ORACLE_NAMES)),
+    "mask_upsample": ("select", dict(options=UPSAMPLE_NAMES)),
+    "area_floor": _num("float", 0.0, 0.99, 0.05), "finetune": _num("float", 0.0, 0.99, 0.05),
     "alpha": _num("float", 0.0, 1.0, 0.05), "beta": _num("float", 0.0, None, 0.05),
     "lam": _num("float", 1e-12, None, 1e-3), "area_target": _num("float", 1e-4, 1.0, 0.01),
     "anneal_frac": _num("float", 0.0, 1.0, 0.05), "warmup": _num("float", 0.0, 1.0, 0.05),
@@ -125,7 +132,7 @@ def method_knobs(gate: str, mask_loss: str, constraint: bool) -> list[str]:
     if constraint or mask_loss == "sorted_area":
         knobs += ["area_target", "warmup", "anneal_frac", "anneal"]
     if constraint:
-        knobs.append("dual_lr")
+        knobs += ["dual_lr", "area_floor", "finetune"]
     if gate in ("straight_through", "binary_concrete", "hard_concrete"):
         knobs += ["temperature", "temperature_end"]
     if gate in ("binary_concrete", "hard_concrete"):

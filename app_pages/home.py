@@ -27,7 +27,9 @@ PRESET_NOTES = {
     "sorted-area": "exact area on the sorted mask (TorchRay)",
     "mse-zero": "the asker's first try: MSE to zero",
     "pooled-l1": "the answer: L1 on pooled features",
-    "unmasked": "no mask: the accuracy upper bound",
+    "unmasked": "no mask: what a mask must not cost",
+    "oracle-ink": "told the digit's own pixels: what a perfect mask gives (digits, shapes)",
+    "oracle-box": "told the object's box (digits, shapes)",
 }
 
 st.subheader("Start from a preset")

@@ -62,13 +62,17 @@ def _ref(table, method: str, col: str = "accuracy_hard") -> float:
 
 
 def run_bench(methods=None, seeds: int = 5, quick: bool = False, out: Path = Path("bench"),
-              log=print, resume: bool = False) -> list[dict]:
+              log=print, resume: bool = False, keep_others: bool = False) -> list[dict]:
     """Train every (method, seed), measure, write the outputs under `out`; returns the rows.
 
     With `resume`, a finished run folder under out/runs whose config is the one this call would train is
     kept (its own wall_s and metrics) instead of trained again; step costs and EVAL-X are always measured
-    afresh. For a full run (about 1.5 h on 2 cores) that was interrupted."""
+    afresh. For a full run (about 1.5 h on 2 cores) that was interrupted.
+
+    With `keep_others`, the rows of the methods not run this time are kept from out/results.csv (for a change
+    that leaves their presets alone); RESULTS.md names them."""
     methods = list(methods or PRESETS)
+    kept = [r for r in read_rows(out / "results.csv") if r["method"] not in methods] if keep_others else []
     overrides = QUICK if quick else {}
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -90,8 +94,20 @@ def run_bench(methods=None, seeds: int = 5, quick: bool = False, out: Path = Pat
             log(f"{method:>16} seed {seed}: acc_hard {rows[-1]['accuracy_hard']:.3f} area {rows[-1]['area']:.3f} "
                 f"bimodality {rows[-1]['bimodality']:.3f} ({summary['wall_s']:.0f} s)")
             rows.sort(key=lambda r: (methods.index(r["method"]), r["seed"]))
-            write_outputs(rows, out, quick, seeds, methods)
+            order = list(dict.fromkeys([m for m in PRESETS if m in methods or any(k["method"] == m for k in kept)]))
+            write_outputs(sorted(rows + kept, key=lambda r: (order.index(r["method"]), r["seed"])), out, quick,
+                          seeds, order, kept=sorted({k["method"] for k in kept}, key=order.index))
     return rows
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a results.csv, numbers as numbers (None where empty); [] where there is none."""
+    if not Path(path).exists():
+        return []
+    parse = lambda v: None if v == "" else True if v == "True" else False if v == "False" else float(v)
+    with open(path, newline="") as f:
+        return [{k: v if k in ("method", "status") else int(v) if k == "seed" else parse(v) for k, v in r.items()}
+                for r in csv.DictReader(f)]
 
 
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -447,14 +463,15 @@ def aggregate(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
     return table
 
 
-def write_outputs(rows, out: Path, quick: bool, seeds: int, methods: list[str]) -> None:
+def write_outputs(rows, out: Path, quick: bool, seeds: int, methods: list[str], kept=()) -> None:
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     table = aggregate(rows)
-    (out / "RESULTS.md").write_text(results_markdown(table, quick, seeds, methods, throughput_files(out)))
-    present = [m for m in methods if any(r["method"] == m and r["seed"] == 0 for r in rows)]
+    (out / "RESULTS.md").write_text(results_markdown(table, quick, seeds, methods, throughput_files(out), kept))
+    present = [m for m in methods if (out / "runs" / f"{m}-s0" / "summary.json").exists()
+               and any(r["method"] == m and r["seed"] == 0 for r in rows)]
     pareto_plot(rows).save(out / "pareto.png")
     if {"seed", DEFAULT_PRESET} <= set(present):
         area_curves(out).save(out / "area_curves.png")
@@ -471,18 +488,23 @@ def _cell(stats, col) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def results_markdown(table, quick, seeds, methods, elsewhere: list[str] = ()) -> str:
-    """The RESULTS.md text; `elsewhere`: lines from throughput files measured by other runs (throughput_files)."""
+def results_markdown(table, quick, seeds, methods, elsewhere: list[str] = (), kept=()) -> str:
+    """The RESULTS.md text; `elsewhere`: lines from throughput files measured by other runs (throughput_files);
+    `kept`: methods whose rows were kept from an earlier run (--keep-others)."""
     cols = ["accuracy_full", "accuracy_soft", "accuracy_hard", "area", "bimodality", "precision_in_box",
             "iou_box", "ink_recall", "evalx_accuracy", "collapsed", "wall_s", "step_cost_ratio"]
     device = pick_device("auto")
     command = "python -m masklab bench" + (" --quick" if quick else "") + (f" --seeds {seeds}" if seeds != 5 else "")
     if set(methods) != set(PRESETS):
-        command += " --methods " + " ".join(methods)
+        command += " --methods " + " ".join(m for m in methods if m not in kept)
+    if kept:
+        command += " --keep-others"
     lines = [f"# MaskLab benchmark{' (quick)' if quick else ''}", "",
              f"Regenerate with `{command}`. cluttered-digits, {seeds} seed(s) per method, mean ± std over seeds; "
              f"`collapsed` counts seeds.", "",
              *incomplete_note(table, seeds, methods),
+             *([f"Rows of {', '.join(kept)} were kept from the previous results.csv (`--keep-others`): their presets "
+                "did not change; their wall_s was measured in that run, on the same machine.", ""] if kept else []),
              "| method | " + " | ".join(cols) + " | vs oracle-ink | vs oracle-box |", "|---" * (len(cols) + 3) + "|"]
     for method, stats in table.items():
         gaps = [f"{stats['accuracy_hard'][0] - _ref(table, o):+.3f}" if "accuracy_hard" in stats and o in table

@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     bench.add_argument("--resume", action="store_true",
                        help="keep finished run folders under OUT/runs with the same config (an interrupted run)")
+    bench.add_argument("--keep-others", action="store_true",
+                       help="with --methods: keep the other methods' rows of OUT/results.csv (their presets unchanged)")
     bench.add_argument("--front", action="store_true",
                        help="only the accuracy-vs-area front: the default at area targets 0.02-0.11 and the oracles, "
                             "--seeds seeds each (default 3 here): writes OUT/front.csv and OUT/front.png")
@@ -257,7 +259,8 @@ def cmd_bench(args) -> int:
         run_front(args.seeds or 3, out=args.out, log=lambda s: print(s, flush=True), resume=args.resume)
         print(f"wrote {args.out / 'front.csv'} and front.png")
         return 0
-    run_bench(args.methods, args.seeds or 5, args.quick, args.out, log=lambda s: print(s, flush=True), resume=args.resume)
+    run_bench(args.methods, args.seeds or 5, args.quick, args.out, log=lambda s: print(s, flush=True), resume=args.resume,
+              keep_others=args.keep_others)
     print(f"wrote {args.out / 'RESULTS.md'}, results.csv and PNGs")
     return 0
 

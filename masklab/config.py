@@ -51,6 +51,10 @@ class Config:
     mask_upsample: str = _f("nearest", "how stride > 1 mask logits reach full resolution: nearest (blocks of stride x "
                             "stride pixels) or bilinear (logits interpolated, so a 0/1 mask follows edges within a "
                             "block)")
+    mask_norm: bool = _f(False, "group-normalise the attention branch's features, so that no single step can move "
+                         "every gate's logit by much at once (photos' unnormalised features can)")
+    logit_bound: float = _f(0.0, "soft bound on the mask logits, bound * tanh(l / bound), so no gate saturates past "
+                            "where its gradient lives (0: unbounded)")
     oracle: str = _f("none", "a reference, not a method: the classifier sees x * the true mask (ink: the object's own "
                      "pixels; box: its bounding box), on datasets that know it (cluttered-digits, shapes)")
     init_bias: float = _f(2.0, "initial bias of the mask logits (> 0: gates start open)")
@@ -70,6 +74,9 @@ class Config:
                      "as many steps from 0.2 to 0.1 as from 1.0 to 0.5)")
     dual_lr: float = _f(1.0, "multiplier step: multiplier += dual_lr * (area - target), clamped at 0 (the "
                         "floor's multiplier likewise)")
+    area_seen: bool = _f(False, "hard concrete with hard_forward: the constraint's area is P(z > 1/2) = sigmoid(l), "
+                         "the expected fraction of pixels the classifier sees, instead of P(z > 0) (expected L0), "
+                         "which counts gates that open too little to show")
     area_floor: float = _f(0.0, "a lower bound too, as a fraction of the current target: when the area falls below "
                            "area_floor * target, a second multiplier (dual ascent, >= 0) pushes gates open again, so "
                            "a mask cannot close to nothing (0: off)")
@@ -208,6 +215,7 @@ def _problems(c: Config):
         (0 <= c.warmup and c.warmup + c.anneal_frac <= 1, "warmup must be >= 0 and warmup + anneal_frac <= 1"),
         (c.dual_lr >= 0, "dual_lr must be >= 0"),
         (0 <= c.area_floor < 1, "area_floor must be in [0, 1)"),
+        (c.logit_bound == 0 or c.logit_bound >= 1, "logit_bound must be 0 (off) or >= 1"),
         (0 <= c.finetune < 1 and c.warmup + c.anneal_frac + c.finetune <= 1,
          "finetune must be in [0, 1) and warmup + anneal_frac + finetune <= 1 (the mask freezes after its anneal)"),
         (c.tv >= 0 and c.bimodal >= 0, "tv and bimodal must be >= 0"),

@@ -258,6 +258,12 @@ def _why_zero(cfg: Config) -> tuple[str, tuple[str, ...]]:
         return why, ("Turn clamp_backward off: the backward then goes through the unclamped stretch and every gate "
                      "hears the classifier (measured: init_bias 4 collapses with it, trains without it).",
                      "Or lower dual_lr or init_bias, or anneal the target more slowly (a larger anneal_frac).")
+    if cfg.constraint and not cfg.area_floor:
+        why += (" Nothing pushed back: with area_floor 0 the constraint is only a ceiling, so when cross-entropy "
+                "(or a wound-up multiplier) closes the gates, the mask stays closed.")
+        return why, ("Set area_floor (e.g. 0.5): a second multiplier then pushes the area back up to area_floor x "
+                     "the target whenever it falls below.",
+                     "Lower dual_lr, or anneal the target more slowly (a larger anneal_frac).")
     return why, ("Lower β or the multiplier step (dual_lr), or raise area_target.",
                  "Anneal the target more slowly (a larger anneal_frac) so the classifier learns first.",
                  "Start with gates open (init_bias > 0) and a gate with gradient everywhere (hard_concrete).")

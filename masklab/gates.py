@@ -110,8 +110,11 @@ def relaxed(name: str, logits: Tensor, temperature: float) -> Tensor:
     return torch.sigmoid(logits / temperature)
 
 
-def area_estimate(name: str, logits: Tensor, mask: Tensor, temperature: float) -> Tensor:
-    """The differentiable fraction of open gates that the target-area constraint and l0/l1 penalties use."""
+def area_estimate(name: str, logits: Tensor, mask: Tensor, temperature: float, seen: bool = False) -> Tensor:
+    """The differentiable fraction of open gates that the target-area constraint and l0/l1 penalties use.
+
+    Hard concrete: P(z > 0) (Louizos' expected L0), or with `seen` P(z > 1/2) = sigmoid(l), the expected
+    fraction of pixels a hard (0/1) forward shows the classifier (logistic noise: P(l + noise > 0))."""
     if name == "hard_concrete":
-        return hard_concrete_open_prob(logits, temperature).mean()
+        return torch.sigmoid(logits).mean() if seen else hard_concrete_open_prob(logits, temperature).mean()
     return mask.mean()

@@ -97,3 +97,25 @@ def test_bilinear_mask_logits_follow_edges_inside_a_block():
         assert logits.shape == (2, 1, 16, 16)
         same = torch.equal(logits[..., ::2, ::2], logits[..., 1::2, 1::2])
         assert same == blocky, upsample
+
+
+def test_logit_bound_keeps_every_logit_inside_it():
+    """logit_bound b: the attention branch's logits are b * tanh(l / b), inside (-b, b) however large l is."""
+    cfg = preset("hard-concrete", logit_bound=3.0, init_bias=50.0)
+    logits = build_model(cfg, 1, 10).mask_logits(torch.rand(2, 1, 16, 16))
+    assert logits.abs().max() <= 3.0 and logits.min() > 2.9           # init_bias 50 sits at the ceiling
+    cfg = cfg.replace(init_bias=-2.0)
+    assert build_model(cfg, 1, 10).mask_logits(torch.rand(2, 1, 16, 16)).max() < -1.5        # inside: ~unchanged
+
+
+def test_mask_norm_makes_the_logits_blind_to_the_image_scale():
+    """With group-normalised features a 500x brighter image moves the mask logits by little; without, the logits
+    scale with it (the unnormalised photo features that let one step move every gate at once)."""
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    for norm, most in ((True, 1.0), (False, None)):
+        model = build_model(preset("hard-concrete", mask_norm=norm, init_bias=0.0), 3, 4)
+        change = (model.mask_logits(500 * x) - model.mask_logits(x)).abs().max().item()
+        if most is None:
+            assert change > 5.0, change
+        else:
+            assert change < most, change
