@@ -1,0 +1,101 @@
+"""Localisation metrics on hand-made masks and boxes, numbers worked out by hand: precision in box, IoU with
+the box, ink recall and the pointing game (pooled over the images that have a box); and evaluate() reports
+them from the mask logits of a real model."""
+
+import pytest
+import torch
+
+from masklab.metrics import box_masks, evaluate, localisation
+
+NAN = float("nan")
+
+
+def _pixels(coords, n=4):
+    m = torch.zeros(1, n, n, dtype=torch.bool)
+    for r, c in coords:
+        m[0, r, c] = True
+    return m
+
+
+def _case():
+    """Three 4x4 images. Boxes are x0, y0, x1, y1 (x = column, end exclusive).
+
+    A: box columns 0-2 of row 0 (3 pixels); kept (0,1), (0,2), (3,3): 2 in the box; ink (0,1), (1,1), (2,2): 1
+       kept; the score peaks at (0,2), inside.
+    B: box rows 2-3 x columns 2-3 (4 pixels); nothing kept; ink (3,3); the score peaks at (0,0), outside.
+    C: no box (NaN): left out of every number, though it keeps everything.
+    Pooled: precision 2/3, IoU 2 / (4 + 4) = 1/4, ink recall 1/4, pointing 1/2."""
+    boxes = torch.tensor([[0.0, 0.0, 3.0, 1.0], [2.0, 2.0, 4.0, 4.0], [NAN, NAN, NAN, NAN]])
+    hard = torch.stack([_pixels([(0, 1), (0, 2), (3, 3)]), _pixels([]), torch.ones(1, 4, 4, dtype=torch.bool)])
+    ink = torch.stack([_pixels([(0, 1), (1, 1), (2, 2)]), _pixels([(3, 3)]), torch.ones(1, 4, 4, dtype=torch.bool)])
+    score = torch.zeros(3, 1, 4, 4)
+    score[0, 0, 0, 2] = 5.0
+    score[1, 0, 0, 0] = 5.0
+    score[2, 0, 3, 3] = 5.0
+    return score, hard, boxes, ink
+
+
+def test_box_masks_cover_the_pixels_whose_centres_lie_in_the_box():
+    """x is the column, y the row, the end is exclusive, and a pixel counts by its centre (c + 0.5)."""
+    inside = box_masks(torch.tensor([[1.0, 0.0, 3.0, 2.0], [0.6, 0.4, 1.6, 1.5]]), (5, 4))
+    assert inside.shape == (2, 1, 5, 4)
+    expected = torch.zeros(5, 4, dtype=torch.bool)
+    expected[0:2, 1:3] = True
+    assert torch.equal(inside[0, 0], expected)
+    assert inside[1, 0].nonzero().tolist() == [[0, 1]]            # centres 0.5 < 0.6 and 1.5 !< 1.5 are out
+
+
+def test_localisation_metrics_match_the_hand_computed_values():
+    result = localisation(*_case())
+    assert result["precision_in_box"] == pytest.approx(2 / 3)
+    assert result["iou_box"] == pytest.approx(1 / 4)
+    assert result["ink_recall"] == pytest.approx(1 / 4)
+    assert result["pointing_game"] == pytest.approx(1 / 2)
+
+
+def test_localisation_edge_cases():
+    """Nothing kept: precision 0 (not a division by zero); no ink known: no ink_recall; no box anywhere: {}."""
+    score, hard, boxes, ink = _case()
+    none_kept = localisation(score, torch.zeros_like(hard), boxes, ink)
+    assert none_kept["precision_in_box"] == 0.0 and none_kept["iou_box"] == 0.0 and none_kept["ink_recall"] == 0.0
+    assert "ink_recall" not in localisation(score, hard, boxes, None)
+    assert localisation(score, hard, torch.full_like(boxes, NAN), ink) == {}
+    everything = localisation(score, torch.ones_like(hard), boxes, ink)
+    assert everything["precision_in_box"] == pytest.approx(7 / 32) and everything["ink_recall"] == 1.0
+    assert everything["iou_box"] == pytest.approx(7 / 32)
+
+
+def test_evaluate_reports_localisation_from_the_mask_logits(tiny):
+    """evaluate() on a test set with boxes and ink gives every localisation metric; the pointing game looks at the
+    mask logits (a clamped mask has ties at 1), so moving the logits' peak into or out of the box decides it."""
+    from masklab.data import TestSet
+    from masklab.models import build_model
+
+    cfg = tiny.replace(gate="straight_through", canvas=16)
+    model = build_model(cfg, 1, 3).eval()
+    x = torch.rand(2, 1, 16, 16)
+    boxes = torch.tensor([[0.0, 0.0, 8.0, 8.0], [8.0, 8.0, 16.0, 16.0]])
+    ink = torch.zeros(2, 1, 16, 16, dtype=torch.bool)
+    ink[:, :, 4:12, 4:12] = True
+
+    def peaks_at(*where):
+        def logits(xb):
+            out = torch.full((len(xb), 1, 16, 16), -1.0)
+            out[:, :, 0:8, 0:6] = 1.0                               # open: rows 0-7 x columns 0-5, 48 pixels
+            for i, (r, c) in enumerate(where):
+                out[i, :, r, c] = 3.0                               # image i's peak
+            return out
+        return logits
+
+    test = TestSet(x, torch.tensor([0, 1]), boxes, ink)
+    model.mask_logits = peaks_at((2, 2), (2, 2))                    # in A's box; not in B's
+    m = evaluate(model, test, cfg.temperature_end)
+    assert m["pointing_game"] == pytest.approx(0.5)
+    assert m["area"] == pytest.approx(48 / 256)
+    assert m["precision_in_box"] == pytest.approx(48 / 96)          # A's 48 inside its box, B's 48 outside
+    assert m["iou_box"] == pytest.approx(48 / (64 + 64 + 48))       # unions: A 64, B 64 + 48
+    assert m["ink_recall"] == pytest.approx(16 / 128)               # rows 4-7 x columns 4-5 of each 8x8 ink
+    model.mask_logits = peaks_at((2, 2), (12, 12))                  # each in its own box
+    assert evaluate(model, test, cfg.temperature_end)["pointing_game"] == 1.0
+    model.mask_logits = peaks_at((12, 12), (2, 2))                  # each in the other's box
+    assert evaluate(model, test, cfg.temperature_end)["pointing_game"] == 0.0
