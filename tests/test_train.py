@@ -1,3 +1,6 @@
+import math
+import time
+
 import pytest
 import torch
 
@@ -30,19 +33,49 @@ def test_records_arrive_every_log_every_steps_and_at_the_end(tiny):
     _, records = _run(tiny.replace(steps=7, log_every=3))
     assert [r.step for r in records] == [3, 6, 7]
     assert set(records[0].to_dict()) == set(RECORD_FIELDS)
-    assert all(v == v for r in records for v in r.to_dict().values())
+    assert all(math.isfinite(v) for r in records for v in r.to_dict().values())
+
+
+class _CountingSampler:
+    """Real batches, counted: one batch is one training step."""
+
+    def __init__(self, sampler):
+        self.sampler, self.calls = sampler, 0
+
+    def batch(self, n, generator):
+        self.calls += 1
+        return self.sampler.batch(n, generator)
+
+    def to(self, device):
+        self.sampler.to(device)
 
 
 def test_the_caller_pauses_by_not_pulling_and_stops_with_break(tiny):
-    """Nothing runs between records: the model does not change while the caller holds the generator."""
-    data = open_data(tiny)
-    model = build_model(tiny, data.channels, data.classes)
-    gen = train(tiny, model, data)
-    next(gen)
-    frozen = {k: v.clone() for k, v in model.state_dict().items()}
-    assert all(torch.equal(frozen[k], v) for k, v in model.state_dict().items())
-    gen.close()                                              # stop
-    assert all(torch.equal(frozen[k], v) for k, v in model.state_dict().items())
+    """Nothing runs between records: while the caller holds the generator no batch is drawn and no weight
+    moves, and the next pull trains on (so the frozen check could fail); after `break` and close, nothing more."""
+    cfg = tiny.replace(steps=20, log_every=2)
+    data = open_data(cfg)
+    data.sampler = _CountingSampler(data.sampler)
+    model = build_model(cfg, data.channels, data.classes)
+    weights = lambda: {k: v.clone() for k, v in model.state_dict().items()}
+    same = lambda a, b: all(torch.equal(a[k], b[k]) for k in a)
+    gen = train(cfg, model, data)
+    assert next(gen).step == 2 and data.sampler.calls == 2
+    held = weights()
+    time.sleep(0.3)                                          # the caller is busy elsewhere: paused
+    assert data.sampler.calls == 2 and same(held, weights())
+    assert next(gen).step == 4 and data.sampler.calls == 4   # pulling again trains on
+    assert not same(held, weights())
+    for record in gen:                                       # a caller's loop that stops with break
+        break
+    assert record.step == 6
+    stopped = weights()
+    time.sleep(0.3)
+    assert data.sampler.calls == 6 and same(stopped, weights())
+    gen.close()
+    with pytest.raises(StopIteration):
+        next(gen)
+    assert data.sampler.calls == 6 and same(stopped, weights())
 
 
 class _PoisonedSampler:
