@@ -1,0 +1,68 @@
+"""Sweeps that end early: a trial whose mask has collapsed for good is stopped early (and saved, marked so),
+and a Ray sweep stops when its should_stop says so (the Sweeps page's Stop button)."""
+import pytest
+
+from masklab.sweep import make_plan, ray_available, read_sweep, run_sweep, run_trial
+
+TINY = {"canvas": "32", "clutter": "2", "batch_size": "8", "log_every": "2", "test_size": "40", "width": "4",
+        "classifier_width": "4", "device": "cpu", "steps": "20", "warmup": "0.0"}
+
+
+def _closed_from_the_start():
+    """The seed method with its gates shut from step 1 (init_bias -10: the hard sigmoid is 0 with no gradient):
+    a collapse that lasts."""
+    return make_plan("seed", overrides={**TINY, "init_bias": "-10"}, name="closed").trials[0]
+
+
+def test_a_collapsed_trial_is_stopped_early_and_saved(tmp_path):
+    """Window: max(3, 10% of 20 steps / 2) = 3 records of area 0 -> stopped at step 6 of 20, status stopped."""
+    from masklab.checkpoint import load_run
+    cfg = _closed_from_the_start()
+    row = run_trial(cfg.to_json(), str(tmp_path / "early"))
+    assert row["stopped_early"] is True and row["status"] == "stopped" and row["steps_done"] == 6
+    assert row["reason"] == "stopped early: the mask kept nothing from step 6 on (collapsed)"
+    assert row["area"] == 0.0 and row["collapsed"] is True
+    _, _, summary = load_run(tmp_path / "early")
+    assert summary["status"] == "stopped" and summary["reason"] == row["reason"]
+
+
+def test_without_early_stop_the_collapsed_trial_runs_to_the_end(tmp_path):
+    row = run_trial(_closed_from_the_start().to_json(), str(tmp_path / "full"), early_stop=False)
+    assert row["stopped_early"] is False and row["status"] == "done" and row["steps_done"] == 20
+
+
+def test_a_trial_that_keeps_pixels_is_not_stopped(tmp_path):
+    cfg = make_plan("hard-concrete", overrides=TINY, name="open").trials[0]
+    row = run_trial(cfg.to_json(), str(tmp_path / "open"))
+    assert row["stopped_early"] is False and row["status"] == "done" and row["steps_done"] == 20
+
+
+def test_the_sweep_row_and_the_cli_say_a_trial_stopped_early(tmp_path, capsys):
+    from masklab.cli import main
+    sets = [a for k, v in {**TINY, "init_bias": "-10"}.items() for a in ("--set", f"{k}={v}")]
+    assert main(["sweep", "--preset", "seed", "--grid", "alpha=0.8,0.9", *sets, "--backend", "sequential",
+                 "--root", str(tmp_path / "ck"), "--out", str(tmp_path / "sw"), "--name", "es"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(stopped early)") == 2
+    _, rows = read_sweep(tmp_path / "sw")
+    assert [r["stopped_early"] for r in rows] == [True, True] and {r["steps_done"] for r in rows} == {6}
+    assert main(["sweep", "--preset", "seed", "--grid", "alpha=0.9", *sets, "--backend", "sequential",
+                 "--no-early-stop", "--root", str(tmp_path / "ck2"), "--out", str(tmp_path / "sw2")]) == 0
+    assert "(stopped early)" not in capsys.readouterr().out
+    assert read_sweep(tmp_path / "sw2")[1][0]["steps_done"] == 20
+
+
+@pytest.mark.slow
+def test_a_ray_sweep_stops_when_asked(tmp_path):
+    """should_stop turns true once the first trial is in: Ray ends the experiment, the trials not finished are
+    left out, and sweep.csv holds exactly the finished ones."""
+    if not ray_available():
+        pytest.skip("Ray is an optional group: pip install -r requirements-sweep.txt")
+    plan = make_plan("hard-concrete", ["alpha=0.1,0.2,0.3,0.4,0.5,0.6"], overrides={**TINY, "steps": "10"},
+                     name="ray-stop")
+    seen = []
+    rows = run_sweep(plan, tmp_path / "ck", tmp_path / "sw", "ray", cpus_per_trial=2,
+                     on_trial=lambda i, r: seen.append(i), should_stop=lambda: bool(seen))
+    assert 1 <= len(rows) < 6 and sorted(r["trial"] for r in rows) == sorted(seen)
+    assert all(r["status"] == "done" for r in rows)
+    assert len(read_sweep(tmp_path / "sw")[1]) == len(rows)
