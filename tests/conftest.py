@@ -1,8 +1,13 @@
 """Shared fixtures: a tiny config that trains in a fraction of a second, and seeded torch."""
 import pytest
 import torch
+from hypothesis import settings
 
 from masklab.config import Config
+
+# Hypothesis: 100 examples per property normally; `--hypothesis-profile=mutation` (docs/MUTATION.md) runs 20, so
+# a mutation pass, which reruns the tests once per mutant, stays in the time of a lunch break.
+settings.register_profile("mutation", max_examples=20)
 
 
 @pytest.fixture(autouse=True)

@@ -39,7 +39,8 @@ FIELD_VALUES = {
     "alpha": _floats(0, 1), "beta": _floats(0, 1e6), "lam": _floats(0, 10, exclude_min=True),
     "area_target": _floats(0, 1, exclude_min=True),
     "warmup": _floats(0, 0.33), "anneal_frac": _floats(0, 0.33), "finetune": _floats(0, 0.33),
-    "dual_lr": _floats(0, 1e3), "tv": _floats(0, 10), "bimodal": _floats(0, 10),
+    "dual_lr": _floats(0, 1e3), "area_floor": _floats(0, 1, exclude_max=True),
+    "logit_bound": st.one_of(st.just(0.0), _floats(1, 1e3)), "tv": _floats(0, 10), "bimodal": _floats(0, 10),
     "temperature": _floats(0, 100, exclude_min=True), "temperature_end": _floats(0, 100, exclude_min=True),
     "lr": _floats(0, 1, exclude_min=True), "batch_size": st.integers(1, 10**5), "steps": st.integers(1, 10**7),
     "log_every": st.integers(1, 10**5), "seed": st.integers(0, 2**63 - 1),
@@ -81,7 +82,7 @@ def _flags(cfg, names):
     return args
 
 
-ROUND_TRIP = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+ROUND_TRIP = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @ROUND_TRIP
@@ -126,7 +127,7 @@ logit_tensors = st.lists(_floats(-1e4, 1e4, width=32), min_size=1, max_size=64).
     lambda v: torch.tensor(v, dtype=torch.float32).reshape(1, 1, 1, -1))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(logits=logit_tensors, name=st.sampled_from(list(GATES)), training=st.booleans(), hard=st.booleans(),
        temperature=_floats(0.01, 10), seed=st.integers(0, 2**32 - 1),
        dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16]))
@@ -162,7 +163,7 @@ def localisation_cases(draw):
     return score, hard, boxes, ink, order
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(localisation_cases())
 def test_localisation_and_bimodality_do_not_depend_on_the_order_of_images(case):
     score, hard, boxes, ink, order = case
