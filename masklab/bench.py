@@ -32,7 +32,7 @@ from .checkpoint import CheckpointError, load_run, read_config, read_metrics, re
 from .config import DEFAULT_PRESET, PRESETS, preset
 from .data import open_data
 from .images import overlay
-from .metrics import predict
+from .metrics import predict, truth_of
 from .models import Classifier, build_model
 from .runs import fit
 from .sweep import pareto
@@ -345,7 +345,7 @@ def evalx(evaluator, run_dir: Path) -> float:
     device = next(evaluator.parameters()).device
     cfg, model, _ = load_run(run_dir, device)
     test = open_data(cfg, device).test
-    m = predict(model, test.x, cfg.temperature_end)[0]
+    m = predict(model, test.x, cfg.temperature_end, truth=truth_of(model, test))[0]
     logits = torch.cat([evaluator(test.x[i:i + 256] * (m[i:i + 256] > 0.5))[0] for i in range(0, len(m), 256)])
     return (logits.argmax(1) == test.y).float().mean().item()
 
@@ -436,7 +436,9 @@ def screen_table(paths) -> str:
     for name, rows in by.items():
         live = [r for r in rows if not r["collapsed"]]
         acc = [r["accuracy_hard"] for r in rows]
-        mean = lambda k: f"{statistics.fmean(r[k] for r in live):.3f}" if live else "n/a"
+        def mean(k):
+            values = [r[k] for r in live if r.get(k) is not None]
+            return f"{statistics.fmean(values):.3f}" if values else "n/a"
         std = statistics.stdev(acc) if len(acc) > 1 else 0.0
         lines.append(f"| {name} | {len(rows)} | {len(rows) - len(live)} | {statistics.fmean(acc):.3f} ± {std:.3f} | "
                      f"{mean('accuracy_hard')} | {mean('area')} | {mean('bimodality')} | {mean('precision_in_box')} | "
@@ -473,7 +475,7 @@ def write_outputs(rows, out: Path, quick: bool, seeds: int, methods: list[str], 
     present = [m for m in methods if (out / "runs" / f"{m}-s0" / "summary.json").exists()
                and any(r["method"] == m and r["seed"] == 0 for r in rows)]
     pareto_plot(rows).save(out / "pareto.png")
-    if {"seed", DEFAULT_PRESET} <= set(present):
+    if DEFAULT_PRESET in present:
         area_curves(out).save(out / "area_curves.png")
     mask_grid(out, present).save(out / "masks.png")
 
@@ -504,7 +506,9 @@ def results_markdown(table, quick, seeds, methods, elsewhere: list[str] = (), ke
              f"`collapsed` counts seeds.", "",
              *incomplete_note(table, seeds, methods),
              *([f"Rows of {', '.join(kept)} were kept from the previous results.csv (`--keep-others`): their presets "
-                "did not change; their wall_s was measured in that run, on the same machine.", ""] if kept else []),
+                "did not change; their wall_s was measured in that run, on the same machine."
+                + (" hard-concrete-plain's rows are those of the previous default (named hard-concrete until "
+                   "2026-11-29; the same config)." if "hard-concrete-plain" in kept else ""), ""] if kept else []),
              "| method | " + " | ".join(cols) + " | vs oracle-ink | vs oracle-box |", "|---" * (len(cols) + 3) + "|"]
     for method, stats in table.items():
         gaps = [f"{stats['accuracy_hard'][0] - _ref(table, o):+.3f}" if "accuracy_hard" in stats and o in table
@@ -576,14 +580,17 @@ def pareto_plot(rows):
 
 
 def area_curves(out: Path):
+    """Mask area during training of seed 0 of the seed loss and of the default (those of them with a run folder)."""
     from .plots import Axes, limits
-    curves = {m: read_metrics(out / "runs" / f"{m}-s0") for m in ("seed", DEFAULT_PRESET)}
+    curves = {m: read_metrics(out / "runs" / f"{m}-s0") for m in ("seed", DEFAULT_PRESET)
+              if (out / "runs" / f"{m}-s0" / "metrics.csv").exists()}
     steps = [r["step"] for c in curves.values() for r in c]
     ax = Axes(limits(steps, pad=0, floor=0), (0, 1.02), "Mask area during training (seed 0)", "step",
               "area (hard mask, training batch)")
-    for (method, curve), colour in zip(curves.items(), ("#e45756", "#4c78a8")):
-        ax.line([r["step"] for r in curve], [r["area"] for r in curve], colour, f"{method} area")
-    if curves[DEFAULT_PRESET]:
+    colours = {"seed": "#e45756", DEFAULT_PRESET: "#4c78a8"}
+    for method, curve in curves.items():
+        ax.line([r["step"] for r in curve], [r["area"] for r in curve], colours[method], f"{method} area")
+    if curves.get(DEFAULT_PRESET):
         c = curves[DEFAULT_PRESET]
         ax.line([r["step"] for r in c], [r["target"] for r in c], "#999999", "target (default)", 1, True)
     return ax.image()
@@ -595,8 +602,8 @@ def mask_grid(out: Path, methods, n: int = 6):
     rows, labels = [], []
     for method in methods:
         cfg, model, _ = load_run(out / "runs" / f"{method}-s0")
-        x = open_data(cfg.replace(test_size=n)).test.x
-        m = predict(model, x, cfg.temperature_end)[0]
+        test = open_data(cfg.replace(test_size=n)).test
+        x, m = test.x, predict(model, test.x, cfg.temperature_end, truth=truth_of(model, test))[0]
         rows.append([overlay(x[i], (m[i] > 0.5).float()) for i in range(n)])
         labels.append(method)
     return image_grid(rows, labels)

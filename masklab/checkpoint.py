@@ -91,16 +91,24 @@ def read_summary(run_dir: Path) -> dict:
     return summary
 
 
+# Fields added after runs were saved, with the value that reproduces how such a run trained (their defaults
+# may since have changed): a run saved before the field existed gets this value, not today's default.
+BEFORE = {"clamp_backward": True, "mask_norm": False, "logit_bound": 0.0, "area_floor": 0.0, "area_seen": False,
+          "finetune": 0.0}
+
+
 def read_config(run_dir: Path) -> Config:
-    """The run's Config. A field the file lacks takes its default, except where the default changed since:
-    a hard-concrete run saved before `clamp_backward` existed trained with the backward through the clamp."""
+    """The run's Config. A field the file lacks takes its default, except where the default changed since
+    (BEFORE): a hard-concrete run saved before `clamp_backward` existed trained with the backward through the
+    clamp, one saved before `mask_norm` without normalised attention features, and so on."""
     path = Path(run_dir) / "config.json"
     try:
         text = path.read_text()
         cfg = Config.from_json(text)
-        if cfg.gate == "hard_concrete" and "clamp_backward" not in json.loads(text):
-            cfg = cfg.replace(clamp_backward=True)
-        return cfg
+        given = json.loads(text)
+        missing = {k: v for k, v in BEFORE.items() if k not in given
+                   and (k != "clamp_backward" or cfg.gate == "hard_concrete")}
+        return cfg.replace(**missing) if missing else cfg
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing: is {Path(run_dir)} a MaskLab run folder?") from None
     except (ConfigError, UnicodeDecodeError) as e:

@@ -60,13 +60,22 @@ METHODS = {m.preset: m for m in [
            note="target-area constraint: each pixel's share of multiplier*(area - target), times the pixel count"),
     Method("binary-concrete", "binary_concrete", r"\mu\,m", lambda m, k: k.multiplier * m,
            note="same constraint; on the logit axis, averaged over the gate's logistic noise"),
-    Method("hard-concrete", "hard_concrete", r"\mu\,P(z>0)", None,
+    Method("hard-concrete-plain", "hard_concrete", r"\mu\,P(z>0)", None,
            lambda l, k: k.multiplier * hard_concrete_open_prob(l, k.temperature),
            note="expected L0: P(z > 0) is a smooth function of the logit, so its gradient reaches every pixel"),
+    Method("hard-concrete", "hard_concrete", r"\mu\,P(z>\tfrac12) + m(1-m)", None,
+           lambda l, k: k.multiplier * torch.sigmoid(l) + _bimodal(l),
+           note="the default: the area the classifier sees, P(z > 1/2) = sigmoid(l), plus the bimodality term on "
+                "m_eval (weight 1); a negative multiplier is the floor pushing a closed mask open"),
     Method("sorted-area", "straight_through", r"\beta\,(m_{(i)} - 0)^2", lambda m, k: k.beta * m ** 2,
            lambda l, k: k.beta * relaxed("straight_through", l, k.temperature) ** 2,
            note="exact area on the sorted relaxed mask, for a pixel ranked outside the target (most pixels)"),
 ]}
+
+
+def _bimodal(l: torch.Tensor) -> torch.Tensor:
+    m = relaxed("hard_concrete", l, 2 / 3)                  # m_eval: clamp(1.2 sigmoid(l) - 0.1, 0, 1)
+    return m * (1 - m)
 
 
 @dataclass(frozen=True)
@@ -191,16 +200,21 @@ def objective_latex(cfg) -> list[str]:
     if masked and cfg.mask_loss != "none":
         total += r" + \beta\, L_{\text{mask}}"
     if masked and cfg.constraint:
-        total += r" + \mu\,(\bar a - t)"
+        total += r" + (\mu - \nu)\,(\bar a - t)" if cfg.area_floor else r" + \mu\,(\bar a - t)"
     if masked and cfg.tv:
         total += r" + \text{tv}\cdot \mathrm{TV}(m)"
     if masked and cfg.bimodal:
         total += r" + \text{bimodal}\cdot \overline{m(1-m)}"
     lines = [total, gate_latex(cfg)]
+    if masked and (cfg.mask_norm or cfg.logit_bound):
+        lines.append((r"l = " + (rf"{cfg.logit_bound:g}\,\tanh(l_0/{cfg.logit_bound:g}),\ " if cfg.logit_bound else "")
+                      + (r"l_0 = w^\top \mathrm{GroupNorm}(h) + b" if cfg.mask_norm else r"l_0 = w^\top h + b")
+                      + r"\quad\text{(}h\text{: the attention branch's features)}"))
     if masked and cfg.mask_loss != "none":
         lines.append(r"L_{\text{mask}} = " + LOSS_LATEX.get(cfg.mask_loss, r"\text{" + cfg.mask_loss + "}"))
     if masked and (cfg.constraint or cfg.mask_loss == "sorted_area"):
-        area = r"P(z>0)" if cfg.gate == "hard_concrete" else r"m"
+        area = (r"P(z>\tfrac12)" if cfg.area_seen and cfg.hard_forward else r"P(z>0)") \
+            if cfg.gate == "hard_concrete" else r"m"
         progress = (r"\mathrm{clip}\!\big(\tfrac{\text{step} - \text{warmup}\cdot"
                     r"\text{steps}}{\text{anneal\_frac}\cdot\text{steps}}, 0, 1\big)")
         schedule = (r"t = t_{\text{end}}^{\,p},\ p = " + progress if cfg.anneal == "geometric"
@@ -208,6 +222,12 @@ def objective_latex(cfg) -> list[str]:
         lines.append(schedule + (r",\quad \bar a = \overline{" + area + "}" if cfg.constraint else ""))
     if masked and cfg.constraint:
         lines.append(r"\mu \leftarrow \max\!\big(0,\ \mu + \eta\,(\bar a - t)\big),\quad \eta = \text{dual\_lr}")
+        if cfg.area_floor:
+            lines.append(rf"\nu \leftarrow \max\!\big(0,\ \nu + \eta\,({cfg.area_floor:g}\,t - \bar a)\big)"
+                         r"\quad\text{(the floor: pushes a mask that closed too far back open)}")
+    if masked and cfg.finetune:
+        lines.append(rf"\text{{last }} {cfg.finetune:g}\cdot\text{{steps: mask frozen, }}"
+                     r"\mathcal{L} = \mathrm{CE}\big(f(x \odot \mathbb{1}[m_{\text{eval}} > \tfrac12]), y\big)")
     return lines
 
 

@@ -65,14 +65,18 @@ def predict(model, x: Tensor, temperature: float, threshold: float = 0.5, batch:
     return tuple(torch.cat(outs[k]).float() for k in ("m", "l", "hard", "soft", "full"))
 
 
+def truth_of(model, test) -> Tensor | None:
+    """The true mask an oracle model classifies a TestSet with (None for a learned mask)."""
+    if getattr(model, "oracle", "none") == "none":
+        return None
+    from .data import true_mask
+    return true_mask(model.oracle, test.x, test.boxes, test.ink)
+
+
 def evaluate(model, test, temperature: float, threshold: float = 0.5) -> dict:
     """All metrics on a TestSet. Localisation metrics are None where the test set has no boxes."""
-    truth = None
-    if getattr(model, "oracle", "none") != "none":
-        from .data import true_mask
-        truth = true_mask(model.oracle, test.x, test.boxes, test.ink)
     m, mask_logits, hard_logits, soft_logits, full_logits = predict(model, test.x, temperature, threshold,
-                                                                    truth=truth)
+                                                                    truth=truth_of(model, test))
     hard = m > threshold
     acc = lambda logits: (logits.argmax(1) == test.y).float().mean().item()
     area = hard.float().mean().item()

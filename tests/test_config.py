@@ -39,9 +39,10 @@ def test_every_preset_round_trips_through_json_query_and_cli(name):
 
 
 def test_presets_cover_every_method():
-    """One preset per method named in the issue, and the two oracle references."""
+    """One preset per method named in the issue, the previous default (plain hard concrete), and the two oracle
+    references."""
     assert set(PRESETS) == {"unmasked", "seed", "mse-zero", "pooled-l1", "ste", "binary-concrete",
-                            "hard-concrete", "sorted-area", "oracle-ink", "oracle-box"}
+                            "hard-concrete", "hard-concrete-plain", "sorted-area", "oracle-ink", "oracle-box"}
     assert preset("seed").gate == "hard_sigmoid" and preset("seed").mask_loss == "seed"
 
 

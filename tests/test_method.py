@@ -61,7 +61,7 @@ def test_area_floor_pushes_a_mask_that_closed_below_it_back_open():
     """Gates closed far below the target (init_bias -6, target 1.0): without a floor nothing pushes them open
     (the multiplier stays 0); with area_floor 0.5 the net multiplier goes negative by dual_lr * (0.5 - area)
     a step, and once the area is above the floor the floor lets go."""
-    cfg = preset("hard-concrete", steps=5, warmup=1.0, anneal_frac=0.0, dual_lr=0.5, init_bias=-6.0, **SMALL)
+    cfg = preset("hard-concrete-plain", steps=5, warmup=1.0, anneal_frac=0.0, dual_lr=0.5, init_bias=-6.0, **SMALL)
     assert _multipliers(cfg) == [0.0] * 5
     pushed = _multipliers(cfg.replace(area_floor=0.5))
     assert all(b < a < 0 for a, b in zip(pushed, pushed[1:]))
@@ -73,7 +73,7 @@ def test_area_floor_pushes_a_mask_that_closed_below_it_back_open():
 def test_closing_phase_freezes_the_mask_and_trains_the_classifier_on_the_hard_mask():
     """In the last `finetune` fraction the attention branch no longer changes, the multiplier is held, and the
     classifier's batch accuracy is that of the deterministic 0/1 mask (records show its exact area)."""
-    cfg = preset("hard-concrete", steps=10, warmup=0.0, anneal_frac=0.5, finetune=0.3, **SMALL)
+    cfg = preset("hard-concrete-plain", steps=10, warmup=0.0, anneal_frac=0.5, finetune=0.3, **SMALL)
     data = open_data(cfg)
     model = build_model(cfg, data.channels, data.classes)
     run = train(cfg, model, data)
@@ -101,7 +101,7 @@ def test_bilinear_mask_logits_follow_edges_inside_a_block():
 
 def test_logit_bound_keeps_every_logit_inside_it():
     """logit_bound b: the attention branch's logits are b * tanh(l / b), inside (-b, b) however large l is."""
-    cfg = preset("hard-concrete", logit_bound=3.0, init_bias=50.0)
+    cfg = preset("hard-concrete-plain", logit_bound=3.0, init_bias=50.0)
     logits = build_model(cfg, 1, 10).mask_logits(torch.rand(2, 1, 16, 16))
     assert logits.abs().max() <= 3.0 and logits.min() > 2.9           # init_bias 50 sits at the ceiling
     cfg = cfg.replace(init_bias=-2.0)
@@ -113,7 +113,7 @@ def test_mask_norm_makes_the_logits_blind_to_the_image_scale():
     scale with it (the unnormalised photo features that let one step move every gate at once)."""
     x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     for norm, most in ((True, 1.0), (False, None)):
-        model = build_model(preset("hard-concrete", mask_norm=norm, init_bias=0.0), 3, 4)
+        model = build_model(preset("hard-concrete-plain", mask_norm=norm, init_bias=0.0), 3, 4)
         change = (model.mask_logits(500 * x) - model.mask_logits(x)).abs().max().item()
         if most is None:
             assert change > 5.0, change
