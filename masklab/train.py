@@ -114,6 +114,8 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out = model(x, tau, g_noise, mask=mask)
             loss, ce, mask_loss = objective(cfg, out, y, target, None if frozen or not masked else multiplier - floor)
+            if frozen:
+                loss = ce                              # no mask term may move the frozen attention branch
         first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
         opt.zero_grad(set_to_none=True)
         loss.backward()
