@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep finished run folders under OUT/runs with the same config (an interrupted run)")
     bench.add_argument("--keep-others", action="store_true",
                        help="with --methods: keep the other methods' rows of OUT/results.csv (their presets unchanged)")
+    bench.add_argument("--report", action="store_true",
+                       help="only write RESULTS.md and the plots again from OUT/results.csv and OUT/runs (no training)")
     bench.add_argument("--front", action="store_true",
                        help="only the accuracy-vs-area front: the default at area targets 0.02-0.11 and the oracles, "
                             "--seeds seeds each (default 3 here): writes OUT/front.csv and OUT/front.png")
@@ -248,6 +250,11 @@ def cmd_bench(args) -> int:
         from .bench import measure_throughput
         path = measure_throughput(args.out, log=lambda s: print(s, flush=True))
         print(f"wrote {path}")
+        return 0
+    if args.report:
+        from .bench import report
+        report(args.out, args.seeds or 5)
+        print(f"wrote {args.out / 'RESULTS.md'} and PNGs")
         return 0
     if args.datasets:
         from .bench import run_datasets

@@ -60,7 +60,8 @@ FLOOR, FT = {"area_floor": 0.5}, {"finetune": 0.2}
 CIFAR = {"data": "folder:CIFAR", "image_size": 32, "test_size": 2000}
 NORM = {"mask_norm": True, "logit_bound": 8.0}
 SHAPES, CIFAR3 = {"data": "shapes"}, {**CIFAR, "area_target": 0.3}
-SEEN = {"area_seen": True}
+SEEN, BIM = {"area_seen": True}, {"bimodal": 1.0}
+ALL = {**NORM, **SEEN, **FLOOR, **FT, **BIM}
 SCREENS["method"] = [
     # the first try (seed 0 only, kept in method.jsonl): the floor alone did not save photos or shapes
     ("cifar_floor_ft_t3", {**CIFAR3, **FLOOR, **FT}, []), ("shapes_floor_ft", {**SHAPES, **FLOOR, **FT}, []),
@@ -68,11 +69,14 @@ SCREENS["method"] = [
     ("shapes_norm_floor_ft", {**SHAPES, **NORM, **FLOOR, **FT}, []),
     ("cifar_norm_floor_ft_t3", {**CIFAR3, **NORM, **FLOOR, **FT}, []), ("norm_floor_ft", {**NORM, **FLOOR, **FT}, []),
     ("ft", FT, []),
+    ("cifar_norm_seen_floor_ft_t3", {**CIFAR3, **NORM, **SEEN, **FLOOR, **FT}, []),
+    ("norm_seen_floor_ft", {**NORM, **SEEN, **FLOOR, **FT}, []),
+    ("shapes_norm_seen_floor_ft", {**SHAPES, **NORM, **SEEN, **FLOOR, **FT}, []), ("cifar_norm_t3", {**CIFAR3, **NORM}, []),
+    ("norm_floor_ft_bim", {**NORM, **FLOOR, **FT, **BIM}, []),
+    ("cifar_norm_floor_ft_bim_t3", {**CIFAR3, **NORM, **FLOOR, **FT, **BIM}, []),
+    ("shapes_norm_floor_ft_bim", {**SHAPES, **NORM, **FLOOR, **FT, **BIM}, []),
     *[(name, over, range(3)) for name, over in [
-        ("cifar_norm_seen_floor_ft_t3", {**CIFAR3, **NORM, **SEEN, **FLOOR, **FT}),
-        ("norm_seen_floor_ft", {**NORM, **SEEN, **FLOOR, **FT}),
-        ("shapes_norm_seen_floor_ft", {**SHAPES, **NORM, **SEEN, **FLOOR, **FT}),
-        ("cifar_norm_t3", {**CIFAR3, **NORM}), ("seen_ft", {**SEEN, **FT})]],
+        ("cifar_all_t3", {**CIFAR3, **ALL}), ("shapes_all", {**SHAPES, **ALL}), ("all", ALL)]],
 ]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "precision_in_box", "ink_recall", "collapsed")
 
