@@ -128,12 +128,12 @@ def cifar_folder(train_per_class: int = 1000, test_per_class: int = 200, archive
     unpacked once from the project's shared archive into a cache folder; returns the folder.
 
     Raises FileNotFoundError where the archive is absent (a user's clone has no ../shared)."""
-    if not Path(archive).exists():
-        raise FileNotFoundError(f"{archive} is absent: the CIFAR-10 rows need the shared data folder")
     root = Path(cache or tempfile.gettempdir()) / f"masklab-cifar10-{train_per_class}-{test_per_class}"
     done = root / ".complete"
     if done.exists():
         return root
+    if not Path(archive).exists():
+        raise FileNotFoundError(f"{archive} is absent: the CIFAR-10 rows need the shared data folder")
     limit = {"train": train_per_class, "test": test_per_class}
     with tarfile.open(archive, "r:gz") as tar:
         for member in tar:

@@ -1,0 +1,80 @@
+"""The benchmark's other datasets and the accuracy-vs-area front: the CIFAR-10 subset from the shared archive,
+the --datasets table (and its skip note where the archive is absent) and the --front outputs."""
+import io
+import tarfile
+
+import pytest
+from PIL import Image
+
+from masklab import bench
+from masklab.config import preset
+from masklab.data import open_data
+
+TINY = dict(steps=4, log_every=2, test_size=8, batch_size=8)
+
+
+def _archive(path, per_class=3):
+    """A tar.gz with CIFAR-10's layout: cifar10/<split>/<class>/NNNN.jpg, plus a stray file to ignore."""
+    with tarfile.open(path, "w:gz") as tar:
+        def add(name, data):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for split in ("train", "test"):
+            for c, colour in (("cat", (200, 0, 0)), ("dog", (0, 0, 200))):
+                for i in range(per_class):
+                    buf = io.BytesIO()
+                    Image.new("RGB", (32, 32), colour).save(buf, "JPEG")
+                    add(f"cifar10/{split}/{c}/{i:04d}.jpg", buf.getvalue())
+        add("cifar10/README.txt", b"not an image")
+
+
+def test_cifar_folder_unpacks_the_first_n_of_each_class_once(tmp_path):
+    """The first N train / M test files of each class by number, in the folder: layout; a second call reuses it."""
+    archive = tmp_path / "c.tar.gz"
+    _archive(archive)
+    root = bench.cifar_folder(2, 1, archive=archive, cache=tmp_path / "cache")
+    assert sorted(p.name for p in (root / "train" / "cat").iterdir()) == ["0000.jpg", "0001.jpg"]
+    assert [p.name for p in (root / "test" / "dog").iterdir()] == ["0000.jpg"]
+    archive.unlink()                                           # cached: the archive is not read again
+    assert bench.cifar_folder(2, 1, archive=archive, cache=tmp_path / "cache") == root
+    data = open_data(preset("hard-concrete", data=f"folder:{root}", image_size=16, test_size=0))
+    assert data.class_names == ["cat", "dog"] and len(data.test) == 2
+
+
+def test_cifar_folder_says_what_is_missing_without_the_shared_archive(tmp_path):
+    with pytest.raises(FileNotFoundError, match="shared data"):
+        bench.cifar_folder(archive=tmp_path / "absent.tar.gz", cache=tmp_path)
+
+
+@pytest.mark.skipif(not bench.SHARED_CIFAR.exists(), reason="../shared/data/cifar10-jpeg.tar.gz is absent (a user's "
+                    "clone): the real CIFAR-10 archive is only on the project's machines")
+def test_the_shared_cifar_archive_gives_ten_classes_of_32px_photos(tmp_path):
+    root = bench.cifar_folder(2, 1, cache=tmp_path)
+    data = open_data(preset("hard-concrete", data=f"folder:{root}", image_size=32, test_size=0))
+    assert len(data.class_names) == 10 and "airplane" in data.class_names
+    assert data.channels == 3 and data.size == (32, 32) and len(data.test) == 10
+
+
+def test_datasets_table_has_the_default_and_unmasked_and_notes_a_missing_archive(tmp_path, monkeypatch):
+    """--datasets: a row per dataset, method and target with its seeds; CIFAR skipped with the reason."""
+    monkeypatch.setattr(bench, "SHARED_CIFAR", tmp_path / "absent.tar.gz")
+    monkeypatch.setattr(bench.cifar_folder, "__defaults__", (1000, 200, tmp_path / "absent.tar.gz", tmp_path))
+    monkeypatch.setitem(bench.DATASETS, "shapes", ({"data": "shapes", "canvas": 24, **TINY}, (0.1,)))
+    rows = bench.run_datasets(seeds=2, out=tmp_path, log=lambda s: None)
+    assert {(r["method"], r["seed"]) for r in rows} == {(m, s) for m in ("unmasked", "hard-concrete") for s in (0, 1)}
+    text = (tmp_path / "DATASETS.md").read_text()
+    assert "`python -m masklab bench --datasets --seeds 2`" in text
+    assert "| shapes | hard-concrete | 0.1 | 2 |" in text and "| shapes | unmasked | - | 2 |" in text
+    assert "- cifar10-32px: skipped," in text and "absent" in text
+
+
+def test_front_writes_every_target_and_both_oracles_and_a_log_scaled_plot(tmp_path):
+    """--front: the default at each target and the two oracles, a row each per seed, and front.png."""
+    rows = bench.run_front(1, targets=(0.05, 0.2), out=tmp_path, log=lambda s: None, canvas=24, **TINY)
+    assert [(r["method"], r["area_target"]) for r in rows] == [
+        ("hard-concrete", 0.05), ("hard-concrete", 0.2), ("oracle-ink", None), ("oracle-box", None)]
+    assert (tmp_path / "front.csv").read_text().startswith("method,area_target,seed,")
+    assert Image.open(tmp_path / "front.png").size[0] > 400
+    fig = bench.front_plot(__import__("pandas").read_csv(tmp_path / "front.csv"))
+    assert fig.axes[0].get_xscale() == "log"
