@@ -513,7 +513,7 @@ def results_markdown(table, quick, seeds, methods, elsewhere: list[str] = (), ke
             "iou_box", "ink_recall", "evalx_accuracy", "collapsed", "wall_s", "step_cost_ratio"]
     device = pick_device("auto")
     command = "python -m masklab bench" + (" --quick" if quick else "") + (f" --seeds {seeds}" if seeds != 5 else "")
-    if set(methods) != set(PRESETS):
+    if set(methods) != set(PRESETS) or kept:
         command += " --methods " + " ".join(m for m in methods if m not in kept)
     if kept:
         command += " --keep-others"
