@@ -215,9 +215,11 @@ def test_bad_uploads_are_refused_in_one_line_and_a_good_one_still_works(lab, sho
 
 
 def test_the_url_reproduces_a_setup_and_follows_edits(lab):
-    """Opening a URL with config fields sets the widgets; editing a widget writes it back into the URL."""
+    """Opening a URL with config fields (the seed preset's, as the app writes them) sets the widgets; editing a
+    widget writes it back into the URL."""
+    from masklab.config import preset
     page, base, _ = lab
-    page.goto(f"{base}train?gate=hard_sigmoid&mask_loss=seed&constraint=false")
+    page.goto(f"{base}train?{query(**preset('seed').to_query())}")
     settle(page)
     expect(page.get_by_text("Method: seed preset.")).to_be_visible()
     steps = page.get_by_label("steps", exact=True)
