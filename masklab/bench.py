@@ -85,10 +85,8 @@ def run_bench(methods=None, seeds: int = 5, quick: bool = False, out: Path = Pat
         for method in methods:
             cfg = preset(method, seed=seed, **overrides)
             run_dir = out / "runs" / f"{method}-s{seed}"
-            summary = finished(run_dir, cfg) if resume else None
-            if summary is None:
-                run_dir, summary = fit(cfg, out=run_dir, label=method)
-            else:
+            run_dir, summary, reused = trained(cfg, run_dir, method, [run_dir] if resume else [])
+            if reused:
                 log(f"{method:>16} seed {seed}: kept the finished run in {run_dir}")
             rows.append(row(method, seed, summary, costs[method], evalx(evaluator, run_dir)))
             log(f"{method:>16} seed {seed}: acc_hard {rows[-1]['accuracy_hard']:.3f} area {rows[-1]['area']:.3f} "
@@ -165,12 +163,8 @@ def run_front(seeds: int = 3, targets=FRONT_TARGETS, out: Path = Path("bench"), 
             cfg = preset(method, seed=seed, **overrides, **extra)
             name = method if target is None else f"{method}-t{target:g}"
             run_dir = out / "runs" / "front" / f"{name}-s{seed}"
-            summary = finished(run_dir, cfg) if resume else None
-            if summary is None and target is None and finished(out / "runs" / f"{name}-s{seed}", cfg):
-                run_dir = out / "runs" / f"{name}-s{seed}"          # the benchmark's own oracle run: the same
-                summary = finished(run_dir, cfg)
-            if summary is None:
-                run_dir, summary = fit(cfg, out=run_dir, label=name)
+            reusable = ([run_dir] if resume else []) + ([out / "runs" / f"{name}-s{seed}"] if target is None else [])
+            _, summary, _ = trained(cfg, run_dir, name, reusable)       # an oracle: the benchmark's own run will do
             m = summary["metrics"]
             rows.append({"method": method, "area_target": target, "seed": seed, "status": summary["status"],
                          **{k: m.get(k) for k in ("accuracy_hard", "area", "bimodality", "collapsed", "ink_recall")}})
@@ -226,19 +220,16 @@ def run_datasets(seeds: int = 5, out: Path = Path("bench"), log=print, resume: b
     for seed in range(seeds):
         for label in datasets or DATASETS:
             overrides, targets = DATASETS[label]
-            if overrides.get("data") == "folder:CIFAR":
-                try:
-                    overrides = {**overrides, "data": f"folder:{cifar_folder()}"}
-                except FileNotFoundError as e:
-                    skipped[label] = str(e)
-                    continue
+            try:
+                overrides = resolve_data(overrides)
+            except FileNotFoundError as e:
+                skipped[label] = str(e)
+                continue
             for method, target in [("unmasked", None), *((DEFAULT_PRESET, t) for t in targets)]:
                 cfg = preset(method, seed=seed, **overrides, **({} if target is None else {"area_target": target}))
                 name = f"{label}-{method}" + ("" if target is None else f"-t{target:g}")
                 run_dir = out / "runs" / "datasets" / f"{name}-s{seed}"
-                summary = finished(run_dir, cfg) if resume else None
-                if summary is None:
-                    run_dir, summary = fit(cfg, out=run_dir, label=name)
+                _, summary, _ = trained(cfg, run_dir, name, [run_dir] if resume else [])
                 m = summary["metrics"]
                 rows.append({"dataset": label, "method": method, "area_target": target, "seed": seed,
                              "status": summary["status"], "wall_s": summary["wall_s"],
@@ -270,6 +261,24 @@ def write_datasets(rows: list[dict], out: Path, seeds: int, skipped: dict) -> No
                      f"{g.area.mean():.3f} | {g.bimodality.mean():.3f} | {int(g.collapsed.sum())} |")
     lines += ["", *(f"- {label}: skipped, {why}" for label, why in skipped.items())]
     (out / "DATASETS.md").write_text("\n".join(lines) + "\n")
+
+
+def resolve_data(overrides: dict) -> dict:
+    """Config overrides with the spec `folder:CIFAR` replaced by the unpacked CIFAR-10 subset (cifar_folder)."""
+    if overrides.get("data") != "folder:CIFAR":
+        return overrides
+    return {**overrides, "data": f"folder:{cifar_folder()}"}
+
+
+def trained(cfg, run_dir: Path, label: str, reusable=()) -> tuple[Path, dict, bool]:
+    """(run folder, summary, kept): the first folder of `reusable` that finished training exactly `cfg`, or a
+    new run of cfg trained into `run_dir`."""
+    for folder in reusable:
+        summary = finished(folder, cfg)
+        if summary is not None:
+            return Path(folder), summary, True
+    run_dir, summary = fit(cfg, out=run_dir, label=label)
+    return run_dir, summary, False
 
 
 def finished(run_dir: Path, cfg) -> dict | None:

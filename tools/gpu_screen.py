@@ -101,10 +101,8 @@ def worker(jobs, out_path: str, stop_at: float, device: str, lock) -> None:
             name, over, seed = jobs.get_nowait()
         except Exception:                             # queue.Empty
             return
-        given = dict(over)
-        if given.get("data") == "folder:CIFAR":
-            from masklab.bench import cifar_folder
-            given["data"] = f"folder:{cifar_folder()}"
+        from masklab.bench import resolve_data
+        given = resolve_data(dict(over))
         cfg = preset(given.pop("preset", "hard-concrete"), seed=seed, device=device, **given)
         tic = time.time()
         _, s = fit(cfg, out=Path(tempfile.gettempdir()) / "gpu_screen" / f"{name}-s{seed}", label=name)
