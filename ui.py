@@ -5,6 +5,8 @@ masklab never imports Streamlit. Nothing here runs in a worker thread: pages pol
 from __future__ import annotations
 
 import io
+import math
+import runpy
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +17,7 @@ from plotly.subplots import make_subplots
 from PIL import Image
 
 from masklab.checkpoint import CheckpointError, load_run
-from masklab.config import (ANNEAL_NAMES, DEFAULT_PRESET, DEVICE_NAMES, FIELD_NAMES, GATE_NAMES, HELP,
-                            MASK_LOSS_NAMES, ORACLE_NAMES, PRESETS, UPSAMPLE_NAMES, Config, ConfigError)
+from masklab.config import DEFAULT_PRESET, FIELD_NAMES, HELP, KNOBS, PRESETS, Config, ConfigError, Knob
 from masklab.data import open_data
 from masklab.explain import Collapse, collapse
 from masklab.images import ACCEPTED, overlay, run_mask, to_uint8
@@ -28,7 +29,23 @@ CHECKPOINTS = Path("checkpoints")
 DEMO = "demo"
 MAX_LIVE = 2                    # concurrent trainings per server: they share the CPU
 WORKER_THREADS = None           # torch intra-op threads while training (None: torch's default); see the report
-TRAIN_PAGE, RUNS_PAGE, INSPECT_PAGE = "app_pages/train.py", "app_pages/runs.py", "app_pages/inspect_masks.py"
+APP = Path(__file__).resolve().parent / "app.py"
+TRAIN_PAGE, RUNS_PAGE, INSPECT_PAGE = "pages/train.py", "pages/runs.py", "pages/inspect_masks.py"
+
+
+def own_navigation() -> None:
+    """Call first in app.py and in every page: app.py's st.navigation, never Streamlit's legacy pages/ folder.
+
+    Streamlit decides once per server process (and AppTest on every run), before any script has run, that an
+    app with a pages/ folder is a legacy multipage app; that first run would then execute the page the URL names
+    (pages/train.py for /train) on its own, under a sidebar listing the folder. st.navigation turns the legacy
+    mode off, but only once app.py runs: so the first run turns it off itself and runs app.py in its place, in
+    the same run (widget values, the URL and its query are kept), then stops."""
+    from streamlit.runtime.pages_manager import PagesManager
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        runpy.run_path(str(APP), run_name="__main__")
+        st.stop()
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda m: m.shutdown())
@@ -41,89 +58,58 @@ def manager() -> RunManager:
 
 # --- config widgets, bound to the URL ----------------------------------------------------------------------
 
-LABELS = {
-    "alpha": "α (alpha)", "beta": "β (beta)", "lam": "λ (lam)", "area_target": "area target",
-    "anneal_frac": "anneal fraction", "warmup": "warm-up fraction", "dual_lr": "multiplier step (dual_lr)",
-    "temperature": "temperature τ (start)",
-    "temperature_end": "temperature τ (end)", "lr": "learning rate", "batch_size": "batch size",
-    "data": "dataset", "mask_loss": "mask loss", "constraint": "target-area constraint",
-    "hard_forward": "hard forward (straight-through)", "clamp_backward": "backward through the clamp",
-    "init_bias": "initial mask bias", "tv": "total variation",
-}
-FORMULAS = {
-    "alpha": "Seed loss per pixel: α·log(m+λ) + (1−α)·log(1−m+λ); α > 0.5 makes m = 0 the deeper well.",
-    "beta": "L = CE + β·L_mask (+ μ·(area − t)).",
-    "lam": "Inside log(m+λ): the seed loss's slope at m = 0 is about α/λ, so a small λ is a steep cliff.",
-    "area_target": "The target t falls from 1 to this over the anneal fraction of training.",
-    "anneal_frac": "p = clip((step − warmup·steps) / (anneal_frac · steps), 0, 1); linear: t = 1 − (1 − area "
-                   "target)·p, geometric: t = area target^p.",
-    "anneal": "Geometric spends as many steps halving the area from 0.2 to 0.1 as from 1 to 0.5: the sparse end, "
-              "where the classifier has the most to relearn, gets more of the anneal.",
-    "warmup": "The target stays at 1 for this fraction of training, so the classifier learns before any gate "
-              "is pushed closed.",
-    "dual_lr": "Dual ascent: μ ← max(0, μ + dual_lr·(area − t)).",
-    "area_floor": "A second multiplier ν ← max(0, ν + dual_lr·(floor·t − area)) adds −ν·area to the loss: a mask "
-                  "that closes below floor·t is pushed open again (the curve shows μ − ν).",
-    "finetune": "For the last finetune·steps the mask is frozen and the classifier trains on x·1[m_eval > ½], "
-                "exactly what it is tested on.",
-    "temperature": "Concrete gates: m = σ((l + noise)/τ); straight-through backward slope σ'(l/τ)/τ.",
-    "temperature_end": "τ is annealed geometrically from the start value to this one.",
-    "lr": "Adam step size.",
-}
-
-
-def _num(kind: str, lo=None, hi=None, step=None, fmt=None) -> tuple[str, dict]:
-    given = dict(min_value=lo, max_value=hi, step=step, format=fmt)
-    return kind, {k: v for k, v in given.items() if v is not None}
-
-
-# Widget kind and bounds per field; bounds mirror Config's checks so the browser refuses what Config would.
-# Fields missing here (a newer Config) get a widget from their default's type.
-SPECS = {
-    "gate": ("select", dict(options=GATE_NAMES)),
-    "mask_loss": ("select", dict(options=MASK_LOSS_NAMES)),
-    "device": ("select", dict(options=DEVICE_NAMES)),
-    "anneal": ("select", dict(options=ANNEAL_NAMES)),
-    "oracle": ("select", dict(options=ORACLE_NAMES)),
-    "mask_upsample": ("select", dict(options=UPSAMPLE_NAMES)),
-    "area_floor": _num("float", 0.0, 0.99, 0.05), "finetune": _num("float", 0.0, 0.99, 0.05),
-    "alpha": _num("float", 0.0, 1.0, 0.05), "beta": _num("float", 0.0, None, 0.05),
-    "lam": _num("float", 1e-12, None, 1e-3), "area_target": _num("float", 1e-4, 1.0, 0.01),
-    "anneal_frac": _num("float", 0.0, 1.0, 0.05), "warmup": _num("float", 0.0, 1.0, 0.05),
-    "dual_lr": _num("float", 0.0, None, 0.005),
-    "tv": _num("float", 0.0, None, 0.01), "bimodal": _num("float", 0.0, None, 0.01),
-    "temperature": _num("float", 0.01, None, 0.05, "%.4g"),          # 2/3 would show all its 16 digits
-    "temperature_end": _num("float", 0.01, None, 0.05, "%.4g"),
-    "lr": _num("float", 1e-6, None, 5e-4), "init_bias": _num("float", None, None, 0.5),
-    "canvas": _num("int", 16, 512, 8), "clutter": _num("int", 0, 64), "image_size": _num("int", 0, 1024, 8),
-    "test_size": _num("int", 0, None, 100), "width": _num("int", 1, 256), "mask_stride": _num("int", 1, 16),
-    "classifier_width": _num("int", 1, 512), "batch_size": _num("int", 1, 4096), "steps": _num("int", 1, None, 100),
-    "log_every": _num("int", 1), "seed": _num("int", 0),
-}
 METHOD_FIELDS = tuple(f for f in FIELD_NAMES if any(f in p for p in PRESETS.values()))
 TRAINING_FIELDS = ("lr", "steps", "batch_size", "data", "seed", "device")
 
 
 def field_widget(name: str):
     """The input widget of one Config field, keyed and URL-bound by the field's name (the same name as in
-    config.json and on the CLI); its default is Config's, so the URL holds exactly cfg.to_query()."""
-    default = getattr(Config(), name)
-    kind, extra = SPECS.get(name, (_kind_of(default), {}))
-    common = dict(label=LABELS.get(name, name.replace("_", " ")), key=name, bind="query-params",
-                  help=HELP[name] + (f"  \n{FORMULAS[name]}" if name in FORMULAS else ""))
-    if kind == "select":
-        return st.selectbox(index=list(extra["options"]).index(default), **extra, **common)
-    if kind == "toggle":
+    config.json and on the CLI); its default is Config's, so the URL holds exactly cfg.to_query(). Its label,
+    range, help formula and slider come from the field's Knob (masklab.config), as do Config's own checks."""
+    knob, default = KNOBS[name], getattr(Config(), name)
+    common = dict(label=knob.label or name.replace("_", " "), key=name, bind="query-params",
+                  help=HELP[name] + (f"  \n{knob.formula}" if knob.formula else ""))
+    if knob.choices:
+        return st.selectbox(options=knob.choices, index=knob.choices.index(default), **common)
+    if isinstance(default, bool):
         return st.toggle(value=default, **common)
-    if kind == "text":
+    if isinstance(default, str):
         return st.text_input(value=default, **common)
-    if kind == "float":          # %g: 0.001 stays 0.001 (the default %0.2f would show 0.00)
-        return st.number_input(value=float(default), **{"format": "%g", **extra}, **common)
-    return st.number_input(value=int(default), **extra, **common)
+    if not knob.slider:
+        return _number_box(knob, default, common)
+    slide, exact = st.columns([5, 1], vertical_alignment="bottom")
+    with exact.popover("", icon=":material/edit:", help=f"Type an exact {common['label']}"):
+        value = _number_box(knob, default, common)
+    with slide:
+        _slider(name, knob, value, common)
+    return value
 
 
-def _kind_of(default) -> str:
-    return {bool: "toggle", str: "text", float: "float", int: "int"}[type(default)]
+def _number_box(knob: Knob, default, common: dict):
+    """A number input over the knob's range (where the range has an `off` value outside it, the low end is left
+    to Config's check, which says why)."""
+    lo, hi = knob.lo, knob.hi
+    if isinstance(default, float):     # an open end: the nearest float inside it, so "> 0" refuses 0 and admits 1e-9
+        lo = math.nextafter(lo, math.inf) if lo is not None and knob.lo_open else lo
+        hi = math.nextafter(hi, -math.inf) if hi is not None and knob.hi_open else hi
+    bounds = {"min_value": None if knob.off is not None else lo, "max_value": hi}
+    if isinstance(default, int):
+        bounds = {k: None if v is None else int(v) for k, v in bounds.items()}
+        return st.number_input(value=default, step=int(knob.step or 1), **bounds, **common)
+    # %g: 0.001 stays 0.001 (the default %0.2f would show 0.00) and 2/3 does not show all its 16 digits
+    step = knob.step or (knob.span[0] if knob.slider == "log" else None)   # log: +/- moves by the span's low end
+    floats = {k: None if v is None else float(v) for k, v in {**bounds, "step": step}.items()}
+    return st.number_input(value=float(default), format="%g", **floats, **common)
+
+
+def _slider(name: str, knob: Knob, value: float, common: dict) -> None:
+    """A slider over the knob's values (log-spaced where it spans decades) that writes the field's number box:
+    the box stays the one URL-bound widget, and its exact value is always one of the slider's stops."""
+    key = f"{name}__slider"
+    st.session_state[key] = value                  # follows the box (preset, URL, typed value)
+    st.select_slider(common["label"], options=knob.stops(value), key=key, help=common["help"],
+                     format_func=lambda v: knob.off_means if v == knob.off_value else f"{v:g}",
+                     on_change=lambda: st.session_state.__setitem__(name, st.session_state[key]))
 
 
 def method_knobs(gate: str, mask_loss: str, constraint: bool) -> list[str]:

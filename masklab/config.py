@@ -17,8 +17,75 @@ class ConfigError(ValueError):
     """A config value or key that cannot be used; the message says which and why."""
 
 
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
+@dataclass(frozen=True)
+class Knob:
+    """How one field is checked and shown, said once: Config refuses a value outside the range, and the app's
+    widgets (label, help formula, slider) are built from the same record.
+
+    A number is valid when it lies in [lo, hi] (an end that is None is unbounded; lo_open / hi_open exclude it)
+    or equals `off`, a value outside the range that turns the feature off. `slider` is "" (a number box),
+    "linear" (steps of `step`) or "log" (a few values a decade); `span` is the slider's range where the valid
+    one is open-ended. `choices` lists a text field's allowed values."""
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    off: float | None = None
+    off_means: str = "off"
+    why: str = ""
+    choices: tuple[str, ...] = ()
+    label: str = ""
+    formula: str = ""
+    slider: str = ""
+    step: float | None = None
+    span: tuple[float, float] | None = None
+
+    def admits(self, v) -> bool:
+        if self.off is not None and v == self.off:
+            return True
+        if self.lo is not None and (v < self.lo or (self.lo_open and v == self.lo)):
+            return False
+        return self.hi is None or not (v > self.hi or (self.hi_open and v == self.hi))
+
+    def describe(self) -> str:
+        """'in [0, 1]', '> 0', '0 (off) or >= 1': the range as the error message says it."""
+        lo, hi = (None if b is None else f"{b:g}" for b in (self.lo, self.hi))
+        if lo is not None and hi is not None:
+            text = f"in {'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
+        elif lo is not None:
+            text = f"{'>' if self.lo_open else '>='} {lo}"
+        else:
+            text = f"{'<' if self.hi_open else '<='} {hi}"
+        return text if self.off is None else f"{self.off:g} ({self.off_means}) or {text}"
+
+    @property
+    def bounded(self) -> bool:
+        return self.lo is not None or self.hi is not None
+
+    @property
+    def off_value(self) -> float | None:
+        """The value that turns the feature off: `off`, or 0 at the closed low end of a log slider (beta 0)."""
+        if self.off is not None:
+            return self.off
+        return 0.0 if self.slider == "log" and self.lo == 0 and not self.lo_open else None
+
+    def stops(self, current: float | None = None) -> list[float]:
+        """The values a slider offers, ascending: steps of `step`, or 1-2-3-5 a decade for a log slider, over
+        `span` (else [lo, hi]); the off value and `current` are always among them, so the exact value shows."""
+        lo, hi = self.span or (self.lo, self.hi)
+        if self.slider == "log":
+            decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+            values = [float(f"{m}e{e}") for e in decades for m in (1, 2, 3, 5)]
+            values = [v for v in values if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9)]
+        else:
+            values = [round(float(lo + i * self.step), 10) for i in range(int(round((hi - lo) / self.step)) + 1)]
+        values = [v for v in values if self.admits(v)]
+        values += [v for v in (self.off_value, current) if v is not None]
+        return sorted(set(values))
+
+
+def _f(default, help: str, **knob):
+    return field(default=default, metadata={"help": help, "knob": Knob(**knob)})
 
 
 GATE_NAMES = ("none", "hard_sigmoid", "straight_through", "binary_concrete", "hard_concrete")
@@ -33,67 +100,106 @@ UPSAMPLE_NAMES = ("nearest", "bilinear")
 class Config:
     # data
     data: str = _f("cluttered-digits", "dataset spec: cluttered-digits, shapes, mnist:ROOT, "
-                   "fashion-mnist:ROOT, cifar10:ROOT or folder:PATH")
+                   "fashion-mnist:ROOT, cifar10:ROOT or folder:PATH", label="dataset")
     download: bool = _f(False, "let torchvision download mnist/fashion-mnist/cifar10 into ROOT (off: offline)")
-    canvas: int = _f(48, "canvas side in pixels for the synthetic sets (cluttered-digits, shapes)")
-    clutter: int = _f(4, "digit fragments of clutter per cluttered-digits image")
-    image_size: int = _f(0, "resize folder:/torchvision images to this side (0: native; folders default to 64)")
-    test_size: int = _f(1000, "test images used for evaluation (0: all)")
+    canvas: int = _f(48, "canvas side in pixels for the synthetic sets (cluttered-digits, shapes)",
+                     lo=16, hi=512, step=8)
+    clutter: int = _f(4, "digit fragments of clutter per cluttered-digits image", lo=0, hi=64)
+    image_size: int = _f(0, "resize folder:/torchvision images to this side (0: native; folders default to 64)",
+                         lo=8, hi=1024, off=0, off_means="native", step=8)
+    test_size: int = _f(1000, "test images used for evaluation (0: all)", lo=0, step=100)
     # model
-    gate: str = _f("hard_concrete", "mask gate: " + ", ".join(GATE_NAMES))
+    gate: str = _f("hard_concrete", "mask gate: " + ", ".join(GATE_NAMES), choices=GATE_NAMES)
     hard_forward: bool = _f(True, "straight-through: the classifier sees exactly 0/1 while training "
-                            "(concrete gates); backward goes through the relaxation")
+                            "(concrete gates); backward goes through the relaxation",
+                            label="hard forward (straight-through)")
     clamp_backward: bool = _f(False, "hard concrete with hard forward: backward through the clamp as in Louizos et "
                               "al. (samples clamped at 0 or 1 get no gradient, so closed gates can stay closed) "
-                              "instead of through the unclamped stretch")
-    width: int = _f(16, "channels of the attention branch")
-    mask_stride: int = _f(2, "compute mask logits at 1/stride resolution, then upsample (nearest)")
+                              "instead of through the unclamped stretch", label="backward through the clamp")
+    width: int = _f(16, "channels of the attention branch", lo=1)
+    mask_stride: int = _f(2, "compute mask logits at 1/stride resolution, then upsample (nearest)", lo=1)
     mask_upsample: str = _f("nearest", "how stride > 1 mask logits reach full resolution: nearest (blocks of stride x "
                             "stride pixels) or bilinear (logits interpolated, so a 0/1 mask follows edges within a "
-                            "block)")
+                            "block)", choices=UPSAMPLE_NAMES)
     mask_norm: bool = _f(True, "group-normalise the attention branch's features, so that no single step can move "
                          "every gate's logit by much at once (photos' unnormalised features can)")
     logit_bound: float = _f(8.0, "soft bound on the mask logits, bound * tanh(l / bound), so no gate saturates past "
-                            "where its gradient lives (0: unbounded)")
+                            "where its gradient lives (0: unbounded)", lo=1, off=0.0, slider="linear", step=1,
+                            span=(1, 20), formula="l ← bound·tanh(l / bound): |l| < bound, and σ'(l) > 0 everywhere.")
     oracle: str = _f("none", "a reference, not a method: the classifier sees x * the true mask (ink: the object's own "
-                     "pixels; box: its bounding box), on datasets that know it (cluttered-digits, shapes)")
-    init_bias: float = _f(2.0, "initial bias of the mask logits (> 0: gates start open)")
-    classifier_width: int = _f(32, "channels of the classifier's first conv (then 2x, 2x)")
+                     "pixels; box: its bounding box), on datasets that know it (cluttered-digits, shapes)",
+                     choices=ORACLE_NAMES)
+    init_bias: float = _f(2.0, "initial bias of the mask logits (> 0: gates start open)", label="initial mask bias",
+                          slider="linear", step=0.5, span=(-8, 8))
+    classifier_width: int = _f(32, "channels of the classifier's first conv (then 2x, 2x)", lo=1)
     # mask objective: L = CE + beta * L_mask + multiplier * (area - target) + tv * TV(m)
-    mask_loss: str = _f("none", "mask penalty weighted by beta: " + ", ".join(MASK_LOSS_NAMES))
-    alpha: float = _f(0.9, "seed loss: sparsity pressure in [0, 1] (> 0.5 makes 0 the deeper well)")
-    beta: float = _f(0.1, "weight of the mask penalty (cross-entropy has weight 1)")
-    lam: float = _f(1e-3, "seed loss: lambda, the constant inside log(m + lambda) for numerical stability")
-    constraint: bool = _f(True, "target-area constraint with a Lagrange multiplier (dual ascent, >= 0)")
-    area_target: float = _f(0.045, "final fraction of pixels to keep (constraint / sorted_area)")
+    mask_loss: str = _f("none", "mask penalty weighted by beta: " + ", ".join(MASK_LOSS_NAMES),
+                        choices=MASK_LOSS_NAMES, label="mask loss")
+    alpha: float = _f(0.9, "seed loss: sparsity pressure in [0, 1] (> 0.5 makes 0 the deeper well)",
+                      lo=0, hi=1, label="α (alpha)", slider="linear", step=0.025,
+                      formula="Seed loss per pixel: α·log(m+λ) + (1−α)·log(1−m+λ); α > 0.5 makes m = 0 the deeper "
+                              "well.")
+    beta: float = _f(0.1, "weight of the mask penalty (cross-entropy has weight 1)", lo=0, label="β (beta)",
+                     slider="log", span=(1e-3, 1e2), formula="L = CE + β·L_mask (+ μ·(area − t)).")
+    lam: float = _f(1e-3, "seed loss: lambda, the constant inside log(m + lambda) for numerical stability",
+                    lo=0, lo_open=True, why="log(m + lam) is -inf at m = 0", label="λ (lam)", slider="log",
+                    span=(1e-6, 1e1), formula="Inside log(m+λ): the seed loss's slope at m = 0 is about α/λ, so a "
+                                              "small λ is a steep cliff.")
+    constraint: bool = _f(True, "target-area constraint with a Lagrange multiplier (dual ascent, >= 0)",
+                          label="target-area constraint")
+    area_target: float = _f(0.045, "final fraction of pixels to keep (constraint / sorted_area)",
+                            lo=0, hi=1, lo_open=True, label="area target", slider="log", span=(1e-3, 1),
+                            formula="The target t falls from 1 to this over the anneal fraction of training.")
     warmup: float = _f(0.1, "fraction of training before the anneal starts: the mask is on but its target stays "
-                       "1.0, so the classifier learns before any pressure to close gates")
+                       "1.0, so the classifier learns before any pressure to close gates", lo=0, hi=1,
+                       label="warm-up fraction", slider="linear", step=0.05,
+                       formula="The target stays at 1 for this fraction of training, so the classifier learns "
+                               "before any gate is pushed closed.")
     anneal_frac: float = _f(0.5, "fraction of training, after the warm-up, over which the target falls from 1.0 "
-                            "to area_target")
+                            "to area_target", lo=0, hi=1, label="anneal fraction", slider="linear", step=0.05,
+                            formula="p = clip((step − warmup·steps) / (anneal_frac · steps), 0, 1); linear: "
+                                    "t = 1 − (1 − area target)·p, geometric: t = area target^p.")
     anneal: str = _f("linear", "shape of the target's fall: linear, or geometric (the same factor every step: "
-                     "as many steps from 0.2 to 0.1 as from 1.0 to 0.5)")
+                     "as many steps from 0.2 to 0.1 as from 1.0 to 0.5)", choices=ANNEAL_NAMES,
+                     formula="Geometric spends as many steps halving the area from 0.2 to 0.1 as from 1 to 0.5: "
+                             "the sparse end, where the classifier has the most to relearn, gets more of the anneal.")
     dual_lr: float = _f(1.0, "multiplier step: multiplier += dual_lr * (area - target), clamped at 0 (the "
-                        "floor's multiplier likewise)")
+                        "floor's multiplier likewise)", lo=0, label="multiplier step (dual_lr)", slider="log",
+                        span=(1e-3, 1e1), formula="Dual ascent: μ ← max(0, μ + dual_lr·(area − t)).")
     area_seen: bool = _f(True, "hard concrete with hard_forward: the constraint's area is P(z > 1/2) = sigmoid(l), "
                          "the expected fraction of pixels the classifier sees, instead of P(z > 0) (expected L0), "
                          "which counts gates that open too little to show")
     area_floor: float = _f(0.5, "a lower bound too, as a fraction of the current target: when the area falls below "
                            "area_floor * target, a second multiplier (dual ascent, >= 0) pushes gates open again, so "
-                           "a mask cannot close to nothing (0: off)")
+                           "a mask cannot close to nothing (0: off)", lo=0, hi=1, hi_open=True, slider="linear",
+                           step=0.05, formula="A second multiplier ν ← max(0, ν + dual_lr·(floor·t − area)) adds "
+                                              "−ν·area to the loss: a mask that closes below floor·t is pushed open "
+                                              "again (the curve shows μ − ν).")
     finetune: float = _f(0.2, "closing phase: for this last fraction of training the mask is frozen and the "
-                         "classifier learns on the deterministic hard mask it is tested on")
-    tv: float = _f(0.0, "weight of the total-variation term (contiguous masks)")
-    bimodal: float = _f(1.0, "weight of the bimodality term mean(m * (1 - m)) on the relaxed mask")
-    temperature: float = _f(2 / 3, "gate temperature at the start (concrete gates, STE backward slope)")
-    temperature_end: float = _f(2 / 3, "gate temperature at the end (annealed geometrically)")
+                         "classifier learns on the deterministic hard mask it is tested on", lo=0, hi=1, hi_open=True,
+                         slider="linear", step=0.05,
+                         formula="For the last finetune·steps the mask is frozen and the classifier trains on "
+                                 "x·1[m_eval > ½], exactly what it is tested on.")
+    tv: float = _f(0.0, "weight of the total-variation term (contiguous masks)", lo=0, label="total variation",
+                   slider="log", span=(1e-4, 1))
+    bimodal: float = _f(1.0, "weight of the bimodality term mean(m * (1 - m)) on the relaxed mask", lo=0,
+                        slider="log", span=(1e-3, 1e1))
+    temperature: float = _f(2 / 3, "gate temperature at the start (concrete gates, STE backward slope)",
+                            lo=0, lo_open=True, label="temperature τ (start)", slider="log", span=(0.05, 5),
+                            formula="Concrete gates: m = σ((l + noise)/τ); straight-through backward slope "
+                                    "σ'(l/τ)/τ.")
+    temperature_end: float = _f(2 / 3, "gate temperature at the end (annealed geometrically)", lo=0, lo_open=True,
+                                label="temperature τ (end)", slider="log", span=(0.05, 5),
+                                formula="τ is annealed geometrically from the start value to this one.")
     # optimisation
-    lr: float = _f(2e-3, "Adam learning rate")
+    lr: float = _f(2e-3, "Adam learning rate", lo=0, lo_open=True, label="learning rate", slider="log",
+                   span=(1e-5, 1e-1), formula="Adam step size.")
     lr_decay: bool = _f(False, "cosine decay of the learning rate to 5% over the run")
-    batch_size: int = _f(64, "images per step")
-    steps: int = _f(1500, "training steps")
-    log_every: int = _f(25, "steps between metric records")
-    seed: int = _f(0, "seed of the run's own torch.Generator (data, noise, init)")
-    device: str = _f("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    batch_size: int = _f(64, "images per step", lo=1, label="batch size")
+    steps: int = _f(1500, "training steps", lo=1, step=100)
+    log_every: int = _f(25, "steps between metric records", lo=1)
+    seed: int = _f(0, "seed of the run's own torch.Generator (data, noise, init)", lo=0)
+    device: str = _f("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda or mps", choices=DEVICE_NAMES)
 
     def __post_init__(self):
         for name in FIELD_NAMES:              # Config(beta=1) stores 1.0, so JSON and URL forms agree
@@ -147,6 +253,7 @@ class Config:
 
 FIELD_NAMES = tuple(f.name for f in fields(Config))
 HELP = {f.name: f.metadata["help"] for f in fields(Config)}
+KNOBS: dict[str, Knob] = {f.name: f.metadata["knob"] for f in fields(Config)}
 _DEFAULTS = {f.name: f.default for f in fields(Config)}
 
 
@@ -194,43 +301,16 @@ def _problems(c: Config):
             yield f"{name}: must be a finite number, got {v!r}"
     if not typed:
         return                                # range checks below assume the types are right
-    if c.gate not in GATE_NAMES:
-        yield f"gate: {c.gate!r} is not one of {', '.join(GATE_NAMES)}"
-    if c.mask_loss not in MASK_LOSS_NAMES:
-        yield f"mask_loss: {c.mask_loss!r} is not one of {', '.join(MASK_LOSS_NAMES)}"
-    if c.anneal not in ANNEAL_NAMES:
-        yield f"anneal: {c.anneal!r} is not one of {', '.join(ANNEAL_NAMES)}"
-    if c.oracle not in ORACLE_NAMES:
-        yield f"oracle: {c.oracle!r} is not one of {', '.join(ORACLE_NAMES)}"
-    if c.mask_upsample not in UPSAMPLE_NAMES:
-        yield f"mask_upsample: {c.mask_upsample!r} is not one of {', '.join(UPSAMPLE_NAMES)}"
-    if c.device not in DEVICE_NAMES:
-        yield f"device: {c.device!r} is not one of {', '.join(DEVICE_NAMES)}"
-    checks = [
-        (0 <= c.alpha <= 1, "alpha must be in [0, 1]"),
-        (c.lam > 0, "lam (lambda) must be > 0, or log(m + lam) is -inf at m = 0"),
-        (c.beta >= 0, "beta must be >= 0"),
-        (0 < c.area_target <= 1, "area_target must be in (0, 1]"),
-        (0 <= c.anneal_frac <= 1, "anneal_frac must be in [0, 1]"),
-        (0 <= c.warmup and c.warmup + c.anneal_frac <= 1, "warmup must be >= 0 and warmup + anneal_frac <= 1"),
-        (c.dual_lr >= 0, "dual_lr must be >= 0"),
-        (0 <= c.area_floor < 1, "area_floor must be in [0, 1)"),
-        (c.logit_bound == 0 or c.logit_bound >= 1, "logit_bound must be 0 (off) or >= 1"),
-        (0 <= c.finetune < 1 and c.warmup + c.anneal_frac + c.finetune <= 1,
-         "finetune must be in [0, 1) and warmup + anneal_frac + finetune <= 1 (the mask freezes after its anneal)"),
-        (c.tv >= 0 and c.bimodal >= 0, "tv and bimodal must be >= 0"),
-        (c.temperature > 0 and c.temperature_end > 0, "temperatures must be > 0"),
-        (c.lr > 0, "lr must be > 0"),
-        (c.batch_size >= 1, "batch_size must be >= 1"),
-        (c.steps >= 1, "steps must be >= 1"),
-        (c.log_every >= 1, "log_every must be >= 1"),
-        (c.width >= 1 and c.classifier_width >= 1, "width and classifier_width must be >= 1"),
-        (c.mask_stride >= 1, "mask_stride must be >= 1"),
-        (16 <= c.canvas <= 512, "canvas must be in [16, 512]"),
-        (0 <= c.clutter <= 64, "clutter must be in [0, 64]"),
-        (c.image_size == 0 or 8 <= c.image_size <= 1024, "image_size must be 0 or in [8, 1024]"),
-        (c.test_size >= 0, "test_size must be >= 0"),
-        (c.seed >= 0, "seed must be >= 0"),
+    for name, knob in KNOBS.items():
+        v = getattr(c, name)
+        if knob.choices and v not in knob.choices:
+            yield f"{name}: {v!r} is not one of {', '.join(knob.choices)}"
+        elif knob.bounded and not knob.admits(v):
+            yield f"{name} must be {knob.describe()}" + (f" ({knob.why})" if knob.why else "")
+    checks = [   # the rules that tie fields together
+        (c.warmup + c.anneal_frac <= 1, "warmup + anneal_frac must be <= 1"),
+        (c.warmup + c.anneal_frac + c.finetune <= 1,
+         "warmup + anneal_frac + finetune must be <= 1 (the mask freezes after its anneal)"),
     ]
     yield from (message for ok, message in checks if not ok)
     if c.oracle != "none" and (c.gate != "none" or c.constraint):

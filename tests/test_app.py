@@ -23,8 +23,8 @@ from masklab.config import Config, preset  # noqa: E402
 from masklab.runs import fit  # noqa: E402
 
 TINY = dict(canvas=32, clutter=2, batch_size=8, steps=12, log_every=2, test_size=40, width=4, classifier_width=4)
-PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/runs.py", "app_pages/inspect_masks.py", "app_pages/sweeps.py",
-         "app_pages/loss_explorer.py"]
+PAGES = ["pages/home.py", "pages/train.py", "pages/runs.py", "pages/inspect_masks.py", "pages/sweeps.py",
+         "pages/loss_explorer.py"]
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_every_page_renders_without_exception(lab, page):
 
 def test_train_page_reads_its_setup_from_the_url(lab):
     """Config widgets are bound to the URL: a link with field values reproduces the setup and its preset."""
-    at = app("app_pages/train.py", **{k: str(v) for k, v in preset("seed", steps=7, lr=0.01).to_query().items()})
+    at = app("pages/train.py", **{k: str(v) for k, v in preset("seed", steps=7, lr=0.01).to_query().items()})
     assert at.get_by_key("gate").value == "hard_sigmoid" and at.get_by_key("mask_loss").value == "seed"
     assert at.get_by_key("steps").value == 7 and at.get_by_key("lr").value == 0.01
     assert at.get_by_key("preset").value == "seed"
@@ -110,16 +110,46 @@ def test_train_page_reads_its_setup_from_the_url(lab):
 
 def test_a_preset_sets_the_method_fields_and_keeps_training_fields(lab):
     """Choosing a preset sets gate, loss, constraint and α β λ, and leaves steps alone."""
-    at = configure(app("app_pages/train.py"), steps=33)
+    at = configure(app("pages/train.py"), steps=33)
     at.get_by_key("preset").select("seed").run()
     assert at.get_by_key("gate").value == "hard_sigmoid" and at.get_by_key("constraint").value is False
     assert at.get_by_key("steps").value == 33
     assert any("seed" in c.value for c in at.caption)
 
 
+def test_the_alpha_beta_lambda_sliders_set_the_config_and_the_url(lab):
+    """α moves on a linear slider, β and λ on log sliders; each writes its field (the URL-bound number box) and
+    the caption's preset follows; a value typed in the box becomes a stop of the slider, shown exactly."""
+    at = app("pages/train.py")
+    at.select_slider(key="alpha__slider").set_value(0.75).run()
+    at.select_slider(key="lam__slider").set_value(1e-5).run()
+    at.select_slider(key="beta__slider").set_value(0.0).run()
+    assert not at.exception
+    assert (at.get_by_key("alpha").value, at.get_by_key("lam").value, at.get_by_key("beta").value) == (0.75, 1e-5, 0.0)
+    assert at.query_params["alpha"] == "0.75" and at.query_params["lam"] == "1e-05"
+    assert any("custom" in c.value for c in at.caption)
+    lam = at.select_slider(key="lam__slider")
+    assert lam.options.index("1e-05") < lam.options.index("0.001") < lam.options.index("10")   # log-spaced stops
+    assert "off" in at.select_slider(key="beta__slider").options                                # beta 0 reads "off"
+    at.get_by_key("lam").set_value(0.00123).run()                 # an exact value typed in the box
+    assert at.select_slider(key="lam__slider").value == 0.00123 and "0.00123" in at.select_slider(key="lam__slider").options
+    at.get_by_key("preset").select("seed").run()                  # a preset moves the sliders too
+    assert at.select_slider(key="alpha__slider").value == 0.9 and at.select_slider(key="lam__slider").value == 1e-3
+
+
+def test_every_knob_with_a_slider_offers_only_values_config_accepts(lab):
+    """The slider stops come from the same Knob as Config's checks: every stop of every slider is a valid value."""
+    from masklab.config import KNOBS
+    for name, knob in KNOBS.items():
+        if knob.slider:
+            for v in knob.stops(getattr(Config(), name)):
+                Config(**{name: v, **({"warmup": 0.0, "anneal_frac": 0.0, "finetune": 0.0}
+                                      if name in ("warmup", "anneal_frac", "finetune") else {})})
+
+
 def test_start_trains_in_the_background_and_shows_curves_masks_and_histograms(lab):
     """Start puts ?run= in the URL, the run trains on its thread and is saved, and the panel draws it all."""
-    at = configure(app("app_pages/train.py"), device="cpu", **TINY)
+    at = configure(app("pages/train.py"), device="cpu", **TINY)
     at.button(key="start").click().run()
     run_id = run_param(at)
     run = ui.manager().get(run_id)
@@ -136,7 +166,7 @@ def test_start_trains_in_the_background_and_shows_curves_masks_and_histograms(la
 
 def test_pause_step_resume_and_stop_from_the_page(lab):
     """Pause holds the run at a record, Step advances exactly one record, Resume continues, Stop saves it."""
-    at = configure(app("app_pages/train.py"), device="cpu", **{**TINY, "steps": 100000})
+    at = configure(app("pages/train.py"), device="cpu", **{**TINY, "steps": 100000})
     at.button(key="start").click().run()
     run = ui.manager().get(run_param(at))
     wait(lambda: run.view().step >= 2)
@@ -163,7 +193,7 @@ def test_pause_step_resume_and_stop_from_the_page(lab):
 
 def test_the_seed_preset_shows_the_collapse_warning(lab):
     """The seed setup closes every gate within a few steps, and the page says so, why, and what to try."""
-    at = app("app_pages/train.py")
+    at = app("pages/train.py")
     at.get_by_key("preset").select("seed").run()
     at = configure(at, device="cpu", canvas=32, clutter=2, batch_size=8, steps=12, log_every=4, test_size=40,
                    lr=0.02)
@@ -178,17 +208,17 @@ def test_the_seed_preset_shows_the_collapse_warning(lab):
 
 def test_a_url_with_run_reattaches_after_a_refresh_and_a_restart(lab):
     """?run=<id> shows the run from a new session, and from its folder once the server's memory is gone."""
-    at = configure(app("app_pages/train.py"), device="cpu", **TINY)
+    at = configure(app("pages/train.py"), device="cpu", **TINY)
     at.button(key="start").click().run()
     run_id = run_param(at)
     assert ui.manager().get(run_id).join(60)
     second = app(run=run_id)
-    second.switch_page("app_pages/train.py")
+    second.switch_page("pages/train.py")
     second.query_params["run"] = run_id
     second.run()
     assert any(s.value == run_id for s in second.subheader)
     st.cache_resource.clear()                                    # as after a server restart
-    third = app("app_pages/train.py")
+    third = app("pages/train.py")
     third.query_params["run"] = run_id
     third.run()
     assert any(s.value == run_id for s in third.subheader) and not third.exception
@@ -197,7 +227,7 @@ def test_a_url_with_run_reattaches_after_a_refresh_and_a_restart(lab):
 
 def test_a_bad_run_id_in_the_url_is_refused(lab):
     """A ?run= that could escape checkpoints/ is refused with a message, not an exception."""
-    at = app("app_pages/train.py")
+    at = app("pages/train.py")
     at.query_params["run"] = "../../etc"
     at.run()
     assert not at.exception and any("not a run id" in e.value for e in at.error)
@@ -214,7 +244,7 @@ def test_home_presets_open_the_train_page_set_up(lab):
 def test_runs_page_compares_downloads_and_deletes_with_confirmation(lab):
     """Two saved runs are tabled, compared (curves, diff, Pareto), downloadable, and deletable only when confirmed."""
     first, second = saved_run(lab), saved_run(lab, seed=1)
-    at = app("app_pages/runs.py")
+    at = app("pages/runs.py")
     assert set(at.dataframe[0].value["run"]) == {first, second}
     assert len(at.get("plotly_chart")) == 2                     # overlaid curves, Pareto scatter
     assert "seed" in at.dataframe[1].value.index                # the config diff
@@ -236,7 +266,7 @@ def _png(mode: str, size=(70, 45)) -> bytes:
 def test_inspect_masks_uploads_and_refuses_broken_files(lab):
     """An uploaded RGBA photo of any size is converted and masked (overlay, predictions, PNG); junk is an error."""
     saved_run(lab)
-    at = app("app_pages/inspect_masks.py")
+    at = app("pages/inspect_masks.py")
     before = images(at)
     at.file_uploader(key="uploads").upload("photo.png", _png("RGBA")).run()
     assert not at.exception and images(at) == before + 3
@@ -248,7 +278,7 @@ def test_inspect_masks_uploads_and_refuses_broken_files(lab):
 
 def test_loss_explorer_plots_every_method_and_states_the_seed_slope(lab):
     """All methods at once: four figures, one table row each, and the seed's β·α/λ slope in the text."""
-    at = app("app_pages/loss_explorer.py")
+    at = app("pages/loss_explorer.py")
     from masklab.explain import METHODS
     at.get_by_key("explore-methods").set_value(list(METHODS)).run()
     assert not at.exception and len(at.get("plotly_chart")) == 4
@@ -263,7 +293,7 @@ def test_loss_explorer_plots_every_method_and_states_the_seed_slope(lab):
 def test_bad_values_in_the_url_are_ignored_with_a_visible_note(lab, field, value):
     """A shared link with a refused value: the field keeps its default, the sidebar says which value was ignored
     and why, and the setup that remains is valid (Start enabled: never a NaN run)."""
-    at = app("app_pages/train.py", **{field: value})
+    at = app("pages/train.py", **{field: value})
     notes = [w.value for w in at.sidebar.warning]
     assert any(f"?{field}={value}" in n for n in notes), notes
     assert at.get_by_key(field).value == getattr(Config(), field)
@@ -278,7 +308,7 @@ def test_inspect_takes_the_whole_hostile_corpus_in_one_upload(lab):
     CASES = [c for c in CASES if c[0].rsplit(".", 1)[1] in ui.IMAGE_TYPES]
     assert len(CASES) >= 20
     saved_run(lab)
-    at = app("app_pages/inspect_masks.py")
+    at = app("pages/inspect_masks.py")
     at.multiselect(key="samples").set_value([]).run()
     files = [(name, make(), "application/octet-stream") for name, make, _ in CASES]
     at.file_uploader(key="uploads").set_value(files).run()
@@ -302,7 +332,7 @@ def test_a_malicious_checkpoint_in_checkpoints_is_refused_on_inspect(lab):
 
     import torch
     torch.save({"classifier.head.weight": Payload()}, lab / "checkpoints" / run_id / "model.pt")
-    at = app("app_pages/inspect_masks.py")
+    at = app("pages/inspect_masks.py")
     assert not at.exception and any("nothing in the file was executed" in e.value for e in at.error)
     assert not proof.exists()
 
@@ -325,7 +355,7 @@ def test_a_worker_failure_is_shown_and_the_server_lives_on(lab, monkeypatch, err
         return real(*args, **kwargs)
 
     monkeypatch.setattr(masklab.train, "objective", failing)
-    at = configure(app("app_pages/train.py"), device="cpu", **TINY)
+    at = configure(app("pages/train.py"), device="cpu", **TINY)
     at.button(key="start").click().run()
     run = ui.manager().get(run_param(at))
     assert run.join(60)
@@ -335,20 +365,20 @@ def test_a_worker_failure_is_shown_and_the_server_lives_on(lab, monkeypatch, err
     if error == "oom":
         assert any("lower batch_size" in e.value for e in at.error)
     assert (lab / "checkpoints" / run.id / "summary.json").is_file()       # the steps before the fault are kept
-    at.switch_page("app_pages/runs.py").run()
+    at.switch_page("pages/runs.py").run()
     assert not at.exception
-    at.switch_page("app_pages/train.py").run()
+    at.switch_page("pages/train.py").run()
     assert not labels(at)["start"]
 
 
 def test_pause_and_stop_from_a_second_tab(lab):
     """Two sessions on one run: the second pauses and stops it, the first sees it (one manager per server)."""
-    first = configure(app("app_pages/train.py"), device="cpu", **{**TINY, "steps": 100000})
+    first = configure(app("pages/train.py"), device="cpu", **{**TINY, "steps": 100000})
     first.button(key="start").click().run()
     run_id = run_param(first)
     run = ui.manager().get(run_id)
     wait(lambda: run.view().step >= 2)
-    second = app("app_pages/train.py", run=run_id)
+    second = app("pages/train.py", run=run_id)
     assert any(s.value == run_id for s in second.subheader)
     second.button(key="pause").click().run()
     wait(lambda: run.view().status == "paused")
@@ -364,5 +394,5 @@ def test_pause_and_stop_from_a_second_tab(lab):
 def test_inspect_ignores_a_checkpoint_outside_the_list(lab, bad):
     """?checkpoint= can only pick a folder listed under checkpoints/: anything else falls back to a listed one."""
     run_id = saved_run(lab)
-    at = app("app_pages/inspect_masks.py", checkpoint=bad)
+    at = app("pages/inspect_masks.py", checkpoint=bad)
     assert not at.exception and at.get_by_key("checkpoint").value == run_id

@@ -247,3 +247,57 @@ def test_server_shutdown_stops_and_saves_a_live_run(tmp_path, browser):
     summaries = list((tmp_path / "checkpoints").glob("*/summary.json"))
     assert code == 0, (tmp_path / "server.log").read_text()[-2000:]
     assert len(summaries) == 1 and '"status": "stopped"' in summaries[0].read_text()
+
+
+def drag_slider(page, label: str, dx: float) -> None:
+    """Drag the thumb of the slider labelled `label` by dx pixels, as a user's mouse would."""
+    slider = page.locator("[data-testid='stSlider']").filter(has_text=label)
+    thumb = slider.locator("[data-testid='stSliderThumbValue']").locator("..")     # the knob the value rides on
+    thumb.scroll_into_view_if_needed()
+    box = thumb.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx / 2, y, steps=5)
+    page.mouse.move(x + dx, y, steps=5)
+    page.mouse.up()
+
+
+def test_dragging_the_alpha_and_lambda_sliders_sets_the_config(lab, shots):
+    """α and λ are sliders: dragging α left and λ (a log slider) right changes their values, and the URL, which is
+    the run's config, follows; the exact-value box behind the pencil shows the same value."""
+    page, base, _ = lab
+    from masklab.config import preset
+    page.goto(f"{base}train?{query(**preset('seed').to_query())}")
+    settle(page)
+    drag_slider(page, "α (alpha)", -60)
+    page.wait_for_url(re.compile(r"alpha=0\.[0-8]"))
+    settle(page)
+    drag_slider(page, "λ (lam)", 80)
+    page.wait_for_url(re.compile(r"lam=(0\.0[0-9]*[1-9]|0\.[1-9]|[1-9])"))     # up from the seed's 0.001
+    settle(page)
+    alpha = float(re.search(r"alpha=([0-9.e-]+)", page.url).group(1))
+    lam = float(re.search(r"lam=([0-9.e-]+)", page.url).group(1))
+    assert alpha < 0.9 and lam > 1e-3
+    page.locator("[data-testid='stSlider']").filter(has_text="α (alpha)").scroll_into_view_if_needed()
+    page.screenshot(path=shots / "train-sliders.png")
+    expect(page.get_by_text("Method: custom")).to_be_visible()
+    assert exceptions(page) == []
+
+
+def test_a_fresh_server_lists_the_six_pages_once_each(tmp_path, browser):
+    """pages/ holds the pages, but the navigation is app.py's st.navigation: on the first load of a fresh server
+    the sidebar lists exactly the six pages, once each (no legacy pages/ listing beside it)."""
+    server, base = start_server(tmp_path)
+    try:
+        page = new_page(browser)
+        page.goto(base + "train")                # a deep link is the hard case: it names a file in pages/
+        settle(page)
+        links = page.locator("[data-testid='stSidebarNav'] a")
+        expect(links.filter(has_text=re.compile("Loss explorer"))).to_have_count(1)   # the first run restarts via app.py
+        names = [t.split("\n")[-1].strip() for t in links.all_inner_texts()]   # the text after the icon's name
+        assert sorted(names) == sorted(["Overview", "Train", "Runs", "Inspect", "Sweeps", "Loss explorer"]), names
+        expect(page.locator("h1").first).to_have_text("Train")
+        page.close()
+    finally:
+        stop_server(server)

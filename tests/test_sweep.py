@@ -126,7 +126,7 @@ def test_the_sweeps_page_launches_watches_and_links_trials(tmp_path, monkeypatch
     try:
         at = AppTest.from_file(str(root / "app.py"), default_timeout=60)
         at.run()
-        at.switch_page("app_pages/sweeps.py").run()
+        at.switch_page("pages/sweeps.py").run()
         assert not at.exception
         at.get_by_key("sweep-xv").set_value("0.5,0.9")
         at.get_by_key("sweep-yv").set_value("0.1,1")

@@ -78,6 +78,12 @@ SCREENS["method"] = [
     *[(name, over, range(3)) for name, over in [
         ("cifar_all_t3", {**CIFAR3, **ALL}), ("shapes_all", {**SHAPES, **ALL}), ("all", ALL)]],
 ]
+# 2026-11-29 (second session), 2 CPU cores: a fresh classifier trained for all 1500 steps on seed 0's frozen
+# default mask reached 0.944 (its own classifier 0.922; oracle-ink 0.982), so the mask, not the classifier, loses
+# the most. Masks that can follow a stroke: logits at full resolution (a narrower branch pays for it), or stride-2
+# logits interpolated bilinearly, so the 0/1 edge falls inside a block.
+SCREENS["mask"] = [(name, over, range(3)) for name, over in [
+    ("all_bil", {**ALL, "mask_upsample": "bilinear"}), ("all_s1w8", {**ALL, "mask_stride": 1, "width": 8})]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "precision_in_box", "ink_recall", "collapsed")
 
 

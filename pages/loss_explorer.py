@@ -5,6 +5,8 @@ import streamlit as st
 import ui
 from masklab.explain import METHODS, Knobs, summary
 
+ui.own_navigation()
+
 st.title("Loss explorer")
 st.markdown(
     "Each method's mask term for **one pixel**, and the gradient training backpropagates from it, first against "

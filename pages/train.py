@@ -5,6 +5,8 @@ import ui
 from masklab.explain import objective_latex
 from masklab.live import RunError, check_id
 
+ui.own_navigation()
+
 st.title("Train")
 cfg, label = ui.config_sidebar()
 runs = ui.manager()

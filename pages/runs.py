@@ -5,6 +5,8 @@ import streamlit as st
 import ui
 from masklab.live import RunError, config_diff, masks_zip, zip_folder
 
+ui.own_navigation()
+
 st.title("Runs")
 runs = ui.manager()
 

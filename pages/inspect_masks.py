@@ -4,6 +4,8 @@ import streamlit as st
 import ui
 from masklab.images import ACCEPTED, ImageError, open_image, to_tensor
 
+ui.own_navigation()
+
 st.title("Inspect")
 runs = ui.manager()
 ids = runs.saved_ids()

@@ -8,6 +8,8 @@ from masklab.config import FIELD_NAMES, PRESETS, ConfigError
 from masklab.sweep import (RAY_HINT, SweepJob, make_plan, pareto, parse_sets, ray_available, read_sweep,
                            saved_sweeps)
 
+ui.own_navigation()
+
 st.title("Sweeps")
 jobs = ui.sweep_jobs()
 live = [j for j in jobs.values() if j.alive]

@@ -4,6 +4,8 @@ import streamlit as st
 import ui
 from masklab.config import PRESETS
 
+ui.own_navigation()
+
 st.title("MaskLab")
 st.markdown(
     "**The question** (Cross Validated 384355): an attention branch gives each pixel a logit *l*, a gate turns "
@@ -46,5 +48,5 @@ st.subheader("Explore")
 with st.container(horizontal=True):
     st.page_link(ui.INSPECT_PAGE, label="Inspect the demo checkpoint's masks", icon=":material/image_search:")
     st.page_link(ui.RUNS_PAGE, label="Compare saved runs", icon=":material/table_chart:")
-    st.page_link("app_pages/loss_explorer.py", label="See where each loss's gradient dies",
+    st.page_link("pages/loss_explorer.py", label="See where each loss's gradient dies",
                  icon=":material/ssid_chart:")
