@@ -17,15 +17,14 @@ from plotly.subplots import make_subplots
 from PIL import Image
 
 from masklab.checkpoint import CheckpointError, load_run
-from masklab.config import DEFAULT_PRESET, FIELD_NAMES, HELP, KNOBS, PRESETS, Config, ConfigError, Knob
+from masklab.config import CHECKPOINTS, DEFAULT_PRESET, FIELD_NAMES, HELP, KNOBS, PRESETS, Config, ConfigError, Knob
 from masklab.data import open_data
 from masklab.explain import Collapse, collapse
 from masklab.images import ACCEPTED, overlay, run_mask, to_uint8
 from masklab.live import BINS, PROBE, RunManager, RunView, Snapshot
-from masklab.sweep import pareto
+from masklab.metrics import pareto
 
 REFRESH_S = 1.0                 # live panels poll their run this often
-CHECKPOINTS = Path("checkpoints")
 DEMO = "demo"
 MAX_LIVE = 2                    # concurrent trainings per server: they share the CPU
 WORKER_THREADS = None           # torch intra-op threads while training (None: torch's default); see the report

@@ -35,8 +35,9 @@ from .images import overlay
 from .metrics import predict, truth_of
 from .models import Classifier, build_model
 from .runs import fit
-from .sweep import pareto
-from .train import lr_factor, pick_device, train, usable_cpus
+from .metrics import pareto
+from .device import pick_device, usable_cpus
+from .train import lr_factor, train
 
 COLUMNS = ["method", "seed", "accuracy_full", "accuracy_soft", "accuracy_hard", "area", "bimodality",
            "precision_in_box", "iou_box", "ink_recall", "pointing_game", "collapsed", "evalx_accuracy",

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import DEFAULT_PRESET, FIELD_NAMES, HELP, PRESETS, Config, ConfigError, preset
+from .config import CHECKPOINTS, DEFAULT_PRESET, FIELD_NAMES, HELP, PRESETS, Config, ConfigError, preset
 
 ABOUT = """\
 Hard (0/1), sparse attention masks trained by gradient descent: the classifier only sees image * mask.
@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--no-early-stop", action="store_true", help="run collapsed trials to the end")
     sweep.add_argument("--name", help="sweep name (default <time>-<preset>); trials are <name>-tNNN")
     sweep.add_argument("--out", type=Path, help="sweep folder (default sweeps/<name>)")
-    sweep.add_argument("--root", type=Path, default=Path("checkpoints"), help="where trial run folders go")
+    sweep.add_argument("--root", type=Path, default=CHECKPOINTS, help="where trial run folders go")
     return parser
 
 
@@ -194,7 +194,7 @@ def cmd_eval(args) -> int:
     from .checkpoint import load_run
     from .data import open_data
     from .metrics import clean, evaluate
-    from .train import pick_device
+    from .device import pick_device
     check_options(args)
     device = pick_device(args.device)
     cfg, model, _ = load_run(args.checkpoint, device)

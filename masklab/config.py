@@ -10,7 +10,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Mapping
+
+
+CHECKPOINTS = Path("checkpoints")   # where run folders go (relative to the working directory): CLI, app, library
 
 
 class ConfigError(ValueError):
@@ -244,7 +248,7 @@ class Config:
         """Parse string values (URL query or CLI flags) on top of `base` (default: the defaults)."""
         _check_known(params)
         base = base or cls()
-        return replace(base, **{k: _parse(k, v) for k, v in params.items()})
+        return replace(base, **{k: parse_value(k, v) for k, v in params.items()})
 
     def replace(self, **changes) -> "Config":
         _check_known(changes)
@@ -268,7 +272,8 @@ def _format(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _parse(name: str, text: str):
+def parse_value(name: str, text: str):
+    """A field's value from its text (a URL query value, a CLI flag, a sweep axis entry); ConfigError if unreadable."""
     kind = type(_DEFAULTS[name])
     text = str(text).strip()
     try:

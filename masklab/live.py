@@ -25,12 +25,13 @@ from PIL import Image
 
 from .checkpoint import (CheckpointError, load_run, new_run_id, read_config, read_metrics, read_summary,
                          save_run, unique_dir)
-from .config import FIELD_NAMES, Config
+from .config import CHECKPOINTS, FIELD_NAMES, Config
 from .data import open_data
+from .device import out_of_memory, pick_device
 from .images import overlay, run_mask, to_uint8
 from .models import build_model
 from .runs import summarise
-from .train import RECORD_FIELDS, NonFiniteLoss, Record, out_of_memory, pick_device, train
+from .train import RECORD_FIELDS, NonFiniteLoss, Record, train
 
 SHOWN = 8              # test images whose masks the app shows at every snapshot
 PROBE = 64             # test images the mask histogram is taken over
@@ -264,7 +265,7 @@ class Run:
 class RunManager:
     """All runs of this process (live or finished) plus the run folders under `root`. Thread-safe."""
 
-    def __init__(self, root: Path | str = "checkpoints", max_live: int = 2, threads: int | None = None):
+    def __init__(self, root: Path | str = CHECKPOINTS, max_live: int = 2, threads: int | None = None):
         self.root = Path(root).resolve()     # workers save after the caller may have changed directory
         self.max_live, self.threads = max_live, threads
         self._runs: dict[str, Run] = {}

@@ -110,6 +110,19 @@ def localisation(score: Tensor, hard: Tensor, boxes: Tensor, ink: Tensor | None)
     return result
 
 
+def pareto(rows: list[dict], accuracy: str = "accuracy_hard") -> list[dict]:
+    """Rows not dominated in (lower area, higher `accuracy`), by area; collapsed or unfinished ones excluded."""
+    ok = [r for r in rows if r.get("area") is not None and r.get(accuracy) is not None
+          and not _truthy(r.get("collapsed"))]
+    return sorted((r for r in ok if not any(o["area"] <= r["area"] and o[accuracy] >= r[accuracy]
+                                            and (o["area"], o[accuracy]) != (r["area"], r[accuracy])
+                                            for o in ok)), key=lambda r: r["area"])
+
+
+def _truthy(v) -> bool:
+    return v is True or str(v).lower() == "true"
+
+
 def clean(d: dict) -> dict:
     """JSON-safe: NaN / inf floats become None."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}

@@ -14,13 +14,12 @@ from typing import Callable
 import torch
 
 from .checkpoint import new_run_id, save_run, unique_dir
-from .config import Config
+from .config import CHECKPOINTS, Config
 from .data import open_data
 from .metrics import clean, evaluate
+from .device import out_of_memory, pick_device
 from .models import build_model
-from .train import NonFiniteLoss, Record, out_of_memory, pick_device, train
-
-CHECKPOINTS = Path("checkpoints")
+from .train import NonFiniteLoss, Record, train
 
 
 def fit(cfg: Config, out: Path | None = None, label: str | None = None,

@@ -20,9 +20,9 @@ from itertools import product
 from pathlib import Path
 from typing import Callable
 
-from .config import FIELD_NAMES, Config, ConfigError, _parse, preset
-from .metrics import COLLAPSE_LOW, METRIC_NAMES
-from .train import usable_cpus
+from .config import FIELD_NAMES, Config, ConfigError, parse_value, preset
+from .device import usable_cpus
+from .metrics import COLLAPSE_LOW, METRIC_NAMES, pareto
 
 RAY_HINT = "Ray is not installed: pip install -r requirements-sweep.txt (or run with --backend sequential)"
 DISTRIBUTIONS = ("uniform", "loguniform", "choice")
@@ -89,7 +89,7 @@ def parse_sets(items: list[str], flag: str = "--set") -> dict[str, str]:
 
 def _values(name: str, text: str, spec: str, flag: str) -> tuple:
     try:
-        return tuple(_parse(name, v) for v in text.split(",") if v.strip())
+        return tuple(parse_value(name, v) for v in text.split(",") if v.strip())
     except ConfigError as e:
         raise SweepError(f"{flag} {spec!r}: {e}") from None
 
@@ -331,19 +331,6 @@ def summary_markdown(plan: Plan, rows: list[dict], wall_s: float | None, backend
 
 def _cell(v) -> str:
     return "–" if v is None or v == "" else _short(v)
-
-
-def pareto(rows: list[dict], accuracy: str = "accuracy_hard") -> list[dict]:
-    """Rows not dominated in (lower area, higher `accuracy`), by area; collapsed or unfinished ones excluded."""
-    ok = [r for r in rows if r.get("area") is not None and r.get(accuracy) is not None
-          and not _truthy(r.get("collapsed"))]
-    return sorted((r for r in ok if not any(o["area"] <= r["area"] and o[accuracy] >= r[accuracy]
-                                            and (o["area"], o[accuracy]) != (r["area"], r[accuracy])
-                                            for o in ok)), key=lambda r: r["area"])
-
-
-def _truthy(v) -> bool:
-    return v is True or str(v).lower() == "true"
 
 
 def read_sweep(out: Path) -> tuple[dict, list[dict]]:

@@ -8,7 +8,6 @@ A non-finite loss restores the last good weights and raises NonFiniteLoss.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Iterator
@@ -47,37 +46,6 @@ class NonFiniteLoss(RuntimeError):
     def __init__(self, step: int, good_step: int, message: str):
         super().__init__(message)
         self.step, self.good_step = step, good_step
-
-
-def out_of_memory(cfg, device) -> str:
-    """The reason a run that ran out of (GPU) memory gives, with what to change."""
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return (f"out of memory on {device} at batch_size {cfg.batch_size}, canvas {cfg.canvas}: lower batch_size, "
-            f"the image size or width, or train on the CPU (device=cpu); the weights so far are kept")
-
-
-def usable_cpus() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one, else all of them)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """auto: CUDA, then MPS, then CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device cuda was asked for, but torch sees no CUDA GPU (use device auto or cpu)")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RuntimeError("device mps was asked for, but it is not available (use device auto or cpu)")
-    return torch.device(name)
 
 
 def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Record]:

@@ -5,7 +5,8 @@ import streamlit as st
 
 import ui
 from masklab.config import FIELD_NAMES, PRESETS, ConfigError
-from masklab.sweep import (RAY_HINT, SweepJob, make_plan, pareto, parse_sets, ray_available, read_sweep,
+from masklab.metrics import pareto
+from masklab.sweep import (RAY_HINT, SweepJob, make_plan, parse_sets, ray_available, read_sweep,
                            saved_sweeps)
 
 ui.own_navigation()

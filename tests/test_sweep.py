@@ -9,8 +9,9 @@ import pytest
 
 from masklab.cli import main
 from masklab.config import Config
-from masklab.sweep import (SweepError, collapsed_for_long, make_plan, pareto, parse_grid, parse_random,
+from masklab.sweep import (SweepError, collapsed_for_long, make_plan, parse_grid, parse_random,
                            ray_available, read_sweep, run_sweep)
+from masklab.metrics import pareto
 from masklab.train import Record
 
 TINY = {"canvas": "32", "clutter": "2", "batch_size": "8", "steps": "6", "log_every": "2", "test_size": "40",
