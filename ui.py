@@ -20,6 +20,7 @@ from masklab.checkpoint import CheckpointError, load_run
 from masklab.config import CHECKPOINTS, DEFAULT_PRESET, FIELD_NAMES, HELP, KNOBS, PRESETS, Config, ConfigError, Knob
 from masklab.data import open_data
 from masklab.explain import Collapse, collapse
+from masklab.gates import GATES
 from masklab.images import ACCEPTED, overlay, run_mask, to_uint8
 from masklab.live import BINS, PROBE, RunManager, RunView, Snapshot
 from masklab.metrics import pareto
@@ -118,13 +119,7 @@ def method_knobs(gate: str, mask_loss: str, constraint: bool) -> list[str]:
         knobs += ["area_target", "warmup", "anneal_frac", "anneal"]
     if constraint:
         knobs += ["dual_lr", "area_floor", "finetune"]
-    if gate in ("straight_through", "binary_concrete", "hard_concrete"):
-        knobs += ["temperature", "temperature_end"]
-    if gate in ("binary_concrete", "hard_concrete"):
-        knobs.append("hard_forward")
-    if gate == "hard_concrete":
-        knobs.append("clamp_backward")
-    return knobs
+    return knobs + list(GATES[gate].knobs if gate in GATES else ())
 
 
 def apply_preset(name: str | None = None) -> None:

@@ -4,7 +4,7 @@ effect as LaTeX, and the diagnosis of a collapsed mask.
 
 The logit view backpropagates exactly what training does, straight-through estimators included, averaged over
 the logistic noise for the concrete gates; a zero gradient there is a pixel that nothing can move. That is the
-picture of the seed's collapse (DESIGN.md section 1): the seed loss's slope near m = 0 is about beta*alpha/lam,
+picture of the seed's collapse (the README's method table, row `seed`): the seed loss's slope near m = 0 is about beta*alpha/lam,
 and the hard sigmoid has zero gradient past +-3, so a pixel pushed below -3 never reopens.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .train import Record
 
 LOGIT_RANGE = (-8.0, 8.0)
 DEAD = 1e-12           # |gradient| at or below this counts as vanished (the hard sigmoid's is exactly 0)
-NOISY = ("binary_concrete", "hard_concrete")   # gates shown in expectation over their logistic noise
+NOISY = tuple(name for name, gate in GATES.items() if gate.noisy)   # shown in expectation over their noise
 SAMPLES = 512          # noise quantiles per logit for those
 
 
@@ -162,15 +162,7 @@ def zones_text(zones) -> str:
 
 # --- the objective in effect, for the Train page -----------------------------------------------------------
 
-GATE_LATEX = {
-    "none": r"m = 1 \quad\text{(unmasked)}",
-    "hard_sigmoid": r"m = \mathrm{hardsigmoid}(l) = \min\!\big(1, \max(0, \tfrac{l}{6} + \tfrac12)\big)",
-    "straight_through": r"m = \mathbb{1}[l > 0],\quad \partial m/\partial l := \partial\,\sigma(l/\tau)/\partial l",
-    "binary_concrete": r"m = \mathbb{1}\big[\sigma\big((l + \log u - \log(1-u))/\tau\big) > \tfrac12\big],"
-                       r"\ u \sim U(0,1)",
-    "hard_concrete": r"m = z = \min\!\big(1, \max(0, \sigma((l + \log u - \log(1-u))/\tau)(\zeta-\gamma)"
-                     r" + \gamma)\big),\ (\gamma, \zeta) = (-0.1, 1.1)",
-}
+UNMASKED_LATEX = r"m = 1 \quad\text{(unmasked)}"
 
 LOSS_LATEX = {
     "seed": r"\tfrac1{HW}\textstyle\sum_{xy} \alpha\log(m+\lambda) + (1-\alpha)\log(1-m+\lambda)",
@@ -184,13 +176,14 @@ LOSS_LATEX = {
 
 
 def gate_latex(cfg) -> str:
-    """The gate line: for hard concrete with the hard forward, what the classifier sees and which relaxation
-    the backward goes through (the unclamped stretch s, or z through the clamp)."""
-    if cfg.gate != "hard_concrete" or not cfg.hard_forward:
-        return GATE_LATEX.get(cfg.gate, r"m = \mathrm{gate}(l)")
-    through = r"z" if cfg.clamp_backward else r"s"
-    return (r"m = \mathbb{1}[z > \tfrac12],\ z = \min(1, \max(0, s)),\ s = \sigma\big((l + \log u - \log(1-u))"
-            r"/\tau\big)(\zeta-\gamma) + \gamma,\ \partial m/\partial l := \partial " + through + r"/\partial l")
+    """The gate line (its record's LaTeX): with the hard forward, what the classifier sees and which relaxation
+    the backward goes through (for hard concrete: the unclamped stretch s, or z through the clamp)."""
+    if cfg.gate == "none":
+        return UNMASKED_LATEX
+    gate = GATES[cfg.gate]
+    if not (cfg.hard_forward and gate.hard_latex):
+        return gate.latex
+    return gate.hard_latex.replace("{through}", "z" if cfg.clamp_backward else "s")
 
 
 def objective_latex(cfg) -> list[str]:

@@ -1,8 +1,11 @@
 """Gates: per-pixel logits (B, 1, H, W) -> mask in [0, 1].
 
-Every gate is `gate(logits, temperature, training, hard, generator) -> mask`, kept in the GATES dict, with a
-deterministic `relaxed(...)` twin (the soft value the metrics call m_eval; the hard mask is m_eval > 0.5,
-which is `logits > 0` for every gate here).
+Each gate is described once, by a `Gate` record in GATES: its function `gate(logits, temperature, training,
+hard, generator) -> mask`, its deterministic relaxation m_eval (the soft value the metrics use; the hard mask
+is m_eval > 0.5, which is `logits > 0` for every gate here), whether its eval mask is exactly 0/1 and whether it
+draws noise while training, the Config fields it reads, and its formula in LaTeX (the app's objective panel).
+Adding a gate is one function and one record here (plus its name in config.GATE_NAMES, which the CLI reads
+without importing torch; a test keeps the two lists equal).
 
 References:
   hard sigmoid: the seed question's gate, relu6(x + 3) / 6 (zero gradient past its knees at +-3).
@@ -13,6 +16,8 @@ References:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -91,23 +96,47 @@ def hard_concrete_open_prob(logits: Tensor, temperature: float) -> Tensor:
     return torch.sigmoid(logits - temperature * math.log(-lo / hi))
 
 
-GATES = {
-    "hard_sigmoid": hard_sigmoid,
-    "straight_through": straight_through,
-    "binary_concrete": binary_concrete,
-    "hard_concrete": hard_concrete,
-}
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    sample: Callable[..., Tensor]             # (logits, temperature, training, hard, generator) -> mask
+    relax: Callable[[Tensor, float], Tensor]  # (logits, temperature) -> m_eval, deterministic
+    binary: bool                              # with `hard`, the eval mask is exactly 0/1
+    noisy: bool                               # draws logistic noise while training
+    knobs: tuple[str, ...]                    # the Config fields it reads, besides the logits
+    latex: str                                # m as a function of the logit l
+    hard_latex: str = ""                      # with hard_forward, where it differs ({through}: s or z)
+
+    def __call__(self, logits: Tensor, temperature: float, training: bool, hard: bool,
+                 generator: torch.Generator | None = None, **options) -> Tensor:
+        return self.sample(logits, temperature, training, hard, generator, **options)
+
+
+_NOISE = r"\log u - \log(1-u)"
+_TEMPERATURE = ("temperature", "temperature_end")
+GATES = {gate.name: gate for gate in (
+    Gate("hard_sigmoid", hard_sigmoid, lambda l, t: F.hardsigmoid(l), binary=False, noisy=False, knobs=(),
+         latex=r"m = \mathrm{hardsigmoid}(l) = \min\!\big(1, \max(0, \tfrac{l}{6} + \tfrac12)\big)"),
+    Gate("straight_through", straight_through, lambda l, t: torch.sigmoid(l / t), binary=True, noisy=False,
+         knobs=_TEMPERATURE,
+         latex=r"m = \mathbb{1}[l > 0],\quad \partial m/\partial l := \partial\,\sigma(l/\tau)/\partial l"),
+    Gate("binary_concrete", binary_concrete, lambda l, t: torch.sigmoid(l / t), binary=True, noisy=True,
+         knobs=(*_TEMPERATURE, "hard_forward"),
+         latex=r"m = \mathbb{1}\big[\sigma\big((l + " + _NOISE + r")/\tau\big) > \tfrac12\big],\ u \sim U(0,1)"),
+    Gate("hard_concrete", hard_concrete, lambda l, t: _stretch(torch.sigmoid(l)), binary=True, noisy=True,
+         knobs=(*_TEMPERATURE, "hard_forward", "clamp_backward"),
+         latex=r"m = z = \min\!\big(1, \max(0, \sigma((l + " + _NOISE + r")/\tau)(\zeta-\gamma) + \gamma)\big),"
+               r"\ (\gamma, \zeta) = (-0.1, 1.1)",
+         hard_latex=r"m = \mathbb{1}[z > \tfrac12],\ z = \min(1, \max(0, s)),\ s = \sigma\big((l + " + _NOISE +
+                    r")/\tau\big)(\zeta-\gamma) + \gamma,\ \partial m/\partial l := \partial {through}/\partial l"),
+)}
 # Gates whose mask the classifier sees as exactly 0/1 at eval when `hard` is on.
-BINARY_GATES = ("straight_through", "binary_concrete", "hard_concrete")
+BINARY_GATES = tuple(name for name, gate in GATES.items() if gate.binary)
 
 
 def relaxed(name: str, logits: Tensor, temperature: float) -> Tensor:
     """The deterministic soft mask m_eval of a gate: bimodality is measured on it, m_eval > 0.5 is the hard mask."""
-    if name == "hard_sigmoid":
-        return F.hardsigmoid(logits)
-    if name == "hard_concrete":
-        return _stretch(torch.sigmoid(logits))
-    return torch.sigmoid(logits / temperature)
+    return GATES[name].relax(logits, temperature)
 
 
 def area_estimate(name: str, logits: Tensor, mask: Tensor, temperature: float, seen: bool = False) -> Tensor:

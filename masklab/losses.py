@@ -2,7 +2,8 @@
 annealed target-area schedule shared by the constraint and the sorted-area loss.
 
 The seed loss is a reconstruction: the original formula in the question (Cross Validated 384355) was an
-image that is lost. DESIGN.md section 1 explains why it collapses with a hard-sigmoid gate.
+image that is lost. Why it collapses with a hard-sigmoid gate: the README's method table (row `seed`) and the
+app's Loss explorer, which plots its slope of about alpha/lam at m = 0 against the gate's zero gradient.
 
 References:
   expected L0: Louizos et al. 2018.  Exact area on the sorted mask: Fong, Patrick, Vedaldi 2019 (TorchRay).

@@ -1,4 +1,4 @@
-"""The metrics of DESIGN.md section 3, one definition used by the CLI, the benchmark and the app.
+"""The metrics (README, "Metrics"): one definition used by the CLI, the benchmark and the app.
 
 m_eval is the gate's deterministic relaxed mask; the hard mask is m_eval > 0.5 (threshold adjustable).
 """

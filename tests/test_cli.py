@@ -27,7 +27,7 @@ def test_train_writes_the_four_run_files(trained):
 
 
 def test_eval_json_prints_every_metric(trained, capsys):
-    """`eval --json` prints every metric of DESIGN.md section 3 (metrics.METRIC_NAMES) as one JSON object; on
+    """`eval --json` prints every metric the README lists (metrics.METRIC_NAMES) as one JSON object; on
     cluttered-digits, which knows each digit's box and ink, the localisation metrics are numbers, not null."""
     from masklab.metrics import METRIC_NAMES
     assert main(["eval", "--checkpoint", str(trained), "--json"]) == 0

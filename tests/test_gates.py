@@ -137,3 +137,20 @@ def test_temperature_sharpens_binary_concrete_samples():
     near = lambda m: ((m < 0.05) | (m > 0.95)).float().mean()
     assert near(cold) > near(warm) + 0.3
     assert math.isclose(float(warm.mean()), 0.5, abs_tol=0.01)
+
+
+def test_every_gate_is_one_record_and_config_names_exactly_those():
+    """A gate is described once (masklab.gates.Gate); config.GATE_NAMES (read by the CLI without torch) is "none"
+    plus exactly those records, and each record's relaxation is the deterministic m_eval its eval forward uses."""
+    from masklab.config import GATE_NAMES, KNOBS
+    from masklab.gates import Gate
+    assert GATE_NAMES == ("none", *GATES)
+    logits = torch.linspace(-6, 6, 49).reshape(1, 1, 7, 7)
+    for name, gate in GATES.items():
+        assert isinstance(gate, Gate) and gate.name == name and gate.latex.startswith("m =")
+        assert set(gate.knobs) <= set(KNOBS)
+        m_eval = gate.relax(logits, 2 / 3)
+        assert torch.equal(relaxed(name, logits, 2 / 3), m_eval)
+        assert torch.equal(m_eval > 0.5, logits > 0)                    # the hard mask of every gate is l > 0
+        if gate.binary:                                                  # eval forward, hard: exactly m_eval > 1/2
+            assert torch.equal(gate(logits, 2 / 3, False, True), (m_eval > 0.5).float())
