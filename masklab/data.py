@@ -376,3 +376,9 @@ def open_data(cfg, device="cpu") -> Dataset:
         raise DataError(f"unknown data spec {spec!r}: use cluttered-digits, shapes, mnist:ROOT, "
                         f"fashion-mnist:ROOT, cifar10:ROOT or folder:PATH")
     return data.to(device)
+
+
+def test_samples(cfg, n: int = 64) -> tuple[Tensor, Tensor]:
+    """(x, y) on the CPU: the first n test images of cfg's dataset (DataError or OSError where it is unavailable)."""
+    test = open_data(cfg).test
+    return test.x[:n].cpu(), test.y[:n].cpu()

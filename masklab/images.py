@@ -19,6 +19,7 @@ MAX_PIXELS = 40_000_000      # refuse larger images before decoding (decompressi
 MAX_BYTES = 50 * 1024 * 1024
 MAX_INPUT_PIXELS = 1_000_000  # what the model is given at most, even at the image's own size (memory ~ pixels)
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "ppm"]   # file endings an uploader offers
 ACCEPTED = "PNG, JPEG, GIF (first frame), BMP, TIFF, WebP or PPM, at most 40 megapixels and 50 MB"
 
 
@@ -111,6 +112,18 @@ def overlay(x: torch.Tensor, mask: torch.Tensor, colour=(255, 40, 40), dim: floa
     return Image.fromarray(out.clip(0, 255).astype(np.uint8), "RGB")
 
 
+def enlarge(img: Image.Image, side: int = 160) -> Image.Image:
+    """Upscale small images with nearest neighbours so pixels stay pixels (the browser would blur them)."""
+    scale = max(1, side // max(img.size))
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 @dataclass
 class MaskResult:
     x: torch.Tensor          # (C, H, W) the image as the model saw it
@@ -118,6 +131,10 @@ class MaskResult:
     hard: torch.Tensor       # (1, H, W) 0/1
     probs: torch.Tensor      # (K,) class probabilities on x * hard
     area: float
+
+    def histogram(self, bins: int) -> np.ndarray:
+        """Fraction of the image's m_eval values in each of `bins` equal bins over [0, 1]."""
+        return (torch.histc(self.relaxed.float(), bins=bins, min=0, max=1) / self.relaxed.numel()).numpy()
 
     def top(self, class_names: list[str], k: int = 3) -> list[dict]:
         p, i = self.probs.topk(min(k, len(self.probs)))

@@ -1,10 +1,97 @@
 """Inspect: mask uploaded images or test samples with a checkpoint; overlay, predictions, kept area, PNG."""
+from pathlib import Path
+
 import streamlit as st
+import torch
+from PIL import Image
 
 import ui
-from masklab.images import ACCEPTED, ImageError, open_image, to_tensor
+from masklab.checkpoint import CheckpointError, load_run
+from masklab.config import Config
+from masklab.data import test_samples
+from masklab.figures import histogram_figure
+from masklab.images import (ACCEPTED, IMAGE_TYPES, ImageError, enlarge, open_image, overlay, png_bytes, run_mask, to_tensor,
+                            to_uint8)
+from masklab.live import BINS
 
 ui.own_navigation()
+
+
+def describe_run(run_id: str) -> str:
+    return f"{run_id} (shipped demo)" if run_id == ui.DEMO else run_id
+
+
+def load_checkpoint(path: str):
+    """(cfg, model, summary) of a run folder, cached until its summary.json changes; or the error as a string."""
+    summary = Path(path) / "summary.json"
+    return _load(path, summary.stat().st_mtime if summary.exists() else 0.0)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the checkpoint…")
+def _load(path: str, mtime: float):
+    try:
+        return load_run(Path(path))
+    except CheckpointError as e:
+        return f"Cannot load this checkpoint: {e}"
+
+
+@st.cache_resource(max_entries=4, show_spinner="Opening the test set…")
+def _test_set(cfg_json: str, n: int):
+    try:
+        return test_samples(Config.from_json(cfg_json), n)
+    except Exception:                                  # e.g. an mnist:ROOT that is not on this machine
+        return None
+
+
+def samples_of(cfg: Config, n: int = 64):
+    """(x, y) of the first n test images of the checkpoint's dataset, or None where it is unavailable."""
+    return _test_set(cfg.to_json(), n)
+
+
+def class_names(model, summary: dict) -> list[str]:
+    return (summary.get("data") or {}).get("class_names") or [str(i) for i in range(model.classes)]
+
+
+def input_size(summary: dict) -> tuple[int, int] | None:
+    size = (summary.get("data") or {}).get("input_size")
+    return tuple(size) if size else None
+
+
+def expects(model, size, names) -> str:
+    """What uploads are turned into, said plainly."""
+    mode = "grayscale (1 channel)" if model.channels == 1 else "RGB (3 channels)"
+    fit = f"resized to fit {size[1]}×{size[0]} pixels keeping their aspect ratio" if size else "kept at their size"
+    classes = f"{', '.join(names[:10])}{'…' if len(names) > 10 else ''}"
+    return (f"This model classifies {len(names)} classes ({classes}). Uploads are converted to {mode} "
+            f"(transparent pixels become black, as masked pixels are) and {fit}. Accepted: {ACCEPTED}; EXIF "
+            f"orientation is honoured.")
+
+
+def inspect_image(name: str, x: torch.Tensor, model, cfg: Config, names: list[str], threshold: float,
+                  truth: str | None = None, key: str = "") -> None:
+    """One image: input, overlay, masked image, top-k predictions, kept area, histogram, mask PNG download."""
+    r = run_mask(model, x, cfg.temperature_end, threshold)
+    h, w = r.x.shape[-2:]
+    with st.container(border=True):
+        truth = f" · true label **{truth}**" if truth else ""
+        st.markdown(f"**{name}**{truth} · {w}×{h} as the model sees it")
+        cols = st.columns([1, 1, 1, 1.5, 1.5])
+        mask_img = Image.fromarray(to_uint8(r.hard))
+        for col, img, caption in zip(cols, [Image.fromarray(to_uint8(r.x)), overlay(r.x, r.hard),
+                                            Image.fromarray(to_uint8(r.x * r.hard))],
+                                     ["input", "mask overlay", "what the classifier sees"]):
+            col.image(enlarge(img, 200), caption=caption, alt=f"{name}: {caption}")
+        with cols[3]:
+            st.metric("kept area", f"{r.area:.1%}", help=f"{int(r.hard.sum())} of {h * w} pixels have m_eval > "
+                      f"{threshold:g}")
+            st.caption("top predictions on x · hard mask")
+            st.dataframe(r.top(names, 3), hide_index=True, alt=f"top predictions for {name}",
+                         column_config={"probability": st.column_config.NumberColumn(format="percent")})
+            st.download_button("Mask PNG", png_bytes(mask_img), f"{Path(name).stem}.mask.png", "image/png",
+                               on_click="ignore", icon=":material/download:", key=f"png-{key or name}")
+        cols[4].plotly_chart(histogram_figure(r.histogram(BINS), "mask values", threshold), key=f"hist-{key or name}")
+
+
 
 st.title("Inspect")
 runs = ui.manager()
@@ -15,21 +102,21 @@ if not ids:
 
 left, right = st.columns([3, 2], vertical_alignment="bottom")
 chosen = left.selectbox("Checkpoint", ids, index=ids.index(ui.DEMO) if ui.DEMO in ids else 0, key="checkpoint",
-                        bind="query-params", format_func=ui.describe_run,
+                        bind="query-params", format_func=describe_run,
                         help="A run folder under checkpoints/ (the shipped demo by default).")
 threshold = right.slider("Threshold", 0.05, 0.95, 0.5, 0.05, key="threshold",
                          help="Hard mask = m_eval > threshold; the classifier sees x · hard mask.")
-loaded = ui.load_checkpoint(str(runs.path(chosen)))
+loaded = load_checkpoint(str(runs.path(chosen)))
 if isinstance(loaded, str):
     st.error(loaded)
     st.stop()
 cfg, model, summary = loaded
-names, size = ui.class_names(model, summary), ui.input_size(summary)
-st.caption(ui.expects(model, size, names))
+names, size = class_names(model, summary), input_size(summary)
+st.caption(expects(model, size, names))
 
-uploads = st.file_uploader("Upload images", type=ui.IMAGE_TYPES, accept_multiple_files=True, key="uploads",
+uploads = st.file_uploader("Upload images", type=IMAGE_TYPES, accept_multiple_files=True, key="uploads",
                            help=f"Accepted: {ACCEPTED}.")
-samples = ui.test_samples(cfg)
+samples = samples_of(cfg)
 picked = st.multiselect("Test samples", list(range(len(samples[0]))) if samples else [], key="samples",
                         default=list(range(min(2, len(samples[0])))) if samples else [],
                         format_func=lambda i: f"test #{i} (label {names[int(samples[1][i])]})",
@@ -41,9 +128,9 @@ for n, upload in enumerate(uploads or []):
     except ImageError as e:
         st.error(str(e), icon=":material/broken_image:")
         continue
-    ui.inspect_image(upload.name, x, model, cfg, names, threshold, key=f"upload-{n}")
+    inspect_image(upload.name, x, model, cfg, names, threshold, key=f"upload-{n}")
 for i in picked:
-    ui.inspect_image(f"test #{i}", samples[0][i:i + 1], model, cfg, names, threshold,
+    inspect_image(f"test #{i}", samples[0][i:i + 1], model, cfg, names, threshold,
                      truth=names[int(samples[1][i])], key=f"test-{i}")
 if not uploads and not picked:
     st.info("Upload an image or pick test samples to see its mask.", icon=":material/image:")

@@ -4,6 +4,7 @@ import streamlit as st
 
 import ui
 from masklab.explain import METHODS, Knobs, summary
+from masklab.figures import explorer_figures
 
 ui.own_navigation()
 
@@ -27,7 +28,7 @@ methods = [METHODS[name] for name in chosen or []]
 if not methods:
     st.info("Pick at least one method.", icon=":material/info:")
     st.stop()
-figs = ui.explorer_figures(methods, knobs)
+figs = explorer_figures(methods, knobs)
 on_logit = [m.preset for m in methods if m.on_mask is None]
 if on_logit:
     st.caption(f"{', '.join(on_logit)}: the area term is a function of the logit, not of m, so it appears only in "

@@ -3,9 +3,22 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from masklab.figures import curves_figure, pareto_figure
 from masklab.live import RunError, config_diff, masks_zip, zip_folder
 
 ui.own_navigation()
+
+RUNS_ORDER = ("run", "status", "accuracy", "area", "bimodality", "precision_in_box", "collapsed", "steps", "label",
+              "gate", "mask_loss", "constraint", "train_s", "created")
+RUNS_COLUMNS = {
+    "run": st.column_config.TextColumn("run", width="medium"),
+    "accuracy": st.column_config.NumberColumn("accuracy", format="percent", help="test, hard mask (live: batch)"),
+    "area": st.column_config.NumberColumn("area", format="percent", help="fraction of pixels kept"),
+    "bimodality": st.column_config.NumberColumn("bimodality", format="percent"),
+    "precision_in_box": st.column_config.NumberColumn("in box", format="percent",
+                                                      help="kept pixels inside the object's box / kept pixels"),
+    "train_s": st.column_config.NumberColumn("train s", format="%.0f"),
+}
 
 st.title("Runs")
 runs = ui.manager()
@@ -15,8 +28,8 @@ runs = ui.manager()
 def table() -> None:
     """The runs table; refreshes itself while any run is training."""
     rows = runs.rows()
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs-table", column_config=ui.RUNS_COLUMNS,
-                 column_order=ui.RUNS_ORDER, alt="table of runs with their status and test metrics")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs-table", column_config=RUNS_COLUMNS,
+                 column_order=RUNS_ORDER, alt="table of runs with their status and test metrics")
     plural = "" if len(rows) == 1 else "s"
     st.caption(f"{len(rows)} run{plural} · folders under {runs.root} · live runs show their last training batch, "
                "saved runs their test-set metrics (hard mask).")
@@ -34,7 +47,7 @@ selected = st.multiselect("Runs to compare", ids, default=ids[:2], key="compare"
                           help="Overlaid curves, the config fields that differ, and their place on the Pareto plot.")
 views = {i: v for i in selected if (v := runs.view(i, masks=False)) is not None}
 if views:
-    st.plotly_chart(ui.curves_figure({i: v.records for i, v in views.items()}), key="compare-curves")
+    st.plotly_chart(curves_figure({i: v.records for i, v in views.items()}), key="compare-curves")
     left, right = st.columns([2, 3])
     diff = config_diff({i: v.cfg for i, v in views.items()})
     left.markdown("**Config fields that differ**")
@@ -43,7 +56,7 @@ if views:
     else:
         left.caption("The selected runs share one config." if len(views) > 1 else "Select two runs to diff.")
     right.markdown("**Accuracy against area kept** (test set; up and to the left is better)")
-    right.plotly_chart(ui.pareto_figure(rows, list(views)), key="pareto")
+    right.plotly_chart(pareto_figure(rows, list(views)), key="pareto")
 
 st.subheader("One run")
 chosen = st.selectbox("Run", ids, key="one-run")

@@ -5,6 +5,7 @@ import streamlit as st
 
 import ui
 from masklab.config import FIELD_NAMES, PRESETS, ConfigError
+from masklab.figures import SWEEP_METRICS, pareto_figure, sweep_heatmap
 from masklab.metrics import pareto
 from masklab.sweep import (RAY_HINT, SweepJob, make_plan, parse_sets, ray_available, read_sweep,
                            saved_sweeps)
@@ -91,15 +92,15 @@ def panel(name: str) -> None:
     left, right = st.columns(2)
     x = left.selectbox("Heatmap x", axes, key=f"hx-{name}")
     y = right.selectbox("Heatmap y", axes, index=min(1, len(axes) - 1), key=f"hy-{name}")
-    for col, metric in zip(st.columns(3), ui.SWEEP_METRICS):
-        col.plotly_chart(ui.sweep_heatmap(rows, x, y, metric), key=f"heat-{metric}")
+    for col, metric in zip(st.columns(3), SWEEP_METRICS):
+        col.plotly_chart(sweep_heatmap(rows, x, y, metric), key=f"heat-{metric}")
     st.caption("Cells average the trials (seeds) that share their values; ✕ marks a cell where a trial's mask "
                "collapsed: all-0 keeps nothing (area < 0.5%), all-1 keeps everything (area > 95%, no sparsity).")
     front = {r["run"] for r in pareto(rows)}
     points = [{"run": r["run"], "area": r.get("area"), "accuracy": r.get("accuracy_hard"),
                "collapsed": r.get("collapsed") in (True, "True"), "created": True} for r in rows]
     left, right = st.columns([3, 2])
-    left.plotly_chart(ui.pareto_figure(points, sorted(front)), key="sweep-pareto")
+    left.plotly_chart(pareto_figure(points, sorted(front)), key="sweep-pareto")
     left.caption("Red: the trials on the Pareto front (no other trial keeps less area with more accuracy).")
     table = pd.DataFrame(rows)[["trial", *axes, "status", "accuracy_hard", "area", "bimodality", "collapsed",
                                 "run"]]

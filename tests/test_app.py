@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))                    # `ui` lives at the repository 
 
 import ui  # noqa: E402
 from masklab.config import Config, preset  # noqa: E402
+from masklab.images import IMAGE_TYPES  # noqa: E402
 from masklab.runs import fit  # noqa: E402
 
 TINY = dict(canvas=32, clutter=2, batch_size=8, steps=12, log_every=2, test_size=40, width=4, classifier_width=4)
@@ -305,7 +306,7 @@ def test_inspect_takes_the_whole_hostile_corpus_in_one_upload(lab):
     overlay, masked image and histogram; the page survives and keeps going after a refusal. (.svg and .ico never
     reach the page: the uploader's type filter refuses them in the browser, see test_browser.)"""
     from test_hostile import CASES
-    CASES = [c for c in CASES if c[0].rsplit(".", 1)[1] in ui.IMAGE_TYPES]
+    CASES = [c for c in CASES if c[0].rsplit(".", 1)[1] in IMAGE_TYPES]
     assert len(CASES) >= 20
     saved_run(lab)
     at = app("pages/inspect_masks.py")
