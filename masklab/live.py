@@ -1,7 +1,8 @@
 """Live training runs for the app: one worker thread per run, a process-wide RunManager, no Streamlit.
 
-A Run drives `train()` on its own thread. The worker writes records, mask snapshots, status and errors under
-the run's lock; pages read immutable RunViews (copies), so the UI never sees a list being appended to. Pause,
+A Run is `runs.fit` on its own thread (the one run driver the CLI and the benchmark use too). The worker writes
+records, mask snapshots, status and errors under the run's lock; pages read immutable RunViews (copies, see
+masklab.views), so the UI never sees a list being appended to. Pause,
 resume, step and stop are requests the worker honours between records (pause = do not pull the next one).
 Every run ends in a run folder written by save_run, whether it finished, was stopped or failed, and an atexit
 hook stops and joins the workers so a server shutdown saves live runs instead of killing them mid-step.
@@ -9,35 +10,21 @@ hook stops and joins the workers so a server shutdown saves live runs instead of
 from __future__ import annotations
 
 import atexit
-import io
 import math
 import re
 import shutil
 import threading
 import time
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
-from .checkpoint import (CheckpointError, load_run, new_run_id, read_config, read_metrics, read_summary,
-                         save_run, unique_dir)
-from .config import CHECKPOINTS, FIELD_NAMES, Config
-from .data import open_data
-from .device import out_of_memory, pick_device
-from .images import overlay, run_mask, to_uint8
-from .models import build_model
-from .runs import summarise
-from .train import RECORD_FIELDS, NonFiniteLoss, Record, train
+from .checkpoint import CheckpointError, new_run_id, unique_dir
+from .config import CHECKPOINTS, Config
+from .runs import fit
+from .train import Record
+from .views import MAX_SNAPSHOTS, Probe, RunView, Snapshot, load_view, probe_of, row, take_snapshot
 
-SHOWN = 8              # test images whose masks the app shows at every snapshot
-PROBE = 64             # test images the mask histogram is taken over
-BINS = 20              # histogram bins over [0, 1]
-MAX_SNAPSHOTS = 120    # snapshots kept per run (every record, or every k-th on long runs)
-FINAL = ("done", "stopped", "failed")
 PROTECTED = ("demo",)  # shipped with the repository: the app does not delete it
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -51,68 +38,6 @@ def check_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or run_id in (".", ".."):
         raise RunError(f"{run_id!r} is not a run id (letters, digits, '.', '_' and '-', at most 128)")
     return run_id
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    step: int
-    masks: np.ndarray       # (SHOWN, H, W) uint8: m_eval * 255 on the fixed test images
-    histogram: np.ndarray   # (BINS,) fraction of m_eval values per bin over the PROBE test images
-    area: float             # fraction of probe pixels in the hard mask (m_eval > 0.5)
-
-
-@dataclass(frozen=True)
-class Probe:
-    """The fixed test images a run's masks are shown on."""
-    x: torch.Tensor          # (SHOWN, C, H, W) float in [0, 1], CPU
-    labels: tuple[str, ...]  # true class names
-
-
-@dataclass(frozen=True)
-class RunView:
-    """A consistent copy of a run's state at one moment, for display."""
-    run_id: str
-    cfg: Config
-    label: str | None
-    status: str              # starting, running, pausing, paused, stopping, saving, done, stopped, failed
-    reason: str | None       # why it stopped or failed
-    records: tuple[Record, ...]
-    snapshots: tuple[Snapshot, ...] = ()
-    probe: Probe | None = None
-    summary: dict | None = None
-    live: bool = False       # a worker thread of this server process owns it
-    updated: float = 0.0     # time.time() of the last record
-
-    @property
-    def step(self) -> int:
-        return self.records[-1].step if self.records else 0
-
-    @property
-    def final(self) -> bool:
-        return self.status in FINAL
-
-    def eta(self) -> float | None:
-        """Seconds of training left at the pace so far (pauses excluded), None before the first record."""
-        if not self.records or self.final or self.records[-1].seconds <= 0:
-            return None
-        last = self.records[-1]
-        return last.seconds / last.step * (self.cfg.steps - last.step)
-
-
-@torch.no_grad()
-def take_snapshot(model, x: torch.Tensor, temperature: float, step: int) -> Snapshot:
-    """Masks of the first SHOWN images of x and the m_eval histogram over all of x, for the model as it is now."""
-    m = model.gate_relaxed(x, temperature).float()                       # (N, 1, H, W)
-    hist = torch.histc(m, bins=BINS, min=0.0, max=1.0) / m.numel()
-    masks = (m[:SHOWN, 0] * 255 + 0.5).to(torch.uint8).cpu().numpy()
-    return Snapshot(step, masks, hist.cpu().numpy(), (m > 0.5).float().mean().item())
-
-
-def probe_of(data) -> tuple[torch.Tensor, Probe]:
-    """(the PROBE test images on the data's device, the Probe of the first SHOWN of them)."""
-    x = data.test.x[:PROBE]
-    labels = tuple(data.class_names[i] for i in data.test.y[:SHOWN].tolist())
-    return x, Probe(x[:SHOWN].detach().cpu(), labels)
 
 
 class Run:
@@ -129,6 +54,7 @@ class Run:
         self._snapshots: list[Snapshot] = []
         self._probe: Probe | None = None
         self._summary: dict | None = None
+        self._model, self._x = None, None            # set by fit's on_start, on this run's thread
         self._updated = time.time()
         total = math.ceil(cfg.steps / cfg.log_every)
         self._every = max(1, math.ceil(total / MAX_SNAPSHOTS))
@@ -199,67 +125,39 @@ class Run:
             self._wake.wait()
 
     def _work(self) -> None:
-        started, model, data, device = time.time(), None, None, None
-        status, reason = "done", None
+        """fit() on this thread: the snapshot hook sees the model, and should_stop blocks while paused."""
         try:
-            device = pick_device(self.cfg.device)
-            data = open_data(self.cfg, device)
-            model = build_model(self.cfg, data.channels, data.classes).to(device)
-            status, reason = self._train(model, data, device)
-        except NonFiniteLoss as e:
-            status, reason = "failed", str(e)
-        except torch.OutOfMemoryError:
-            status, reason = "failed", out_of_memory(self.cfg, device)
+            _, summary = fit(self.cfg, out=self.dir, label=self.label, on_start=self._started, on_record=self._add,
+                             should_stop=lambda: not self._turn())
+            status, reason = summary["status"], summary["reason"]
         except Exception as e:                       # surfaced in the UI, not lost with the thread
-            status, reason = "failed", f"{type(e).__name__}: {e}"
-        self._finish(model, data, device, status, reason, started)
+            summary, status, reason = None, "failed", f"{type(e).__name__}: {e}"
+            if self._model is None:                  # nothing trained: no run folder to keep
+                shutil.rmtree(self.dir, ignore_errors=True)
+            else:                                    # trained, but the folder could not be written (a full disk)
+                reason = f"could not save the run folder: {reason}"
+        with self._lock:
+            self._phase, self._reason, self._summary = status, reason, summary
+            self._waiting = False
 
-    def _train(self, model, data, device) -> tuple[str, str | None]:
-        x, probe = probe_of(data)
+    def _started(self, model, data) -> None:
+        self._model = model
+        self._x, probe = probe_of(data)
         with self._lock:
             self._probe, self._phase = probe, "training"
-        records = train(self.cfg, model, data, device)
-        try:
-            while self._turn():
-                record = next(records, None)
-                if record is None:
-                    return "done", None
-                self._add(record, model, x)
-            return "stopped", f"stopped at step {self.view().step} of {self.cfg.steps}"
-        finally:
-            records.close()
 
-    def _add(self, record: Record, model, x: torch.Tensor) -> None:
+    def _add(self, record: Record) -> None:
         n = len(self._records) + 1                   # only this thread appends
         last = record.step >= self.cfg.steps
-        snap = take_snapshot(model, x, record.temperature, record.step) if last or n % self._every == 0 else None
+        snap = take_snapshot(self._model, self._x, record.temperature, record.step) \
+            if last or n % self._every == 0 else None
         with self._lock:
             self._records.append(record)
             if snap is not None:
                 self._snapshots.append(snap)
             self._updated = time.time()
-
-    def _finish(self, model, data, device, status: str, reason: str | None, started: float) -> None:
-        with self._lock:
-            self._phase = "saving"
-        summary = None
-        if model is None:                            # nothing trained: no run folder to keep
-            shutil.rmtree(self.dir, ignore_errors=True)
-        else:
-            summary, reason = self._save(model, data, device, status, reason, started)
-        with self._lock:
-            self._phase, self._reason, self._summary = status, reason, summary
-            self._waiting = False
-
-    def _save(self, model, data, device, status, reason, started) -> tuple[dict | None, str | None]:
-        records = [r.to_dict() for r in self.view().records]
-        try:
-            summary = summarise(self.cfg, model, data, records, status, reason, device, started, self.label)
-            summary["run_id"] = self.id
-            save_run(self.dir, self.cfg, model, records, summary)
-            return summary, reason
-        except Exception as e:                       # a full disk must not kill the view of the run
-            return None, f"{reason + '; ' if reason else ''}could not save the run folder: {type(e).__name__}: {e}"
+            if last or self._stop.is_set():
+                self._phase = "saving"               # fit evaluates and writes the folder next
 
 
 class RunManager:
@@ -359,79 +257,3 @@ class RunManager:
 
 
 # --- runs on disk ------------------------------------------------------------------------------------------
-
-def records_of(rows: list[dict]) -> tuple[Record, ...]:
-    """metrics.csv rows (floats) back to Records; columns this version does not know are ignored."""
-    return tuple(Record(**{k: int(r[k]) if k == "step" else float(r[k]) for k in RECORD_FIELDS})
-                 for r in rows if all(k in r for k in RECORD_FIELDS))
-
-
-def load_view(run_dir: Path, masks: bool = True) -> RunView:
-    """A finished run from its folder; with `masks`, one snapshot of the final model on the probe images."""
-    cfg, summary = read_config(run_dir), read_summary(run_dir)
-    records = records_of(read_metrics(run_dir))
-    snapshots, probe = (), None
-    if masks:
-        snapshots, probe = _final_masks(run_dir, cfg, summary)
-    return RunView(run_dir.name, cfg, summary.get("label"), str(summary.get("status", "done")),
-                   summary.get("reason"), records, snapshots, probe, summary, False,
-                   (run_dir / "summary.json").stat().st_mtime)
-
-
-def _final_masks(run_dir: Path, cfg: Config, summary: dict) -> tuple[tuple[Snapshot, ...], Probe | None]:
-    try:
-        _, model, _ = load_run(run_dir)
-        data = open_data(cfg)
-    except Exception:                                # e.g. a dataset root that is not on this machine
-        return (), None
-    x, probe = probe_of(data)
-    return (take_snapshot(model, x, cfg.temperature_end, int(summary.get("steps_done") or 0)),), probe
-
-
-def row(view: RunView) -> dict:
-    """The runs-table row: identity, status and the test metrics (live runs: the last training batch's)."""
-    metrics = (view.summary or {}).get("metrics") or {}
-    last = view.records[-1] if view.records else None
-    pick = lambda k, live_k: metrics.get(k) if metrics else (getattr(last, live_k) if last else None)
-    return {
-        "run": view.run_id, "status": view.status, "label": view.label,
-        "gate": view.cfg.gate, "mask_loss": view.cfg.mask_loss, "constraint": view.cfg.constraint,
-        "steps": f"{view.step}/{view.cfg.steps}",
-        "accuracy": pick("accuracy_hard", "accuracy"), "area": pick("area", "area"),
-        "bimodality": pick("bimodality", "bimodality"), "precision_in_box": metrics.get("precision_in_box"),
-        "collapsed": metrics.get("collapsed"), "train_s": last.seconds if last else None,
-        "created": (view.summary or {}).get("created"),
-    }
-
-
-def config_diff(cfgs: dict[str, Config]) -> dict[str, dict[str, object]]:
-    """{field: {run: value}} for the fields whose values differ between the given runs' configs."""
-    return {f: {run: getattr(c, f) for run, c in cfgs.items()} for f in FIELD_NAMES
-            if len({repr(getattr(c, f)) for c in cfgs.values()}) > 1}
-
-
-def masks_zip(run_dir: Path, threshold: float = 0.5) -> bytes:
-    """A zip of mask, overlay and masked-image PNGs of the run's final model on the fixed test images."""
-    cfg, model, _ = load_run(run_dir)
-    x, probe = probe_of(open_data(cfg))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        for i, label in enumerate(probe.labels):
-            r = run_mask(model, x[i:i + 1], cfg.temperature_end, threshold)
-            pictures = {"mask": Image.fromarray(to_uint8(r.hard)), "overlay": overlay(r.x, r.hard),
-                        "masked": Image.fromarray(to_uint8(r.x * r.hard))}
-            for kind, img in pictures.items():
-                png = io.BytesIO()
-                img.save(png, format="PNG")
-                z.writestr(f"{Path(run_dir).name}/test{i:02d}-label{label}.{kind}.png", png.getvalue())
-    return buffer.getvalue()
-
-
-def zip_folder(run_dir: Path) -> bytes:
-    """The run folder as a zip archive (files under <run-id>/), for download."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        for path in sorted(Path(run_dir).iterdir()):
-            if path.is_file() and not path.name.startswith("."):
-                z.write(path, f"{Path(run_dir).name}/{path.name}")
-    return buffer.getvalue()

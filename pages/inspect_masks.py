@@ -12,7 +12,7 @@ from masklab.data import test_samples
 from masklab.figures import histogram_figure
 from masklab.images import (ACCEPTED, IMAGE_TYPES, ImageError, enlarge, open_image, overlay, png_bytes, run_mask, to_tensor,
                             to_uint8)
-from masklab.live import BINS
+from masklab.views import BINS
 
 ui.own_navigation()
 

@@ -4,7 +4,8 @@ import streamlit as st
 
 import ui
 from masklab.figures import curves_figure, pareto_figure
-from masklab.live import RunError, config_diff, masks_zip, zip_folder
+from masklab.live import RunError
+from masklab.views import config_diff, masks_zip, zip_folder
 
 ui.own_navigation()
 

@@ -7,7 +7,8 @@ import ui
 from masklab.explain import Collapse, collapse, objective_latex
 from masklab.figures import curves_figure, histograms_figure
 from masklab.images import enlarge, overlay, png_bytes
-from masklab.live import PROBE, RunError, RunView, Snapshot, check_id
+from masklab.live import RunError, check_id
+from masklab.views import PROBE, RunView, Snapshot
 
 ui.own_navigation()
 

@@ -7,9 +7,9 @@ import zipfile
 import pytest
 
 from masklab.checkpoint import FILES, read_metrics, read_summary
-from masklab.live import (SHOWN, RunError, RunManager, check_id, config_diff, load_view, masks_zip, records_of,
-                          zip_folder)
+from masklab.live import RunError, RunManager, check_id
 from masklab.runs import fit
+from masklab.views import SHOWN, config_diff, load_view, masks_zip, records_of, zip_folder
 
 
 @pytest.fixture
