@@ -28,14 +28,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from . import plots
 from .checkpoint import CheckpointError, load_run, read_config, read_metrics, read_summary
 from .config import DEFAULT_PRESET, PRESETS, preset
 from .data import open_data
 from .images import overlay
 from .metrics import predict, truth_of
 from .models import Classifier, build_model
+from .plots import front_plot
 from .runs import fit
-from .metrics import pareto
 from .device import pick_device, usable_cpus
 from .train import lr_factor, train
 
@@ -179,30 +180,7 @@ def write_front(rows: list[dict], out: Path) -> None:
     import pandas as pd
     frame = pd.DataFrame(rows)
     frame.to_csv(out / "front.csv", index=False)
-    front_plot(frame).savefig(out / "front.png", dpi=110, bbox_inches="tight")
-
-
-def front_plot(frame):
-    """accuracy_hard against area (log scale): every run as a dot, each target's mean as a line; oracles as stars."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    learned = frame[frame.area_target.notna()]
-    ax.scatter(learned.area, learned.accuracy_hard, s=14, alpha=0.5, color="#4c78a8", label="default, each seed")
-    mean = learned.groupby("area_target")[["area", "accuracy_hard"]].mean()
-    ax.plot(mean.area, mean.accuracy_hard, "-o", color="#4c78a8", label="default, mean per area target")
-    for (method, colour) in (("oracle-ink", "#e45756"), ("oracle-box", "#f58518")):
-        o = frame[frame.method == method]
-        if len(o):
-            ax.scatter(o.area, o.accuracy_hard, marker="*", s=160, color=colour, label=f"{method}, each seed")
-    ax.set_xscale("log")
-    ax.set_xlabel("area (fraction of pixels kept, log scale)")
-    ax.set_ylabel("accuracy_hard")
-    ax.set_title("Accuracy vs area kept: the default at five area targets, and the oracles")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    return fig
+    plots.save(front_plot(frame), out / "front.png")
 
 
 # One method for every dataset: between datasets only area_target (and steps) differ. label -> (overrides, targets)
@@ -500,10 +478,10 @@ def write_outputs(rows, out: Path, quick: bool, seeds: int, methods: list[str], 
                                                      screen if screen.exists() else None))
     present = [m for m in methods if (out / "runs" / f"{m}-s0" / "summary.json").exists()
                and any(r["method"] == m and r["seed"] == 0 for r in rows)]
-    pareto_plot(rows).save(out / "pareto.png")
+    plots.save(plots.pareto_plot(rows), out / "pareto.png")
     if DEFAULT_PRESET in present:
-        area_curves(out).save(out / "area_curves.png")
-    mask_grid(out, present).save(out / "masks.png")
+        plots.save(area_curves(out), out / "area_curves.png")
+    plots.save(mask_grid(out, present), out / "masks.png")
 
 
 def _cell(stats, col) -> str:
@@ -607,45 +585,20 @@ def targets_section(table) -> list[str]:
     return lines
 
 
-def pareto_plot(rows):
-    from .plots import PALETTE, Axes, limits
-    ax = Axes(limits([r["area"] for r in rows], floor=0), limits([r["accuracy_hard"] for r in rows], ceil=1.0),
-              "Accuracy vs area kept; front without collapsed runs",
-              "area (fraction of pixels kept)",
-              "accuracy_hard")
-    for i, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
-        group = [r for r in rows if r["method"] == method]
-        ax.points([r["area"] for r in group], [r["accuracy_hard"] for r in group], PALETTE[i % len(PALETTE)], method)
-    front = pareto(rows)                                      # less area, more accuracy; collapsed runs left out
-    ax.line([r["area"] for r in front], [r["accuracy_hard"] for r in front], "#555555", "Pareto front", 1, True)
-    return ax.image()
-
-
 def area_curves(out: Path):
-    """Mask area during training of seed 0 of the seed loss and of the default (those of them with a run folder)."""
-    from .plots import Axes, limits
+    """Mask area during training of seed 0 of the seed loss and of the default (those of them with a run folder),
+    with the default's area target."""
     curves = {m: read_metrics(out / "runs" / f"{m}-s0") for m in ("seed", DEFAULT_PRESET)
               if (out / "runs" / f"{m}-s0" / "metrics.csv").exists()}
-    steps = [r["step"] for c in curves.values() for r in c]
-    ax = Axes(limits(steps, pad=0, floor=0), (0, 1.02), "Mask area during training (seed 0)", "step",
-              "area (hard mask, training batch)")
-    colours = {"seed": "#e45756", DEFAULT_PRESET: "#4c78a8"}
-    for method, curve in curves.items():
-        ax.line([r["step"] for r in curve], [r["area"] for r in curve], colours[method], f"{method} area")
-    if curves.get(DEFAULT_PRESET):
-        c = curves[DEFAULT_PRESET]
-        ax.line([r["step"] for r in c], [r["target"] for r in c], "#999999", "target (default)", 1, True)
-    return ax.image()
+    return plots.area_curves(curves, curves.get(DEFAULT_PRESET))
 
 
 def mask_grid(out: Path, methods, n: int = 6):
     """Overlays of the first n test images, a row per method (seed 0)."""
-    from .plots import image_grid
-    rows, labels = [], []
+    rows = []
     for method in methods:
         cfg, model, _ = load_run(out / "runs" / f"{method}-s0")
         test = open_data(cfg.replace(test_size=n)).test
         x, m = test.x, predict(model, test.x, cfg.temperature_end, truth=truth_of(model, test))[0]
         rows.append([overlay(x[i], (m[i] > 0.5).float()) for i in range(n)])
-        labels.append(method)
-    return image_grid(rows, labels)
+    return plots.image_grid(rows, list(methods))

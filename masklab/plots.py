@@ -1,107 +1,131 @@
-"""Small PNG charts drawn with Pillow alone (no plotting dependency): scatter, lines and an image grid.
+"""The static (PNG) figures, drawn with matplotlib: accuracy against area (a log-scaled area axis), the area
+curves of training, a grid of masked images and the benchmark's accuracy-vs-area front.
 
-Used by the benchmark to write its figures; the app draws its own interactive charts with plotly.
+Each function takes plain data gathered by its caller (masklab.bench) and returns a matplotlib Figure; `save`
+writes one as a PNG. matplotlib is imported when a figure is drawn, not with masklab, and the figures are made
+without pyplot (matplotlib's Agg canvas renders them on save: no window, no global figure list that a long
+benchmark would fill). The colours are the app's (masklab.figures.PALETTE).
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from .figures import PALETTE
+from .metrics import pareto
 
-PALETTE = ["#4c78a8", "#e45756", "#f58518", "#72b7b2", "#54a24b", "#b279a2", "#eeca3b", "#9d755d", "#bab0ac"]
-
-
-def _font(size: int = 13):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:                                   # Pillow < 10.1 has no sized default font
-        return ImageFont.load_default()
+REFERENCE = "gray"        # lines that are not a method: a Pareto front, an area target
+MARKERS = "os^D"          # a second cue once the methods outnumber the palette's colours
 
 
-def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    if hi <= lo:
-        hi = lo + 1.0
-    step = 10 ** math.floor(math.log10((hi - lo) / n))
-    for mult in (1, 2, 2.5, 5, 10):
-        if (hi - lo) / (step * mult) <= n:
-            step *= mult
-            break
-    first = math.ceil(lo / step) * step
-    return [round(first + i * step, 10) for i in range(int((hi - first) / step + 1e-9) + 1)]
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+    return Figure(figsize=(width, height), layout="constrained")
 
 
-class Axes:
-    """A plot area with linear axes, ticks, labels and a legend; data coordinates in, pixels out."""
-
-    def __init__(self, xlim, ylim, title="", xlabel="", ylabel="", size=(720, 460)):
-        self.img = Image.new("RGB", size, "white")
-        self.draw = ImageDraw.Draw(self.img)
-        self.box = (70, 40, size[0] - 190, size[1] - 55)     # left, top, right, bottom
-        self.xlim, self.ylim = xlim, ylim
-        self.legend: list[tuple[str, str]] = []
-        self._frame(title, xlabel, ylabel)
-
-    def px(self, x: float, y: float) -> tuple[float, float]:
-        (l, t, r, b), (x0, x1), (y0, y1) = self.box, self.xlim, self.ylim
-        return l + (x - x0) / (x1 - x0 or 1) * (r - l), b - (y - y0) / (y1 - y0 or 1) * (b - t)
-
-    def _frame(self, title, xlabel, ylabel):
-        d, (l, t, r, b), f = self.draw, self.box, _font()
-        for x in _ticks(*self.xlim):
-            X, _ = self.px(x, self.ylim[0])
-            d.line([(X, t), (X, b)], fill="#eeeeee")
-            d.text((X, b + 6), f"{x:g}", fill="black", font=f, anchor="mt")
-        for y in _ticks(*self.ylim):
-            _, Y = self.px(self.xlim[0], y)
-            d.line([(l, Y), (r, Y)], fill="#eeeeee")
-            d.text((l - 6, Y), f"{y:g}", fill="black", font=f, anchor="rm")
-        d.rectangle([l, t, r, b], outline="black")
-        d.text(((l + r) / 2, 12), title, fill="black", font=_font(15), anchor="mt")
-        d.text(((l + r) / 2, b + 30), xlabel, fill="black", font=f, anchor="mt")
-        d.text((8, t - 22), ylabel, fill="black", font=f)
-
-    def points(self, xs, ys, colour, label=None, radius=4):
-        for x, y in zip(xs, ys):
-            X, Y = self.px(x, y)
-            self.draw.ellipse([X - radius, Y - radius, X + radius, Y + radius], fill=colour, outline="black")
-        if label:
-            self.legend.append((label, colour))
-
-    def line(self, xs, ys, colour, label=None, width=2, dashed=False):
-        pts = [self.px(x, y) for x, y in zip(xs, ys)]
-        if dashed:
-            for a, b in list(zip(pts, pts[1:]))[::2]:
-                self.draw.line([a, b], fill=colour, width=width)
-        elif len(pts) > 1:
-            self.draw.line(pts, fill=colour, width=width)
-        if label:
-            self.legend.append((label, colour))
-
-    def image(self) -> Image.Image:
-        x, y, f = self.box[2] + 15, self.box[1], _font()
-        for label, colour in self.legend:
-            self.draw.rectangle([x, y + 2, x + 12, y + 14], fill=colour, outline="black")
-            self.draw.text((x + 18, y), label, fill="black", font=f)
-            y += 20
-        return self.img
+def save(fig, path: Path) -> Path:
+    """Write `fig` to `path` as a PNG at 110 dpi, trimmed to what is drawn."""
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return Path(path)
 
 
-def limits(values, pad=0.05, floor=None, ceil=None) -> tuple[float, float]:
-    values = [v for v in values if v is not None and math.isfinite(v)] or [0.0, 1.0]
-    lo, hi = min(values), max(values)
-    span = (hi - lo) or 1.0
-    lo, hi = lo - pad * span, hi + pad * span
-    return (max(lo, floor) if floor is not None else lo, min(hi, ceil) if ceil is not None else hi)
+def _log_area_axis(ax, label: str, subs=(1.0, 2.0, 5.0)) -> None:
+    """A log-scaled area axis with labelled ticks (in percent) at `subs` of each decade."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=subs))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}%"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(label)
+    ax.grid(True, which="major", alpha=0.3)
 
 
-def image_grid(rows: list[list[Image.Image]], row_labels: list[str], cell: int = 72, label_width: int = 130):
-    """Rows of equally sized tiles, each row labelled on the left."""
-    cols = max(len(r) for r in rows)
-    grid = Image.new("RGB", (label_width + cols * (cell + 4), len(rows) * (cell + 4) + 4), "white")
-    d, f = ImageDraw.Draw(grid), _font()
-    for i, (row, label) in enumerate(zip(rows, row_labels)):
-        y = 4 + i * (cell + 4)
-        d.text((6, y + cell / 2), label, fill="black", font=f, anchor="lm")
-        for j, tile in enumerate(row):
-            grid.paste(tile.resize((cell, cell), Image.NEAREST), (label_width + j * (cell + 4), y))
-    return grid
+def pareto_plot(rows: list[dict]):
+    """accuracy_hard against area for every run (a colour per method, in the order the rows name them), and the
+    Pareto front of the runs that did not collapse, dashed. The area axis is logarithmic so that masks keeping
+    under 10% of the pixels spread out; it starts at half the decade of the smallest area above 0, and an area
+    of 0 (a collapsed mask) is drawn there, at the dotted line."""
+    rows = [r for r in rows if r.get("area") is not None and r.get("accuracy_hard") is not None]
+    floor = 10 ** math.floor(math.log10(min((r["area"] for r in rows if r["area"] > 0), default=1.0))) / 2
+    fig = _figure(8, 4.8)
+    ax = fig.add_subplot()
+    at = lambda r: max(r["area"], floor)
+    for i, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
+        group = [r for r in rows if r["method"] == method]
+        ax.scatter([at(r) for r in group], [r["accuracy_hard"] for r in group], s=32, label=method, zorder=3,
+                   color=PALETTE[i % len(PALETTE)], marker=MARKERS[i // len(PALETTE) % len(MARKERS)],
+                   edgecolor="black", linewidth=0.5)
+    front = pareto(rows)                                      # less area, more accuracy; collapsed runs left out
+    ax.plot([at(r) for r in front], [r["accuracy_hard"] for r in front], "--", color=REFERENCE, linewidth=1,
+            label="Pareto front", zorder=2)
+    _log_area_axis(ax, "area (fraction of pixels kept, log scale)")
+    ax.set_xlim(floor / 1.4, 1.4)
+    collapsed = dict.fromkeys(r["method"] for r in rows if r["area"] < floor)
+    if collapsed:
+        ax.axvline(floor, color=REFERENCE, linewidth=0.8, linestyle=":")
+        ax.annotate("area 0 (collapsed):\n" + "\n".join(collapsed), (floor, 0.5), xytext=(4, 0), fontsize=7,
+                    xycoords=("data", "axes fraction"), textcoords="offset points", color=REFERENCE, va="center")
+    ax.set_ylabel("accuracy_hard")
+    ax.set_title("Accuracy vs area kept; front without collapsed runs")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    return fig
+
+
+def area_curves(curves: dict[str, list[dict]], target: list[dict] | None = None):
+    """Mask area of the training batch against step, a line per run (`curves`: label -> records with step and
+    area, as metrics.csv holds them); `target`'s records' area target dashed."""
+    fig = _figure(8, 4.6)
+    ax = fig.add_subplot()
+    for i, (label, records) in enumerate(curves.items()):
+        ax.plot([r["step"] for r in records], [r["area"] for r in records], color=PALETTE[i % len(PALETTE)],
+                linewidth=1.8, label=f"{label} area")
+    if target:
+        ax.plot([r["step"] for r in target], [r["target"] for r in target], "--", color=REFERENCE, linewidth=1,
+                label="target (default)")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("step")
+    ax.set_ylabel("area (hard mask, training batch)")
+    ax.set_title("Mask area during training (seed 0)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def image_grid(rows: list[list], labels: list[str], cell: float = 0.8):
+    """Rows of equally sized tiles (PIL images or arrays), each row labelled on its left; `cell`: inches a tile."""
+    import numpy as np
+    cols = max((len(r) for r in rows), default=0)
+    fig = _figure(1.4 + cell * max(cols, 1), cell * max(len(rows), 1))
+    if not rows:
+        fig.text(0.5, 0.5, "no run folders to show", ha="center", va="center")
+        return fig
+    fig.get_layout_engine().set(w_pad=0.01, h_pad=0.01, wspace=0.02, hspace=0.02)
+    for axes, row, label in zip(fig.subplots(len(rows), cols, squeeze=False), rows, labels):
+        for ax, tile in zip(axes, row):
+            ax.imshow(np.asarray(tile), interpolation="nearest")
+        for ax in axes:
+            ax.set(xticks=[], yticks=[])
+            ax.spines[:].set_visible(False)
+        axes[0].set_ylabel(label, rotation=0, ha="right", va="center")
+    return fig
+
+
+def front_plot(frame):
+    """accuracy_hard against area (log scale) from a front.csv frame: every run of the default as a dot, each
+    area target's mean as a line; the oracles as stars."""
+    fig = _figure(7, 4.5)
+    ax = fig.add_subplot()
+    learned = frame[frame.area_target.notna()]
+    ax.scatter(learned.area, learned.accuracy_hard, s=14, alpha=0.5, color=PALETTE[1], label="default, each seed")
+    mean = learned.groupby("area_target")[["area", "accuracy_hard"]].mean()
+    ax.plot(mean.area, mean.accuracy_hard, "-o", color=PALETTE[1], label="default, mean per area target")
+    for method, colour in (("oracle-ink", PALETTE[0]), ("oracle-box", PALETTE[4])):
+        o = frame[frame.method == method]
+        if len(o):
+            ax.scatter(o.area, o.accuracy_hard, marker="*", s=160, color=colour, label=f"{method}, each seed")
+    _log_area_axis(ax, "area (fraction of pixels kept, log scale)", subs=range(1, 10))   # spans about a decade
+    ax.set_ylabel("accuracy_hard")
+    ax.set_title("Accuracy vs area kept: the default at five area targets, and the oracles")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
