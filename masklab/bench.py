@@ -451,20 +451,15 @@ def screen_table(paths) -> str:
 # --- outputs ---------------------------------------------------------------------------------------------
 
 def aggregate(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
-    """method -> column -> (mean, std over seeds); collapsed is a count."""
-    table = {}
-    for method in dict.fromkeys(r["method"] for r in rows):
-        group = [r for r in rows if r["method"] == method]
-        stats = {}
-        for col in COLUMNS[2:16]:
-            values = [float(r[col]) for r in group if r[col] is not None]
-            if col == "collapsed":
-                stats[col] = (sum(values), 0.0)
-            elif values:
-                stats[col] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
-        stats["n"] = (len(group), 0.0)
-        table[method] = stats
-    return table
+    """method -> column -> (mean, std over seeds); collapsed is a count. A column without a value for a method
+    (None in every row) is left out of its stats; the std of a single value is 0."""
+    import pandas as pd
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    groups = frame[COLUMNS[2:16]].astype(float).groupby(frame["method"], sort=False)
+    mean, std, sizes = groups.mean(), groups.std().fillna(0.0), groups.size()
+    mean["collapsed"], std["collapsed"] = groups["collapsed"].sum(), 0.0         # a count, never left out
+    return {m: {**{col: (float(mean.at[m, col]), float(std.at[m, col])) for col in mean.columns
+                   if pd.notna(mean.at[m, col])}, "n": (int(sizes[m]), 0.0)} for m in mean.index}
 
 
 def write_outputs(rows, out: Path, quick: bool, seeds: int, methods: list[str], kept=()) -> None:

@@ -42,6 +42,20 @@ def test_aggregate_gives_mean_std_and_counts_collapses():
     assert stats["collapsed"] == (2, 0.0) and "accuracy_hard" not in stats
 
 
+def test_aggregate_keeps_the_rows_method_order_and_gives_one_seed_a_zero_std():
+    """Methods in the order the rows first name them (not sorted); a column measured on one seed of three has
+    that value as its mean and std 0; `n` counts the rows; the numbers are plain floats and ints."""
+    rows = [{"method": m, "seed": s, **{c: None for c in COLUMNS[2:]}, "collapsed": False}
+            for m in ("unmasked", "hard-concrete") for s in range(3)]
+    rows[3]["evalx_accuracy"] = 0.88
+    table = aggregate(rows)
+    assert list(table) == ["unmasked", "hard-concrete"]
+    assert table["hard-concrete"]["evalx_accuracy"] == (0.88, 0.0) and "evalx_accuracy" not in table["unmasked"]
+    assert table["unmasked"]["n"] == (3, 0.0) and type(table["unmasked"]["n"][0]) is int
+    assert list(table["hard-concrete"]) == ["collapsed", "evalx_accuracy", "n"]      # COLUMNS order, then n
+    assert aggregate([]) == {}
+
+
 def test_results_markdown_reports_missed_targets_with_the_measured_value():
     """A target the default misses is marked, next to its measured value and by how much, never hidden; the
     accuracy bounds come from the oracle-ink and unmasked rows of the same table, wall time as a ratio."""
