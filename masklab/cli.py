@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from .config import CHECKPOINTS, DEFAULT_PRESET, FIELD_NAMES, HELP, PRESETS, Config, ConfigError, preset
@@ -278,28 +277,23 @@ def format_metrics(m: dict) -> str:
 
 
 class Progress:
-    """A one-line progress bar on stderr (a line per 10% when stderr is not a terminal)."""
+    """Training progress on stderr, drawn by tqdm: a live bar on a terminal; elsewhere (a log file, a captured
+    stream) the same meter as a plain line per 10% of the steps, without carriage returns."""
 
-    def __init__(self, total: int, width: int = 24):
-        self.total, self.width, self.tty = total, width, sys.stderr.isatty()
-        self.last_decile = -1
+    def __init__(self, total: int):
+        from tqdm import tqdm
+        self.total, self.tty, self.last_decile = total, sys.stderr.isatty(), -1
+        self.bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True, disable=not self.tty)
 
     def __call__(self, r) -> None:
-        frac = r.step / self.total
-        eta = r.seconds / frac * (1 - frac) if frac else 0
-        filled = int(self.width * frac)
-        line = (f"[{'#' * filled}{'.' * (self.width - filled)}] {r.step}/{self.total}  loss {r.loss:.3f}  "
-                f"acc {r.accuracy:.2f}  area {r.area:.3f}  target {r.target:.3f}  ETA {_clock(eta)}")
+        stats = f"loss {r.loss:.3f}  acc {r.accuracy:.2f}  area {r.area:.3f}  target {r.target:.3f}"
         if self.tty:
-            print("\r" + line, end="", file=sys.stderr, flush=True)
-        elif int(frac * 10) > self.last_decile:
-            self.last_decile = int(frac * 10)
+            self.bar.set_postfix_str(stats, refresh=False)
+            self.bar.update(r.step - self.bar.n)
+        elif int(10 * r.step / self.total) > self.last_decile:
+            self.last_decile = int(10 * r.step / self.total)
+            line = self.bar.format_meter(r.step, self.total, r.seconds, unit="step", postfix=stats, ascii=True)
             print(line, file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
-
-
-def _clock(seconds: float) -> str:
-    return time.strftime("%M:%S", time.gmtime(seconds)) if seconds < 3600 else f"{seconds / 3600:.1f}h"
+        self.bar.close()

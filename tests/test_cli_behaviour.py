@@ -1,7 +1,11 @@
 """What the command line does, beyond parsing: --preset is the base the flags apply to (train and sweep),
 the exit status says whether a run finished, eval --data refuses a dataset the model cannot read, --device
-cuda without a GPU is a one-line error, and mask --keep-size keeps the image's own size."""
+cuda without a GPU is a one-line error, mask --keep-size keeps the image's own size, and train's progress bar
+(tqdm) reaches the last step, as whole lines where stderr is not a terminal."""
+import io
 import json
+import sys
+import types
 
 import pytest
 import torch
@@ -110,6 +114,38 @@ def test_train_exits_1_on_a_stopped_run(tmp_path, monkeypatch, capsys):
 def test_train_exits_0_on_a_finished_run(tmp_path, capsys):
     assert main(["train", *FLAGS, "--out", str(tmp_path / "ok"), "--quiet"]) == 0
     assert capsys.readouterr().out.startswith("done: ")
+
+
+# --- the progress bar -------------------------------------------------------------------------------------
+
+def test_train_progress_off_a_terminal_is_a_line_per_tenth_ending_at_every_step(tmp_path, capsys):
+    """Captured (no terminal), tqdm's meter is printed as whole lines, no carriage returns: the last one is
+    100% at steps/steps with the final loss, accuracy and area; stdout keeps only the summary."""
+    assert main(["train", *FLAGS, "--steps", "20", "--out", str(tmp_path / "bar")]) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert "\r" not in captured.err and 1 < len(lines) <= 11
+    assert lines[-1].startswith("100%|") and "20/20" in lines[-1]
+    assert all(" loss " in line and " area " in line for line in lines)
+    assert [int(line.split("/")[0].split()[-1]) for line in lines] == sorted({2 * k for k in range(1, 11)})
+    assert captured.out.startswith("done: ")
+
+
+def test_progress_on_a_terminal_is_a_live_tqdm_bar_that_reaches_the_total(monkeypatch):
+    """On a terminal the bar redraws in place (carriage returns) and its count ends at the total steps."""
+    from masklab.cli import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stderr", Terminal())
+    bar = Progress(6)
+    for step in (2, 4, 6):
+        bar(types.SimpleNamespace(step=step, seconds=step / 10, loss=0.5, accuracy=0.9, area=0.1, target=0.05))
+    bar.close()
+    text = sys.stderr.getvalue()
+    assert bar.bar.n == 6 and "\r" in text and "6/6" in text.split("\r")[-1]
 
 
 # --- eval --data, --device ---------------------------------------------------------------------------------
