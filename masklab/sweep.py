@@ -334,33 +334,21 @@ def _cell(v) -> str:
 
 
 def read_sweep(out: Path) -> tuple[dict, list[dict]]:
-    """(sweep.json, sweep.csv rows with numbers parsed) of a sweep folder."""
+    """(sweep.json, sweep.csv rows) of a sweep folder; in the rows, a column of numbers or of True/False reads as
+    ints, floats or bools (pandas' parsing), an empty cell as None; no sweep.csv yet (or an empty one): no rows."""
+    import pandas as pd
     out = Path(out)
     try:
         meta = json.loads((out / "sweep.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise SweepError(f"{out / 'sweep.json'}: {e}") from None
-    rows = []
-    if (out / "sweep.csv").is_file():
-        with open(out / "sweep.csv", newline="") as f:
-            for row in csv.DictReader(f):
-                rows.append({k: _number(v) for k, v in row.items()})
-    return meta, rows
-
-
-def _number(v: str):
-    if v in ("", None):
-        return None
-    if v in ("True", "False"):
-        return v == "True"
-    try:
-        return int(v)
-    except ValueError:
-        pass
-    try:
-        return float(v)
-    except ValueError:
-        return v
+    if not (out / "sweep.csv").is_file():
+        return meta, []
+    try:                                                  # "None" or "NA" stay text: only an empty cell is missing
+        frame = pd.read_csv(out / "sweep.csv", keep_default_na=False, na_values=["", "nan"])
+    except pd.errors.EmptyDataError:
+        return meta, []
+    return meta, frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 class SweepJob:

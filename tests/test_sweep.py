@@ -75,6 +75,29 @@ def test_pareto_keeps_the_undominated_and_skips_collapsed():
     assert [r["trial"] for r in pareto(rows)] == [2, 0]
 
 
+def test_read_sweep_gives_back_the_rows_written_with_their_types(tmp_path):
+    """sweep.csv read back: ints stay ints, floats floats, True/False bools, a failed trial's missing metrics None
+    (not NaN), text stays text even where it reads like a missing value ('None'); no sweep.csv: no rows."""
+    from masklab.sweep import write_results
+    plan = make_plan("seed", ["alpha=0.5,0.9"], overrides=TINY, name="rt")
+    metrics = {"accuracy_hard": 0.75, "area": 0.0, "collapsed": True}
+    rows = [{"trial": i, **cfg.to_dict(), "run": f"rt-t00{i}", "status": status, "reason": reason,
+             "steps_done": steps, "wall_s": 1.5, "stopped_early": i == 0, **(metrics if i == 0 else {})}
+            for i, (cfg, status, reason, steps) in enumerate(zip(plan.trials, ("stopped", "failed"),
+                                                                  ("None", ""), (4, 0)))]
+    (tmp_path / "sweep.json").write_text(plan.to_json())
+    assert read_sweep(tmp_path)[1] == []
+    write_results(plan, rows, tmp_path)
+    meta, saved = read_sweep(tmp_path)
+    assert meta["trials"] == 2 and [r["trial"] for r in saved] == [0, 1]
+    first, failed = saved
+    assert (first["alpha"], first["steps_done"], first["stopped_early"], first["collapsed"]) == (0.5, 4, True, True)
+    assert type(first["steps_done"]) is int and type(first["alpha"]) is float and type(first["collapsed"]) is bool
+    assert first["reason"] == "None" and first["canvas"] == 32 and first["gate"] == "hard_sigmoid"
+    assert failed["accuracy_hard"] is None and failed["collapsed"] is None and failed["reason"] is None
+    assert failed["stopped_early"] is False and failed["alpha"] == 0.9
+
+
 @pytest.mark.parametrize("backend", ["sequential", "ray"])
 def test_a_tiny_2x2_sweep_runs_end_to_end(backend, tmp_path):
     """Four trials of a 2x2 grid: four run folders that load, sweep.csv with config fields and metrics, SWEEP.md."""
