@@ -147,3 +147,52 @@ def area_estimate(name: str, logits: Tensor, mask: Tensor, temperature: float, s
     if name == "hard_concrete":
         return torch.sigmoid(logits).mean() if seen else hard_concrete_open_prob(logits, temperature).mean()
     return mask.mean()
+
+
+class MaskGate(torch.nn.Module):
+    """Per-pixel logits -> mask, as a drop-in module for your own network: one class for every gate in GATES.
+
+    Contract (logits and masks are (B, 1, H, W), any H, W; the mask is multiplied into the image):
+      - `gate(logits)` in training mode draws a mask (noise from `generator`, else torch's global RNG, for the
+        noisy gates); with `hard` (default) the forward value is exactly 0 or 1 for the binary gates
+        (straight_through, binary_concrete, hard_concrete) and gradients flow through their relaxation.
+      - in eval mode (`gate.eval()`) it is deterministic: the hard mask m_eval > 1/2 for the binary gates with
+        `hard`, else m_eval itself.
+      - `gate.relaxed(logits)`: m_eval, the deterministic soft mask in [0, 1]; `gate.hard_mask(logits)`: m_eval > 1/2.
+      - `gate.area(logits, mask)`: the differentiable area a constraint should hold (a scalar): for hard concrete
+        P(z > 1/2) = mean sigmoid(l), the expected fraction the 0/1 forward shows (`seen_area`, the default), or
+        Louizos et al.'s expected L0 P(z > 0); for the other gates the mean of `mask`.
+    `temperature` is an attribute (anneal it by assigning); a call may pass its own. No parameters.
+    """
+
+    def __init__(self, kind: str = "hard_concrete", temperature: float = 2 / 3, hard: bool = True,
+                 clamp_backward: bool = False, seen_area: bool = True):
+        super().__init__()
+        if kind not in GATES:
+            raise ValueError(f"unknown gate {kind!r}: one of {', '.join(GATES)}")
+        self.kind, self.temperature, self.hard = kind, temperature, hard
+        self.options = {"clamp_backward": clamp_backward} if kind == "hard_concrete" else {}
+        self.seen_area = seen_area and hard
+
+    @property
+    def binary(self) -> bool:
+        """Whether the mask is exactly 0/1 (in training and at eval)."""
+        return GATES[self.kind].binary and self.hard
+
+    def forward(self, logits: Tensor, temperature: float | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+        tau = self.temperature if temperature is None else temperature
+        return GATES[self.kind](logits, tau, self.training, self.hard, generator, **self.options)
+
+    def relaxed(self, logits: Tensor, temperature: float | None = None) -> Tensor:
+        return relaxed(self.kind, logits, self.temperature if temperature is None else temperature)
+
+    def hard_mask(self, logits: Tensor, threshold: float = 0.5) -> Tensor:
+        return (self.relaxed(logits) > threshold).to(logits.dtype)
+
+    def area(self, logits: Tensor, mask: Tensor, temperature: float | None = None) -> Tensor:
+        tau = self.temperature if temperature is None else temperature
+        return area_estimate(self.kind, logits, mask, tau, self.seen_area)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, temperature={self.temperature:g}, hard={self.hard}"

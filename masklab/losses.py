@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .constraint import AreaConstraint
 from .gates import hard_concrete_open_prob
 
 
@@ -61,17 +62,17 @@ MASK_LOSSES = {  # name -> (out, cfg, target) -> scalar, weighted by cfg.beta
 }
 
 
-def objective(cfg, out, y: Tensor, target: float, multiplier: Tensor | None):
-    """(loss, ce, mask_loss) = CE + beta * L_mask + multiplier * (area - target) + tv * TV + bimodal * m(1-m).
+def objective(cfg, out, y: Tensor, target: float, penalty: Tensor | None):
+    """(loss, ce, mask_loss) = CE + beta * L_mask + penalty + tv * TV + bimodal * mean(m(1-m)).
 
-    `multiplier` is None for the unmasked model, which has no mask terms."""
+    `penalty` is the area constraint's term for this step (AreaConstraint(area, step); zero without the
+    constraint), or None for a model whose mask has no terms (the unmasked model; the closing phase)."""
     ce = F.cross_entropy(out.logits.float(), y)
     mask_loss = MASK_LOSSES[cfg.mask_loss](out, cfg, target).float()
     loss = ce + cfg.beta * mask_loss
-    if multiplier is None:
+    if penalty is None:
         return loss, ce, mask_loss
-    if cfg.constraint:
-        loss = loss + multiplier * (out.area.float() - target)
+    loss = loss + penalty.float()
     if cfg.tv:
         loss = loss + cfg.tv * total_variation(out.mask).float()
     if cfg.bimodal:
@@ -80,15 +81,9 @@ def objective(cfg, out, y: Tensor, target: float, multiplier: Tensor | None):
 
 
 def area_target(cfg, step: int) -> float:
-    """The target area at `step` (1-based): 1.0 through the warm-up, then down to cfg.area_target over the next
-    anneal_frac of training (linearly, or geometrically: area_target ** progress), then constant."""
-    start, span = cfg.warmup * cfg.steps, cfg.anneal_frac * cfg.steps
-    if span <= 0:
-        return 1.0 if step <= start else cfg.area_target
-    progress = min(1.0, max(0.0, (step - start) / span))
-    if cfg.anneal == "geometric":
-        return cfg.area_target ** progress
-    return 1.0 - (1.0 - cfg.area_target) * progress
+    """The target area at `step` (1-based) of cfg's schedule (AreaConstraint.target): 1.0 through the warm-up, then
+    down to cfg.area_target over the next anneal_frac of training (linearly or geometrically), then constant."""
+    return AreaConstraint.from_config(cfg).target(step)
 
 
 def temperature_at(cfg, step: int) -> float:

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .gates import BINARY_GATES, GATES, area_estimate, relaxed
+from .gates import BINARY_GATES, MaskGate
 
 
 @dataclass
@@ -95,9 +94,8 @@ class MaskedClassifier(nn.Module):
         super().__init__()
         self.area_seen = area_seen and hard_forward
         self.gate, self.hard_forward, self.oracle = gate, hard_forward, oracle
-        self.gate_fn = GATES.get(gate)
-        if gate == "hard_concrete":
-            self.gate_fn = partial(self.gate_fn, clamp_backward=clamp_backward)
+        self.mask_gate = MaskGate(self.gate_kind, hard=hard_forward, clamp_backward=clamp_backward,
+                                  seen_area=area_seen)                     # no parameters: state_dicts unchanged
         self.channels, self.classes = channels, classes
         self.attention = None if gate == "none" else AttentionBranch(channels, width, mask_stride, init_bias,
                                                                                  upsample, mask_norm, logit_bound)
@@ -115,19 +113,16 @@ class MaskedClassifier(nn.Module):
             raise ValueError(f"an oracle-{self.oracle} model classifies x * the true {self.oracle} mask: pass it as "
                              f"`mask` (only its own dataset's images have one)")
         logits_m = self.mask_logits(x) if self.oracle == "none" else (mask * 40 - 20)
-        soft = relaxed(self.gate_kind, logits_m, temperature)
+        soft = self.mask_gate.relaxed(logits_m, temperature)
         if mask is None:
-            if self.attention is None:
-                mask = torch.ones_like(logits_m)
-            else:
-                mask = self.gate_fn(logits_m, temperature, self.training, self.hard_forward, generator)
+            mask = torch.ones_like(logits_m) if self.attention is None else self.mask_gate(logits_m, temperature, generator)
         logits, features = self.classifier(x * mask)
-        area = area_estimate(self.gate_kind, logits_m, mask, temperature, self.area_seen)
+        area = self.mask_gate.area(logits_m, mask, temperature)
         return Output(logits, mask, logits_m, soft, features, area, temperature)
 
     def gate_relaxed(self, x: Tensor, temperature: float) -> Tensor:
         """m_eval: the deterministic soft mask (B, 1, H, W); the hard mask is m_eval > 0.5."""
-        return relaxed(self.gate_kind, self.mask_logits(x), temperature)
+        return self.mask_gate.relaxed(self.mask_logits(x), temperature)
 
     @property
     def gate_kind(self) -> str:

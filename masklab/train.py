@@ -1,8 +1,9 @@
 """The training loop: a generator that yields a Record every `log_every` steps.
 
 It knows nothing about threads, files, printing or Streamlit. Its caller pauses it by not asking for the next
-record and stops it with `break`. Loss = CE + beta * L_mask + multiplier * (area - target) + tv * TV + ...,
-the multiplier updated by dual ascent (kept >= 0) and the target annealed from 1.0 (gates start open).
+record and stops it with `break`. Loss = CE + beta * L_mask + AreaConstraint(area, step) + tv * TV + ...; the
+constraint (masklab.constraint: the target annealed from 1.0, gates open at first, and its multipliers, updated
+by dual ascent) is the same public object a user puts in their own loop.
 A non-finite loss restores the last good weights and raises NonFiniteLoss.
 """
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Iterator
 
 import torch
 
-from .losses import area_target, objective, temperature_at
+from .constraint import AreaConstraint
+from .losses import objective, temperature_at
 from .metrics import bimodality
 
 
@@ -63,8 +65,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(cfg, i))
     masked = model.attention is not None
-    multiplier = torch.zeros((), device=device)        # pushes the area down to its target
-    floor = torch.zeros((), device=device)             # pushes it up to area_floor * target
+    constraint = AreaConstraint.from_config(cfg)      # the annealed target and its multipliers
     first_bad = torch.zeros((), dtype=torch.long, device=device)   # step of the first non-finite loss, no sync
     good, good_step = _snapshot(model), 0
     seconds, tic = 0.0, time.perf_counter()
@@ -74,26 +75,26 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         x, y, mask = *data.batch(cfg.batch_size, g_data), None
         if cfg.oracle != "none":
             x, y, mask = data.truth_batch(cfg.batch_size, g_data, cfg.oracle)
-        tau, target = temperature_at(cfg, step), area_target(cfg, step)
+        tau, target = temperature_at(cfg, step), constraint.target(step)
         frozen = step > closing                        # closing phase: the mask is fixed, the classifier adapts
         if frozen:
             with torch.no_grad():
                 mask = (model.gate_relaxed(x, tau) > 0.5).to(x.dtype)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out = model(x, tau, g_noise, mask=mask)
-            loss, ce, mask_loss = objective(cfg, out, y, target, None if frozen or not masked else multiplier - floor)
+            penalty = None
+            if masked and not frozen:                  # frozen: no mask term may move the attention branch
+                penalty = constraint(out.area, step) if cfg.constraint else out.area.new_zeros(())
+            loss, ce, mask_loss = objective(cfg, out, y, target, penalty)
             if frozen:
-                loss = ce                              # no mask term may move the frozen attention branch
+                loss = ce                              # nor beta * L_mask
         first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         schedule.step()
         if masked and cfg.constraint and not frozen:
-            area = out.area.detach().float()
-            multiplier = (multiplier + cfg.dual_lr * (area - target)).clamp(min=0)
-            if cfg.area_floor:
-                floor = (floor + cfg.dual_lr * (cfg.area_floor * target - area)).clamp(min=0)
+            constraint.update()
         if step % cfg.log_every and step != cfg.steps:
             continue
         bad = int(first_bad)
@@ -108,7 +109,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
             step=step, loss=loss.item(), ce=ce.item(), mask_loss=mask_loss.item(),
             accuracy=(out.logits.argmax(1) == y).float().mean().item(), area=hard.float().mean().item(),
             area_expected=out.area.item(), bimodality=bimodality(out.relaxed.detach().float()),
-            multiplier=float(multiplier - floor), temperature=tau, target=target,
+            multiplier=float(constraint.multiplier), temperature=tau, target=target,
             seconds=seconds + time.perf_counter() - tic)
         seconds = record.seconds
         yield record                                   # paused here for as long as the caller likes

@@ -117,7 +117,7 @@ def test_hard_concrete_preset_gets_the_unclamped_backward_and_the_flag_reaches_t
     for clamp in (False, True):
         model = build_model(preset("hard-concrete", clamp_backward=clamp), 1, 10).train()
         logits = torch.full((1, 1, 4, 4), -8.0, requires_grad=True)
-        model.gate_fn(logits, 2 / 3, True, True, _gen(0)).sum().backward()
+        model.mask_gate(logits, 2 / 3, _gen(0)).sum().backward()
         assert (logits.grad == 0).all() == clamp
     assert preset("hard-concrete").clamp_backward is False
 

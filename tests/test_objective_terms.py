@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from masklab.config import Config
+from masklab.constraint import AreaConstraint
 from masklab.gates import STRETCH, hard_concrete_open_prob
 from masklab.losses import MASK_LOSSES, objective, total_variation
 from masklab.train import lr_factor
@@ -64,19 +65,27 @@ def test_total_variation_is_the_mean_absolute_neighbour_difference():
     assert total_variation(half.transpose(-1, -2)).item() == pytest.approx(1 / 3)
 
 
+def _constraint_at(mu: float, target: float) -> tuple[AreaConstraint, int]:
+    """A constraint whose multiplier is `mu` and whose target is `target` at the returned step."""
+    c = AreaConstraint(target=target, steps=10, warmup=0.0, anneal_frac=0.0, floor=0.0)
+    c.load_state_dict({"mu": torch.tensor(mu), "nu": torch.tensor(0.0)})
+    return c, 1
+
+
 @pytest.mark.parametrize("constraint, tv, bimodal", [(True, 0.0, 0.0), (False, 0.3, 0.0), (False, 0.0, 2.0),
                                                      (True, 0.3, 2.0)])
 def test_objective_adds_each_term_with_its_weight(constraint, tv, bimodal):
-    """loss = CE + beta * L_mask + multiplier * (area - target) [constraint] + tv * TV(m) + bimodal *
+    """loss = CE + beta * L_mask + multiplier * (area - target) [the constraint's penalty] + tv * TV(m) + bimodal *
     mean(r (1 - r)), each term present exactly when its switch is on."""
     out = _out()
     cfg = Config(mask_loss="l1", beta=0.25, constraint=constraint, tv=tv, bimodal=bimodal)
-    multiplier, target = torch.tensor(1.5), 0.2
-    loss, ce, mask_loss = objective(cfg, out, Y, target, multiplier)
+    c, step = _constraint_at(1.5, 0.2)
+    penalty = c(out.area, step) if constraint else torch.zeros(())
+    loss, ce, mask_loss = objective(cfg, out, Y, 0.2, penalty)
     expected_ce = F.cross_entropy(out.logits, Y)
     r = out.relaxed
     expected = (expected_ce + 0.25 * out.mask.mean()
-                + (1.5 * (0.6 - target) if constraint else 0.0)
+                + (1.5 * (0.6 - 0.2) if constraint else 0.0)
                 + tv * total_variation(out.mask)
                 + bimodal * (r * (1 - r)).mean())
     assert ce.item() == pytest.approx(expected_ce.item(), rel=1e-6)
@@ -85,7 +94,7 @@ def test_objective_adds_each_term_with_its_weight(constraint, tv, bimodal):
 
 
 def test_the_unmasked_model_gets_no_mask_terms():
-    """multiplier None (no mask): only CE + beta * L_mask, whatever constraint, tv and bimodal say."""
+    """penalty None (no mask): only CE + beta * L_mask, whatever constraint, tv and bimodal say."""
     out = _out()
     cfg = Config(mask_loss="none", constraint=True, tv=1.0, bimodal=1.0)
     loss, ce, _ = objective(cfg, out, Y, 0.1, None)
@@ -96,7 +105,8 @@ def test_the_constraint_term_pushes_the_area_down_only_when_the_multiplier_is_po
     """d loss / d area = multiplier: the dual variable is the price of area."""
     out = _out()
     out.area = torch.tensor(0.6, requires_grad=True)
-    loss, *_ = objective(Config(), out, Y, 0.2, torch.tensor(2.5))
+    c, step = _constraint_at(2.5, 0.2)
+    loss, *_ = objective(Config(), out, Y, 0.2, c(out.area, step))
     loss.backward()
     assert out.area.grad.item() == pytest.approx(2.5)
 
