@@ -98,6 +98,7 @@ DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 ANNEAL_NAMES = ("linear", "geometric")
 ORACLE_NAMES = ("none", "ink", "box")
 UPSAMPLE_NAMES = ("nearest", "bilinear")
+BACKBONE_NAMES = ("small", "resnet18")
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,10 @@ class Config:
                      choices=ORACLE_NAMES)
     init_bias: float = _f(2.0, "initial bias of the mask logits (> 0: gates start open)", label="initial mask bias",
                           slider="linear", step=0.5, span=(-8, 8))
-    classifier_width: int = _f(32, "channels of the classifier's first conv (then 2x, 2x)", lo=1)
+    classifier_width: int = _f(32, "channels of the small classifier's first conv (then 2x, 2x)", lo=1)
+    backbone: str = _f("small", "the classifier that sees x * mask: small (3 convs, global max pool) or resnet18 "
+                       "(torchvision's, weights=None, for photos at 96-224 px; any size and channel count)",
+                       choices=BACKBONE_NAMES)
     # mask objective: L = CE + beta * L_mask + multiplier * (area - target) + tv * TV(m)
     mask_loss: str = _f("none", "mask penalty weighted by beta: " + ", ".join(MASK_LOSS_NAMES),
                         choices=MASK_LOSS_NAMES, label="mask loss")

@@ -1,6 +1,7 @@
 """The masked classifier: attention branch -> per-pixel logits -> gate -> mask; classifier on image * mask.
 
-Fully convolutional up to a global max pool, so any image size and channel count works. The model knows
+Fully convolutional up to a global pool, so any image size and channel count works; the classifier is the small
+CNN (the default) or torchvision's ResNet-18 (Config.backbone, for photos at 96-224 px). The model knows
 nothing about training; `build_model(cfg, channels, classes)` is the only constructor the rest uses.
 """
 from __future__ import annotations
@@ -86,11 +87,36 @@ class Classifier(nn.Module):
         return self.head(features.amax(dim=(2, 3))), features
 
 
+class ResNetClassifier(nn.Module):
+    """torchvision's ResNet-18 (weights=None) as the classifier: its first conv takes `channels`, its pooled
+    features feed a near-zero head as the small classifier's do; features = layer4's map, before pooling."""
+
+    def __init__(self, channels: int, classes: int):
+        super().__init__()
+        from torchvision.models import resnet18
+        net = resnet18(weights=None, num_classes=classes)
+        if channels != 3:
+            net.conv1 = nn.Conv2d(channels, 64, 7, stride=2, padding=3, bias=False)
+        self.body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3,
+                                  net.layer4)
+        self.head = net.fc
+        nn.init.normal_(self.head.weight, std=0.01)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        features = self.body(x)                               # (B, 512, H/32, W/32)
+        return self.head(features.mean(dim=(2, 3))), features
+
+
+CLASSIFIERS = {"small": lambda channels, classes, width: Classifier(channels, classes, width),
+               "resnet18": lambda channels, classes, width: ResNetClassifier(channels, classes)}
+
+
 class MaskedClassifier(nn.Module):
     def __init__(self, channels: int, classes: int, gate: str, width: int = 16, mask_stride: int = 1,
                  init_bias: float = 2.0, classifier_width: int = 32, hard_forward: bool = True,
                  clamp_backward: bool = False, upsample: str = "nearest", oracle: str = "none",
-                 mask_norm: bool = False, logit_bound: float = 0.0, area_seen: bool = False):
+                 mask_norm: bool = False, logit_bound: float = 0.0, area_seen: bool = False, backbone: str = "small"):
         super().__init__()
         self.area_seen = area_seen and hard_forward
         self.gate, self.hard_forward, self.oracle = gate, hard_forward, oracle
@@ -99,7 +125,7 @@ class MaskedClassifier(nn.Module):
         self.channels, self.classes = channels, classes
         self.attention = None if gate == "none" else AttentionBranch(channels, width, mask_stride, init_bias,
                                                                                  upsample, mask_norm, logit_bound)
-        self.classifier = Classifier(channels, classes, classifier_width)
+        self.classifier = CLASSIFIERS[backbone](channels, classes, classifier_width)
 
     def mask_logits(self, x: Tensor) -> Tensor:
         if self.attention is None:                            # unmasked: a logit that always keeps the pixel
@@ -145,4 +171,4 @@ def build_model(cfg, channels: int, classes: int) -> MaskedClassifier:
         torch.manual_seed(cfg.seed)
         return MaskedClassifier(channels, classes, cfg.gate, cfg.width, cfg.mask_stride, cfg.init_bias,
                                 cfg.classifier_width, cfg.hard_forward, cfg.clamp_backward, cfg.mask_upsample,
-                                cfg.oracle, cfg.mask_norm, cfg.logit_bound, cfg.area_seen)
+                                cfg.oracle, cfg.mask_norm, cfg.logit_bound, cfg.area_seen, cfg.backbone)
