@@ -45,7 +45,7 @@ def check_options(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m masklab", description=ABOUT,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,mask,bench,sweep}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,mask,export,bench,sweep}")
 
     train = sub.add_parser("train", help="train one run and write its run folder",
                            description=ABOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     mask.add_argument("--threshold", type=float, default=0.5, help="hard mask = m_eval > threshold")
     mask.add_argument("--keep-size", action="store_true", help="do not resize to the training size")
     mask.add_argument("--topk", type=int, default=3, help="predictions to print per image")
+    export = sub.add_parser("export", help="the attention branch + gate of a run, for inference without MaskLab")
+    export.add_argument("--checkpoint", type=Path, required=True, help="run folder")
+    export.add_argument("--format", default="torchscript", choices=["torchscript", "export", "onnx"],
+                        help="torchscript (torch.jit.load), export (torch.export.load) or onnx (needs "
+                             "requirements-export.txt)")
+    export.add_argument("--out", type=Path, help="file to write (default RUN/mask.<format suffix>)")
     bench = sub.add_parser("bench", help="the method table: every preset with N seeds on cluttered-digits")
     bench.add_argument("--quick", action="store_true", help="few steps, for a smoke test (about 2 minutes)")
     bench.add_argument("--seeds", type=int, default=None, help="seeds per method (default 5; 3 with --front)")
@@ -133,11 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .checkpoint import CheckpointError
     from .data import DataError
+    from .export import ExportError
     from .images import ImageError
     try:
-        return {"train": cmd_train, "eval": cmd_eval, "mask": cmd_mask, "bench": cmd_bench,
+        return {"train": cmd_train, "eval": cmd_eval, "mask": cmd_mask, "export": cmd_export, "bench": cmd_bench,
                 "sweep": cmd_sweep}[args.command](args)
-    except (UserError, ConfigError, DataError, CheckpointError, ImageError) as e:
+    except (UserError, ConfigError, DataError, CheckpointError, ImageError, ExportError) as e:
         print(f"masklab: error: {e}", file=sys.stderr)
         return 2
     except RuntimeError as e:
@@ -145,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"masklab: error: {e}", file=sys.stderr)
             return 2
         raise
+
+
+def cmd_export(args) -> int:
+    from .export import export
+    path = export(args.checkpoint, args.format, args.out)
+    print(f"wrote {path}: x (B, C, H, W) in [0, 1] -> (hard mask, m_eval), each (B, 1, H, W)")
+    return 0
 
 
 def cmd_sweep(args) -> int:
