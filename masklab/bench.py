@@ -15,13 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
-import math
-import os
-import platform
 import statistics
-import tarfile
-from collections import defaultdict
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,9 +29,9 @@ from .data import open_data
 from .images import overlay
 from .metrics import predict, truth_of
 from .models import Classifier, build_model
-from .plots import front_plot
 from .runs import fit
-from .device import pick_device, usable_cpus
+from .bench_report import results_markdown
+from .device import device_name, pick_device
 from .train import lr_factor, train
 
 COLUMNS = ["method", "seed", "accuracy_full", "accuracy_soft", "accuracy_hard", "area", "bimodality",
@@ -46,23 +40,6 @@ COLUMNS = ["method", "seed", "accuracy_full", "accuracy_soft", "accuracy_hard", 
 QUICK = dict(steps=300, batch_size=32, log_every=25, test_size=300, warmup=0.4, anneal_frac=0.4)
 # The default's targets on cluttered-digits (the method issue): (label, column, statistic, bound, "max" or "min").
 # A bound may depend on other rows of the same table: a function of the table, or None where a row is missing.
-TARGETS = [
-    ("area", "area", "mean", lambda t: 0.05, "max"),
-    ("accuracy_hard, within 0.01 of oracle-ink", "accuracy_hard", "mean", lambda t: _ref(t, "oracle-ink") - 0.01,
-     "min"),
-    ("accuracy_hard, above the unmasked classifier", "accuracy_hard", "mean", lambda t: _ref(t, "unmasked"), "min"),
-    ("accuracy_hard spread over seeds", "accuracy_hard", "std", lambda t: 0.015, "max"),
-    ("bimodality", "bimodality", "mean", lambda t: 0.995, "min"),
-    ("precision_in_box", "precision_in_box", "mean", lambda t: 0.95, "min"),
-    ("collapsed seeds", "collapsed", "mean", lambda t: 0, "max"),
-    ("wall time, x the unmasked run's", "wall_ratio", "mean", lambda t: 1.6, "max"),
-]
-
-
-def _ref(table, method: str, col: str = "accuracy_hard") -> float:
-    return table.get(method, {}).get(col, (math.nan, 0))[0]
-
-
 def run_bench(methods=None, seeds: int = 5, quick: bool = False, out: Path = Path("bench"),
               log=print, resume: bool = False, keep_others: bool = False) -> list[dict]:
     """Train every (method, seed), measure, write the outputs under `out`; returns the rows.
@@ -117,136 +94,6 @@ def read_rows(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         return [{k: v if k in ("method", "status") else int(v) if k == "seed" else parse(v) for k, v in r.items()}
                 for r in csv.DictReader(f)]
-
-
-SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
-
-
-def cifar_folder(train_per_class: int = 1000, test_per_class: int = 200, archive: Path = SHARED_CIFAR,
-                 cache: Path | None = None) -> Path:
-    """A `folder:` layout of the first N train / M test CIFAR-10 JPEGs of each class (by file number),
-    unpacked once from the project's shared archive into a cache folder; returns the folder.
-
-    Raises FileNotFoundError where the archive is absent (a user's clone has no ../shared)."""
-    root = Path(cache or tempfile.gettempdir()) / f"masklab-cifar10-{train_per_class}-{test_per_class}"
-    done = root / ".complete"
-    if done.exists():
-        return root
-    if not Path(archive).exists():
-        raise FileNotFoundError(f"{archive} is absent: the CIFAR-10 rows need the shared data folder")
-    limit = {"train": train_per_class, "test": test_per_class}
-    with tarfile.open(archive, "r:gz") as tar:
-        for member in tar:
-            parts = Path(member.name).parts                 # cifar10/<split>/<class>/NNNN.jpg
-            if (member.isfile() and len(parts) == 4 and parts[1] in limit and parts[3][:-4].isdigit()
-                    and int(parts[3][:-4]) < limit[parts[1]]):
-                target = root / parts[1] / parts[2] / parts[3]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(tar.extractfile(member).read())
-    done.write_text("ok\n")
-    return root
-
-
-FRONT_TARGETS = (0.02, 0.03, 0.05, 0.08, 0.11)
-
-
-def run_front(seeds: int = 3, targets=FRONT_TARGETS, out: Path = Path("bench"), log=print, resume: bool = False,
-              **overrides) -> list[dict]:
-    """The default at each area target and the two oracles, `seeds` seeds each: out/front.csv and out/front.png
-    (accuracy_hard against area kept, log-scaled area). An oracle run the benchmark already finished with the
-    same config (out/runs/oracle-*-sN) is used, not trained twice. `overrides` (Config fields) are for other
-    datasets and tests."""
-    out = Path(out)
-    jobs = [(DEFAULT_PRESET, t) for t in targets] + [("oracle-ink", None), ("oracle-box", None)]
-    rows = []
-    for seed in range(seeds):
-        for method, target in jobs:
-            extra = {} if target is None else {"area_target": target}
-            cfg = preset(method, seed=seed, **overrides, **extra)
-            name = method if target is None else f"{method}-t{target:g}"
-            run_dir = out / "runs" / "front" / f"{name}-s{seed}"
-            reusable = ([run_dir] if resume else []) + ([out / "runs" / f"{name}-s{seed}"] if target is None else [])
-            _, summary, _ = trained(cfg, run_dir, name, reusable)       # an oracle: the benchmark's own run will do
-            m = summary["metrics"]
-            rows.append({"method": method, "area_target": target, "seed": seed, "status": summary["status"],
-                         **{k: m.get(k) for k in ("accuracy_hard", "area", "bimodality", "collapsed", "ink_recall")}})
-            log(f"{name:>24} seed {seed}: acc_hard {m.get('accuracy_hard', float('nan')):.3f} "
-                f"area {m.get('area', float('nan')):.3f}")
-            write_front(rows, out)
-    return rows
-
-
-def write_front(rows: list[dict], out: Path) -> None:
-    import pandas as pd
-    frame = pd.DataFrame(rows)
-    frame.to_csv(out / "front.csv", index=False)
-    plots.save(front_plot(frame), out / "front.png")
-
-
-# One method for every dataset: between datasets only area_target (and steps) differ. label -> (overrides, targets)
-DATASETS = {
-    "shapes": ({"data": "shapes"}, (0.05,)),
-    "cifar10-32px": ({"data": "folder:CIFAR", "image_size": 32, "test_size": 2000}, (0.1, 0.3, 0.5)),
-}
-
-
-def run_datasets(seeds: int = 5, out: Path = Path("bench"), log=print, resume: bool = False,
-                 datasets=None) -> list[dict]:
-    """The default and the unmasked classifier on every dataset of DATASETS: out/datasets.csv, DATASETS.md.
-    CIFAR-10 (1,000 train / 200 test photos a class) comes from ../shared/data; without it its rows are skipped
-    and DATASETS.md says so."""
-    out, rows, skipped = Path(out), [], {}
-    for seed in range(seeds):
-        for label in datasets or DATASETS:
-            overrides, targets = DATASETS[label]
-            try:
-                overrides = resolve_data(overrides)
-            except FileNotFoundError as e:
-                skipped[label] = str(e)
-                continue
-            for method, target in [("unmasked", None), *((DEFAULT_PRESET, t) for t in targets)]:
-                cfg = preset(method, seed=seed, **overrides, **({} if target is None else {"area_target": target}))
-                name = f"{label}-{method}" + ("" if target is None else f"-t{target:g}")
-                run_dir = out / "runs" / "datasets" / f"{name}-s{seed}"
-                _, summary, _ = trained(cfg, run_dir, name, [run_dir] if resume else [])
-                m = summary["metrics"]
-                rows.append({"dataset": label, "method": method, "area_target": target, "seed": seed,
-                             "status": summary["status"], "wall_s": summary["wall_s"],
-                             **{k: m.get(k) for k in ("accuracy_hard", "area", "bimodality", "collapsed")}})
-                log(f"{name:>36} seed {seed}: acc_hard {m.get('accuracy_hard') or 0:.3f} area {m.get('area') or 0:.3f}")
-                write_datasets(rows, out, seeds, skipped)
-    write_datasets(rows, out, seeds, skipped)
-    return rows
-
-
-def write_datasets(rows: list[dict], out: Path, seeds: int, skipped: dict) -> None:
-    import pandas as pd
-    frame = pd.DataFrame(rows, columns=["dataset", "method", "area_target", "seed", "status", "wall_s",
-                                        "accuracy_hard", "area", "bimodality", "collapsed"])
-    frame.to_csv(out / "datasets.csv", index=False)
-    lines = ["# One method on every dataset", "",
-             f"Regenerate with `python -m masklab bench --datasets{'' if seeds == 5 else f' --seeds {seeds}'}`: the "
-             f"default ({DEFAULT_PRESET}) and the unmasked classifier, the same config but for `data` and "
-             "`area_target`; mean ± std over seeds, `collapsed` counts seeds. CIFAR-10: the first 1,000 training and "
-             "200 test photos of each class at 32 px.", "",
-             "| dataset | method | area_target | seeds | accuracy_hard | vs unmasked | area | bimodality | collapsed |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    frame["collapsed"] = frame["collapsed"].fillna(False).astype(bool)
-    for (label, method, target), g in frame.groupby(["dataset", "method", "area_target"], dropna=False, sort=False):
-        base = frame[(frame.dataset == label) & (frame.method == "unmasked")].accuracy_hard.mean()
-        acc = g.accuracy_hard
-        lines.append(f"| {label} | {method} | {'-' if pd.isna(target) else f'{target:g}'} | {len(g)} | "
-                     f"{acc.mean():.3f} ± {acc.std() if len(g) > 1 else 0:.3f} | {acc.mean() - base:+.3f} | "
-                     f"{g.area.mean():.3f} | {g.bimodality.mean():.3f} | {int(g.collapsed.sum())} |")
-    lines += ["", *(f"- {label}: skipped, {why}" for label, why in skipped.items())]
-    (out / "DATASETS.md").write_text("\n".join(lines) + "\n")
-
-
-def resolve_data(overrides: dict) -> dict:
-    """Config overrides with the spec `folder:CIFAR` replaced by the unpacked CIFAR-10 subset (cifar_folder)."""
-    if overrides.get("data") != "folder:CIFAR":
-        return overrides
-    return {**overrides, "data": f"folder:{cifar_folder()}"}
 
 
 def trained(cfg, run_dir: Path, label: str, reusable=()) -> tuple[Path, dict, bool]:
@@ -391,14 +238,6 @@ def measure_throughput(out: Path = Path("bench"), log=print, large_batch: int = 
     return path
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"CUDA GPU {torch.cuda.get_device_name(device)}"
-    if device.type == "cpu":
-        return f"CPU, {usable_cpus()} cores"
-    return str(device)
-
-
 def throughput_files(out: Path) -> list[str]:
     """RESULTS.md lines for the out/throughput-*.json files of `bench --throughput` (run on another machine,
     say a GPU one); a damaged file is named, not trusted."""
@@ -417,38 +256,6 @@ def throughput_files(out: Path) -> list[str]:
             lines.append(f"- {path.name}: unreadable ({type(e).__name__}), not shown")
     return lines
 
-
-def screen_table(paths) -> str:
-    """A markdown table: per variant, seeds run, collapsed seeds, mean ± std of accuracy_hard over all seeds,
-    and means of the rest over the seeds that did not collapse. Runs that did not finish are left out; a seed
-    run twice (a screen appended to the same file again) counts once, its last run."""
-    latest = {}
-    for path in paths:
-        for line in Path(path).read_text().splitlines():
-            if not line.strip():
-                continue
-            r = json.loads(line)
-            if r.get("status", "done") == "done" and r.get("accuracy_hard") is not None:
-                latest[r["name"], r["seed"]] = r
-    by = defaultdict(list)
-    for (name, _), r in latest.items():
-        by[name].append(r)
-    lines = ["| variant | seeds | collapsed | accuracy_hard (all seeds) | accuracy_hard | area | bimodality | "
-             "precision_in_box | ink_recall |", "|---" * 9 + "|"]
-    for name, rows in by.items():
-        live = [r for r in rows if not r["collapsed"]]
-        acc = [r["accuracy_hard"] for r in rows]
-        def mean(k):
-            values = [r[k] for r in live if r.get(k) is not None]
-            return f"{statistics.fmean(values):.3f}" if values else "n/a"
-        std = statistics.stdev(acc) if len(acc) > 1 else 0.0
-        lines.append(f"| {name} | {len(rows)} | {len(rows) - len(live)} | {statistics.fmean(acc):.3f} ± {std:.3f} | "
-                     f"{mean('accuracy_hard')} | {mean('area')} | {mean('bimodality')} | {mean('precision_in_box')} | "
-                     f"{mean('ink_recall')} |")
-    return "\n".join(lines)
-
-
-# --- outputs ---------------------------------------------------------------------------------------------
 
 def aggregate(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
     """method -> column -> (mean, std over seeds); collapsed is a count. A column without a value for a method
@@ -477,107 +284,6 @@ def write_outputs(rows, out: Path, quick: bool, seeds: int, methods: list[str], 
     if DEFAULT_PRESET in present:
         plots.save(area_curves(out), out / "area_curves.png")
     plots.save(mask_grid(out, present), out / "masks.png")
-
-
-def _cell(stats, col) -> str:
-    if col not in stats:
-        return "n/a"
-    mean, std = stats[col]
-    if col == "collapsed":
-        return f"{int(mean)}"
-    digits = 1 if col in ("wall_s", "train_s") else 3
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def results_markdown(table, quick, seeds, methods, elsewhere: list[str] = (), kept=(), screen=None) -> str:
-    """The RESULTS.md text; `elsewhere`: lines from throughput files measured by other runs (throughput_files);
-    `kept`: methods whose rows were kept from an earlier run (--keep-others)."""
-    cols = ["accuracy_full", "accuracy_soft", "accuracy_hard", "area", "bimodality", "precision_in_box",
-            "iou_box", "ink_recall", "evalx_accuracy", "collapsed", "wall_s", "step_cost_ratio"]
-    device = pick_device("auto")
-    command = "python -m masklab bench" + (" --quick" if quick else "") + (f" --seeds {seeds}" if seeds != 5 else "")
-    if set(methods) != set(PRESETS) or kept:
-        command += " --methods " + " ".join(m for m in methods if m not in kept)
-    if kept:
-        command += " --keep-others"
-    lines = [f"# MaskLab benchmark{' (quick)' if quick else ''}", "",
-             f"Regenerate with `{command}`. cluttered-digits, {seeds} seed(s) per method, mean ± std over seeds; "
-             f"`collapsed` counts seeds.", "",
-             *incomplete_note(table, seeds, methods),
-             *([f"Rows of {', '.join(kept)} were kept from the previous results.csv (`--keep-others`): their presets "
-                "did not change; their wall_s was measured in that run, on the same machine."
-                + (" hard-concrete-plain's rows are those of the previous default (named hard-concrete until "
-                   "2026-11-29; the same config)." if "hard-concrete-plain" in kept else ""), ""] if kept else []),
-             "| method | " + " | ".join(cols) + " | vs oracle-ink | vs oracle-box |", "|---" * (len(cols) + 3) + "|"]
-    for method, stats in table.items():
-        gaps = [f"{stats['accuracy_hard'][0] - _ref(table, o):+.3f}" if "accuracy_hard" in stats and o in table
-                else "n/a" for o in ("oracle-ink", "oracle-box")]
-        lines.append(f"| {method} | " + " | ".join([*(_cell(stats, c) for c in cols), *gaps]) + " |")
-    lines += ["", "`vs oracle-*`: accuracy_hard minus that of the same classifier trained and tested on x times the "
-              "digit's true ink / box (a mask that cannot be wrong).", "", *targets_section(table), "", "## Machine", "",
-              f"- {platform.platform()}, Python {platform.python_version()}, torch {torch.__version__}, "
-              f"{os.cpu_count()} CPU cores visible, torch threads {torch.get_num_threads()}",
-              f"- device: {device}" + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
-              throughput_line(table, quick, device), *elsewhere,
-              "", "![accuracy vs area](pareto.png)", "", "![area curves](area_curves.png)", "", "![masks](masks.png)", "",
-              *ablation_section(Path(screen) if screen else None)]
-    return "\n".join(lines)
-
-
-def ablation_section(path: Path | None) -> list[str]:
-    """The method issue's ablation: every variant tried on the way to the default, from the screen's JSONL."""
-    if path is None or not path.exists():
-        return []
-    return ["## Ablation: what was tried on the way to the default", "",
-            f"Each idea as a variant of the hard-concrete preset (`tools/gpu_screen.py`, screen `method`, 1500 steps, "
-            f"1 thread a run on the 2 CPU cores); regenerate the runs with `python tools/gpu_screen.py run method "
-            f"{path.as_posix()} --workers 2 --device cpu` and this table with `python tools/gpu_screen.py summary "
-            f"{path.as_posix()}`. Prefixes: `shapes_` the shapes set at area_target 0.045, `cifar_..._t3` CIFAR-10 "
-            "(1,000 / 200 photos a class, 32 px) at 0.3, none the digits at 0.045. `floor`: area_floor 0.5; `ft`: "
-            "finetune 0.2; `norm`: mask_norm + logit_bound 8; `seen`: area_seen; `bim`: bimodal 1.0; `all`: all five "
-            "(the new default); `bil`: bilinear mask logits. Means of every column but the first accuracy are over "
-            "the seeds that did not collapse.", "", screen_table([path]), ""]
-
-
-def incomplete_note(table, seeds: int, methods) -> list[str]:
-    """Says which methods have fewer seeds than asked (an interrupted run), so the table never hides it."""
-    done = {m: int(table[m].get("n", (seeds, 0))[0]) if m in table else 0 for m in methods}
-    short = [f"{m} {n}" for m, n in done.items() if n < seeds]
-    if not short:
-        return []
-    return [f"**Incomplete: fewer than {seeds} seeds for** " + ", ".join(short) + " (seeds run so far; the run was "
-            "interrupted). Seeds are run in order 0, 1, ... for every method in turn.", ""]
-
-
-def throughput_line(table, quick: bool, device: torch.device) -> str:
-    """Training images/s of the default preset, from its mean train_s, on `device`, the one the bench ran on."""
-    if DEFAULT_PRESET not in table or "train_s" not in table[DEFAULT_PRESET]:
-        return "- default preset throughput: not measured (the default was not in this run)"
-    cfg = preset(DEFAULT_PRESET, **(QUICK if quick else {}))
-    rate = cfg.steps * cfg.batch_size / table[DEFAULT_PRESET]["train_s"][0]
-    where = device_name(device) + ("" if device.type == "cuda" else " (no CUDA GPU here)")
-    return f"- default preset ({DEFAULT_PRESET}) training throughput: {rate:.0f} images/s on {where}"
-
-
-def targets_section(table) -> list[str]:
-    """The default's targets: met, or missed and by how much (in the metric's own units)."""
-    if DEFAULT_PRESET not in table:
-        return []
-    default = dict(table[DEFAULT_PRESET])
-    wall = table.get("unmasked", {}).get("wall_s", (math.nan, 0))[0]
-    default["wall_ratio"] = (default["wall_s"][0] / wall, 0.0) if "wall_s" in default else (math.nan, 0.0)
-    lines = [f"## Targets for the default ({DEFAULT_PRESET})", "", "| target | bound | measured | met |",
-             "|---|---|---|---|"]
-    for label, col, stat, bound_of, kind in TARGETS:
-        if col not in default:
-            continue
-        value, bound = default[col][0 if stat == "mean" else 1], bound_of(table)
-        gap = value - bound if kind == "max" else bound - value
-        digits = 5 if 0 < gap < 0.001 else 3                              # a miss never shows as "by 0.000"
-        text = "0 seeds" if col == "collapsed" else ("<= " if kind == "max" else ">= ") + f"{bound:.3f}"
-        met = "yes" if gap <= 0 else f"**no**, by {gap:.{digits}f}" if math.isfinite(gap) else "n/a (reference row missing)"
-        lines.append(f"| {label} | {text} | {value:.{digits}f} | {met} |")
-    return lines
 
 
 def area_curves(out: Path):

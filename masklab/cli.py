@@ -270,12 +270,12 @@ def cmd_bench(args) -> int:
         print(f"wrote {args.out / 'RESULTS.md'} and PNGs")
         return 0
     if args.datasets:
-        from .bench import run_datasets
+        from .bench_data import run_datasets
         run_datasets(args.seeds or 5, out=args.out, log=lambda s: print(s, flush=True), resume=args.resume)
         print(f"wrote {args.out / 'DATASETS.md'} and datasets.csv")
         return 0
     if args.front:
-        from .bench import run_front
+        from .bench_data import run_front
         run_front(args.seeds or 3, out=args.out, log=lambda s: print(s, flush=True), resume=args.resume)
         print(f"wrote {args.out / 'front.csv'} and front.png")
         return 0

@@ -36,3 +36,11 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise RuntimeError("device mps was asked for, but it is not available (use device auto or cpu)")
     return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"CUDA GPU {torch.cuda.get_device_name(device)}"
+    if device.type == "cpu":
+        return f"CPU, {usable_cpus()} cores"
+    return str(device)

@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from masklab.bench import COLUMNS, aggregate, results_markdown, step_cost_ratio
+from masklab.bench import COLUMNS, aggregate, step_cost_ratio
+from masklab.bench_report import results_markdown
 from masklab.config import PRESETS, preset
 
 

@@ -6,7 +6,7 @@ import tarfile
 import pytest
 from PIL import Image
 
-from masklab import bench
+from masklab import bench_data as bench
 from masklab.config import preset
 from masklab.data import open_data
 

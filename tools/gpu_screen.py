@@ -5,7 +5,7 @@
     python tools/gpu_screen.py summary OUT.jsonl [...]
 
 A variant's overrides may name a `preset` (default hard-concrete) and a `data` spec; `folder:CIFAR` stands for
-a class-balanced CIFAR-10 subset unpacked from ../shared/data (masklab.bench.cifar_folder).
+a class-balanced CIFAR-10 subset unpacked from ../shared/data (masklab.bench_data.cifar_folder).
 
 SCREEN is one of the lists below (the experiments behind the README's "tried" notes). Each worker process
 takes the next (variant, seed) job, seeds in turn over all variants, so a screen cut short by --seconds still
@@ -115,7 +115,7 @@ def worker(jobs, out_path: str, stop_at: float, device: str, lock) -> None:
             name, over, seed = jobs.get_nowait()
         except Exception:                             # queue.Empty
             return
-        from masklab.bench import resolve_data
+        from masklab.bench_data import resolve_data
         given = resolve_data(dict(over))
         cfg = preset(given.pop("preset", "hard-concrete"), seed=seed, device=device, **given)
         tic = time.time()
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     if args.command == "run":
         run(args.screen, args.out, args.workers, args.seconds, args.device)
     else:
-        from masklab.bench import screen_table
+        from masklab.bench_report import screen_table
         print(screen_table(args.paths))
     return 0
 

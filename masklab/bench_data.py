@@ -1,0 +1,145 @@
+"""The benchmark beyond the digits table: the default on every dataset (shapes, CIFAR-10 photos from the shared
+folder when present) and the accuracy-vs-area front at five area targets next to the oracles.
+
+    python -m masklab bench --datasets      # out/datasets.csv, out/DATASETS.md
+    python -m masklab bench --front         # out/front.csv, out/front.png
+"""
+from __future__ import annotations
+
+import tarfile
+import tempfile
+from pathlib import Path
+
+from .bench import trained
+from .config import DEFAULT_PRESET, preset
+from . import plots
+from .plots import front_plot
+
+SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+def cifar_folder(train_per_class: int = 1000, test_per_class: int = 200, archive: Path = SHARED_CIFAR,
+                 cache: Path | None = None) -> Path:
+    """A `folder:` layout of the first N train / M test CIFAR-10 JPEGs of each class (by file number),
+    unpacked once from the project's shared archive into a cache folder; returns the folder.
+
+    Raises FileNotFoundError where the archive is absent (a user's clone has no ../shared)."""
+    root = Path(cache or tempfile.gettempdir()) / f"masklab-cifar10-{train_per_class}-{test_per_class}"
+    done = root / ".complete"
+    if done.exists():
+        return root
+    if not Path(archive).exists():
+        raise FileNotFoundError(f"{archive} is absent: the CIFAR-10 rows need the shared data folder")
+    limit = {"train": train_per_class, "test": test_per_class}
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            parts = Path(member.name).parts                 # cifar10/<split>/<class>/NNNN.jpg
+            if (member.isfile() and len(parts) == 4 and parts[1] in limit and parts[3][:-4].isdigit()
+                    and int(parts[3][:-4]) < limit[parts[1]]):
+                target = root / parts[1] / parts[2] / parts[3]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(tar.extractfile(member).read())
+    done.write_text("ok\n")
+    return root
+
+
+FRONT_TARGETS = (0.02, 0.03, 0.05, 0.08, 0.11)
+
+
+def run_front(seeds: int = 3, targets=FRONT_TARGETS, out: Path = Path("bench"), log=print, resume: bool = False,
+              **overrides) -> list[dict]:
+    """The default at each area target and the two oracles, `seeds` seeds each: out/front.csv and out/front.png
+    (accuracy_hard against area kept, log-scaled area). An oracle run the benchmark already finished with the
+    same config (out/runs/oracle-*-sN) is used, not trained twice. `overrides` (Config fields) are for other
+    datasets and tests."""
+    out = Path(out)
+    jobs = [(DEFAULT_PRESET, t) for t in targets] + [("oracle-ink", None), ("oracle-box", None)]
+    rows = []
+    for seed in range(seeds):
+        for method, target in jobs:
+            extra = {} if target is None else {"area_target": target}
+            cfg = preset(method, seed=seed, **overrides, **extra)
+            name = method if target is None else f"{method}-t{target:g}"
+            run_dir = out / "runs" / "front" / f"{name}-s{seed}"
+            reusable = ([run_dir] if resume else []) + ([out / "runs" / f"{name}-s{seed}"] if target is None else [])
+            _, summary, _ = trained(cfg, run_dir, name, reusable)       # an oracle: the benchmark's own run will do
+            m = summary["metrics"]
+            rows.append({"method": method, "area_target": target, "seed": seed, "status": summary["status"],
+                         **{k: m.get(k) for k in ("accuracy_hard", "area", "bimodality", "collapsed", "ink_recall")}})
+            log(f"{name:>24} seed {seed}: acc_hard {m.get('accuracy_hard', float('nan')):.3f} "
+                f"area {m.get('area', float('nan')):.3f}")
+            write_front(rows, out)
+    return rows
+
+
+def write_front(rows: list[dict], out: Path) -> None:
+    import pandas as pd
+    frame = pd.DataFrame(rows)
+    frame.to_csv(out / "front.csv", index=False)
+    plots.save(front_plot(frame), out / "front.png")
+
+
+# One method for every dataset: between datasets only area_target (and steps) differ. label -> (overrides, targets)
+DATASETS = {
+    "shapes": ({"data": "shapes"}, (0.05,)),
+    "cifar10-32px": ({"data": "folder:CIFAR", "image_size": 32, "test_size": 2000}, (0.1, 0.3, 0.5)),
+}
+
+
+def run_datasets(seeds: int = 5, out: Path = Path("bench"), log=print, resume: bool = False,
+                 datasets=None) -> list[dict]:
+    """The default and the unmasked classifier on every dataset of DATASETS: out/datasets.csv, DATASETS.md.
+    CIFAR-10 (1,000 train / 200 test photos a class) comes from ../shared/data; without it its rows are skipped
+    and DATASETS.md says so."""
+    out, rows, skipped = Path(out), [], {}
+    for seed in range(seeds):
+        for label in datasets or DATASETS:
+            overrides, targets = DATASETS[label]
+            try:
+                overrides = resolve_data(overrides)
+            except FileNotFoundError as e:
+                skipped[label] = str(e)
+                continue
+            for method, target in [("unmasked", None), *((DEFAULT_PRESET, t) for t in targets)]:
+                cfg = preset(method, seed=seed, **overrides, **({} if target is None else {"area_target": target}))
+                name = f"{label}-{method}" + ("" if target is None else f"-t{target:g}")
+                run_dir = out / "runs" / "datasets" / f"{name}-s{seed}"
+                _, summary, _ = trained(cfg, run_dir, name, [run_dir] if resume else [])
+                m = summary["metrics"]
+                rows.append({"dataset": label, "method": method, "area_target": target, "seed": seed,
+                             "status": summary["status"], "wall_s": summary["wall_s"],
+                             **{k: m.get(k) for k in ("accuracy_hard", "area", "bimodality", "collapsed")}})
+                log(f"{name:>36} seed {seed}: acc_hard {m.get('accuracy_hard') or 0:.3f} area {m.get('area') or 0:.3f}")
+                write_datasets(rows, out, seeds, skipped)
+    write_datasets(rows, out, seeds, skipped)
+    return rows
+
+
+def write_datasets(rows: list[dict], out: Path, seeds: int, skipped: dict) -> None:
+    import pandas as pd
+    frame = pd.DataFrame(rows, columns=["dataset", "method", "area_target", "seed", "status", "wall_s",
+                                        "accuracy_hard", "area", "bimodality", "collapsed"])
+    frame.to_csv(out / "datasets.csv", index=False)
+    lines = ["# One method on every dataset", "",
+             f"Regenerate with `python -m masklab bench --datasets{'' if seeds == 5 else f' --seeds {seeds}'}`: the "
+             f"default ({DEFAULT_PRESET}) and the unmasked classifier, the same config but for `data` and "
+             "`area_target`; mean ± std over seeds, `collapsed` counts seeds. CIFAR-10: the first 1,000 training and "
+             "200 test photos of each class at 32 px.", "",
+             "| dataset | method | area_target | seeds | accuracy_hard | vs unmasked | area | bimodality | collapsed |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    frame["collapsed"] = frame["collapsed"].fillna(False).astype(bool)
+    for (label, method, target), g in frame.groupby(["dataset", "method", "area_target"], dropna=False, sort=False):
+        base = frame[(frame.dataset == label) & (frame.method == "unmasked")].accuracy_hard.mean()
+        acc = g.accuracy_hard
+        lines.append(f"| {label} | {method} | {'-' if pd.isna(target) else f'{target:g}'} | {len(g)} | "
+                     f"{acc.mean():.3f} ± {acc.std() if len(g) > 1 else 0:.3f} | {acc.mean() - base:+.3f} | "
+                     f"{g.area.mean():.3f} | {g.bimodality.mean():.3f} | {int(g.collapsed.sum())} |")
+    lines += ["", *(f"- {label}: skipped, {why}" for label, why in skipped.items())]
+    (out / "DATASETS.md").write_text("\n".join(lines) + "\n")
+
+
+def resolve_data(overrides: dict) -> dict:
+    """Config overrides with the spec `folder:CIFAR` replaced by the unpacked CIFAR-10 subset (cifar_folder)."""
+    if overrides.get("data") != "folder:CIFAR":
+        return overrides
+    return {**overrides, "data": f"folder:{cifar_folder()}"}

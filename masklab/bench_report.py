@@ -1,0 +1,168 @@
+"""RESULTS.md of the benchmark: the method table (mean +- std over seeds, gaps to the oracles), the default's
+targets met or missed by how much, the machine, throughput measured elsewhere, and the ablation screens' table.
+Text only: masklab.bench gathers the numbers, masklab.plots draws the figures.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from .config import DEFAULT_PRESET, PRESETS, preset
+from .device import device_name, pick_device
+
+TARGETS = [
+    ("area", "area", "mean", lambda t: 0.05, "max"),
+    ("accuracy_hard, within 0.01 of oracle-ink", "accuracy_hard", "mean", lambda t: _ref(t, "oracle-ink") - 0.01,
+     "min"),
+    ("accuracy_hard, above the unmasked classifier", "accuracy_hard", "mean", lambda t: _ref(t, "unmasked"), "min"),
+    ("accuracy_hard spread over seeds", "accuracy_hard", "std", lambda t: 0.015, "max"),
+    ("bimodality", "bimodality", "mean", lambda t: 0.995, "min"),
+    ("precision_in_box", "precision_in_box", "mean", lambda t: 0.95, "min"),
+    ("collapsed seeds", "collapsed", "mean", lambda t: 0, "max"),
+    ("wall time, x the unmasked run's", "wall_ratio", "mean", lambda t: 1.6, "max"),
+]
+
+
+def _ref(table, method: str, col: str = "accuracy_hard") -> float:
+    return table.get(method, {}).get(col, (math.nan, 0))[0]
+
+
+def screen_table(paths) -> str:
+    """A markdown table: per variant, seeds run, collapsed seeds, mean ± std of accuracy_hard over all seeds,
+    and means of the rest over the seeds that did not collapse. Runs that did not finish are left out; a seed
+    run twice (a screen appended to the same file again) counts once, its last run."""
+    latest = {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            if r.get("status", "done") == "done" and r.get("accuracy_hard") is not None:
+                latest[r["name"], r["seed"]] = r
+    by = defaultdict(list)
+    for (name, _), r in latest.items():
+        by[name].append(r)
+    lines = ["| variant | seeds | collapsed | accuracy_hard (all seeds) | accuracy_hard | area | bimodality | "
+             "precision_in_box | ink_recall |", "|---" * 9 + "|"]
+    for name, rows in by.items():
+        live = [r for r in rows if not r["collapsed"]]
+        acc = [r["accuracy_hard"] for r in rows]
+        def mean(k):
+            values = [r[k] for r in live if r.get(k) is not None]
+            return f"{statistics.fmean(values):.3f}" if values else "n/a"
+        std = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        lines.append(f"| {name} | {len(rows)} | {len(rows) - len(live)} | {statistics.fmean(acc):.3f} ± {std:.3f} | "
+                     f"{mean('accuracy_hard')} | {mean('area')} | {mean('bimodality')} | {mean('precision_in_box')} | "
+                     f"{mean('ink_recall')} |")
+    return "\n".join(lines)
+
+
+# --- outputs ---------------------------------------------------------------------------------------------
+
+def _cell(stats, col) -> str:
+    if col not in stats:
+        return "n/a"
+    mean, std = stats[col]
+    if col == "collapsed":
+        return f"{int(mean)}"
+    digits = 1 if col in ("wall_s", "train_s") else 3
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def results_markdown(table, quick, seeds, methods, elsewhere: list[str] = (), kept=(), screen=None) -> str:
+    """The RESULTS.md text; `elsewhere`: lines from throughput files measured by other runs (throughput_files);
+    `kept`: methods whose rows were kept from an earlier run (--keep-others)."""
+    cols = ["accuracy_full", "accuracy_soft", "accuracy_hard", "area", "bimodality", "precision_in_box",
+            "iou_box", "ink_recall", "evalx_accuracy", "collapsed", "wall_s", "step_cost_ratio"]
+    device = pick_device("auto")
+    command = "python -m masklab bench" + (" --quick" if quick else "") + (f" --seeds {seeds}" if seeds != 5 else "")
+    if set(methods) != set(PRESETS) or kept:
+        command += " --methods " + " ".join(m for m in methods if m not in kept)
+    if kept:
+        command += " --keep-others"
+    lines = [f"# MaskLab benchmark{' (quick)' if quick else ''}", "",
+             f"Regenerate with `{command}`. cluttered-digits, {seeds} seed(s) per method, mean ± std over seeds; "
+             f"`collapsed` counts seeds.", "",
+             *incomplete_note(table, seeds, methods),
+             *([f"Rows of {', '.join(kept)} were kept from the previous results.csv (`--keep-others`): their presets "
+                "did not change; their wall_s was measured in that run, on the same machine."
+                + (" hard-concrete-plain's rows are those of the previous default (named hard-concrete until "
+                   "2026-11-29; the same config)." if "hard-concrete-plain" in kept else ""), ""] if kept else []),
+             "| method | " + " | ".join(cols) + " | vs oracle-ink | vs oracle-box |", "|---" * (len(cols) + 3) + "|"]
+    for method, stats in table.items():
+        gaps = [f"{stats['accuracy_hard'][0] - _ref(table, o):+.3f}" if "accuracy_hard" in stats and o in table
+                else "n/a" for o in ("oracle-ink", "oracle-box")]
+        lines.append(f"| {method} | " + " | ".join([*(_cell(stats, c) for c in cols), *gaps]) + " |")
+    lines += ["", "`vs oracle-*`: accuracy_hard minus that of the same classifier trained and tested on x times the "
+              "digit's true ink / box (a mask that cannot be wrong).", "", *targets_section(table), "", "## Machine", "",
+              f"- {platform.platform()}, Python {platform.python_version()}, torch {torch.__version__}, "
+              f"{os.cpu_count()} CPU cores visible, torch threads {torch.get_num_threads()}",
+              f"- device: {device}" + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
+              throughput_line(table, quick, device), *elsewhere,
+              "", "![accuracy vs area](pareto.png)", "", "![area curves](area_curves.png)", "", "![masks](masks.png)", "",
+              *ablation_section(Path(screen) if screen else None)]
+    return "\n".join(lines)
+
+
+def ablation_section(path: Path | None) -> list[str]:
+    """The method issue's ablation: every variant tried on the way to the default, from the screen's JSONL."""
+    if path is None or not path.exists():
+        return []
+    return ["## Ablation: what was tried on the way to the default", "",
+            f"Each idea as a variant of the hard-concrete preset (`tools/gpu_screen.py`, screen `method`, 1500 steps, "
+            f"1 thread a run on the 2 CPU cores); regenerate the runs with `python tools/gpu_screen.py run method "
+            f"{path.as_posix()} --workers 2 --device cpu` and this table with `python tools/gpu_screen.py summary "
+            f"{path.as_posix()}`. Prefixes: `shapes_` the shapes set at area_target 0.045, `cifar_..._t3` CIFAR-10 "
+            "(1,000 / 200 photos a class, 32 px) at 0.3, none the digits at 0.045. `floor`: area_floor 0.5; `ft`: "
+            "finetune 0.2; `norm`: mask_norm + logit_bound 8; `seen`: area_seen; `bim`: bimodal 1.0; `all`: all five "
+            "(the new default); `bil`: bilinear mask logits. Means of every column but the first accuracy are over "
+            "the seeds that did not collapse.", "", screen_table([path]), ""]
+
+
+def incomplete_note(table, seeds: int, methods) -> list[str]:
+    """Says which methods have fewer seeds than asked (an interrupted run), so the table never hides it."""
+    done = {m: int(table[m].get("n", (seeds, 0))[0]) if m in table else 0 for m in methods}
+    short = [f"{m} {n}" for m, n in done.items() if n < seeds]
+    if not short:
+        return []
+    return [f"**Incomplete: fewer than {seeds} seeds for** " + ", ".join(short) + " (seeds run so far; the run was "
+            "interrupted). Seeds are run in order 0, 1, ... for every method in turn.", ""]
+
+
+def throughput_line(table, quick: bool, device: torch.device) -> str:
+    """Training images/s of the default preset, from its mean train_s, on `device`, the one the bench ran on."""
+    if DEFAULT_PRESET not in table or "train_s" not in table[DEFAULT_PRESET]:
+        return "- default preset throughput: not measured (the default was not in this run)"
+    from .bench import QUICK                         # the protocol's constants live with the runs
+    cfg = preset(DEFAULT_PRESET, **(QUICK if quick else {}))
+    rate = cfg.steps * cfg.batch_size / table[DEFAULT_PRESET]["train_s"][0]
+    where = device_name(device) + ("" if device.type == "cuda" else " (no CUDA GPU here)")
+    return f"- default preset ({DEFAULT_PRESET}) training throughput: {rate:.0f} images/s on {where}"
+
+
+def targets_section(table) -> list[str]:
+    """The default's targets: met, or missed and by how much (in the metric's own units)."""
+    if DEFAULT_PRESET not in table:
+        return []
+    default = dict(table[DEFAULT_PRESET])
+    wall = table.get("unmasked", {}).get("wall_s", (math.nan, 0))[0]
+    default["wall_ratio"] = (default["wall_s"][0] / wall, 0.0) if "wall_s" in default else (math.nan, 0.0)
+    lines = [f"## Targets for the default ({DEFAULT_PRESET})", "", "| target | bound | measured | met |",
+             "|---|---|---|---|"]
+    for label, col, stat, bound_of, kind in TARGETS:
+        if col not in default:
+            continue
+        value, bound = default[col][0 if stat == "mean" else 1], bound_of(table)
+        gap = value - bound if kind == "max" else bound - value
+        digits = 5 if 0 < gap < 0.001 else 3                              # a miss never shows as "by 0.000"
+        text = "0 seeds" if col == "collapsed" else ("<= " if kind == "max" else ">= ") + f"{bound:.3f}"
+        met = "yes" if gap <= 0 else f"**no**, by {gap:.{digits}f}" if math.isfinite(gap) else "n/a (reference row missing)"
+        lines.append(f"| {label} | {text} | {value:.{digits}f} | {met} |")
+    return lines
