@@ -76,7 +76,8 @@ def run_metrics(view: RunView) -> None:
 def collapse_warning(view: RunView) -> Collapse | None:
     """A warning that explains why the mask collapsed and what to try, when it did."""
     test_area = ((view.summary or {}).get("metrics") or {}).get("area")
-    found = collapse(view.cfg, view.records, test_area)
+    found = ui.memo("train-collapse", (view.run_id, len(view.records), test_area),     # not once per poll
+                    lambda: collapse(view.cfg, view.records, test_area))
     if found is not None:
         what = "keeps no pixels (area → 0)" if found.kind == "zero" else "keeps every pixel (area → 1)"
         tips = "\n".join(f"- {t}" for t in found.tips)

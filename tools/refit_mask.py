@@ -1,0 +1,53 @@
+"""Is the mask or the classifier what loses accuracy? Freeze a trained run's attention branch and train a FRESH
+classifier (new initialisation, the run's steps, lr and batch) on x * its deterministic hard mask.
+
+    python tools/refit_mask.py RUN [--steps N] [--seed 777]
+
+Prints the run's own hard-mask accuracy and the fresh classifier's on the same test set: if the fresh one is
+far better, the jointly trained classifier was the bottleneck; if both stay below oracle-ink (the same
+classifier on the digit's true ink), the mask is. A diagnostic, not a method (it doubles the training time).
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from masklab.checkpoint import load_run  # noqa: E402
+from masklab.data import open_data  # noqa: E402
+from masklab.metrics import evaluate  # noqa: E402
+from masklab.models import build_model  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--steps", type=int, help="default: the run's own")
+    parser.add_argument("--seed", type=int, default=777, help="the fresh classifier's initialisation and batches")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    cfg, model, summary = load_run(args.run)
+    data = open_data(cfg)
+    fresh = build_model(cfg.replace(seed=args.seed), data.channels, data.classes)
+    model.classifier.load_state_dict(fresh.classifier.state_dict())
+    opt = torch.optim.Adam(model.classifier.parameters(), lr=cfg.lr)
+    g, tau = torch.Generator().manual_seed(args.seed), cfg.temperature_end
+    model.train()
+    for _ in range(args.steps or cfg.steps):
+        x, y = data.batch(cfg.batch_size, g)
+        with torch.no_grad():
+            mask = (model.gate_relaxed(x, tau) > 0.5).to(x.dtype)
+        loss = F.cross_entropy(model(x, tau, mask=mask).logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m = evaluate(model, data.test, tau)
+    print(f"{args.run}: its own classifier {summary['metrics']['accuracy_hard']:.3f}, a fresh one trained "
+          f"{args.steps or cfg.steps} steps on its frozen hard mask {m['accuracy_hard']:.3f} (area {m['area']:.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
