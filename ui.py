@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from masklab.config import CHECKPOINTS, DEFAULT_PRESET, FIELD_NAMES, HELP, KNOBS, PRESETS, Config, ConfigError, Knob
+from masklab.data import FOLDER_LAYOUT, DataError, check_dataset
 from masklab.gates import GATES
 from masklab.live import RunManager
 
@@ -49,7 +50,11 @@ def manager() -> RunManager:
 # --- config widgets, bound to the URL ----------------------------------------------------------------------
 
 METHOD_FIELDS = tuple(f for f in FIELD_NAMES if any(f in p for p in PRESETS.values()))
-TRAINING_FIELDS = ("lr", "steps", "batch_size", "data", "seed", "device")
+TRAINING_FIELDS = ("lr", "steps", "batch_size", "seed", "device")
+DATASETS = {  # what the picker offers -> the spec's prefix; a prefix ending in ":" takes a path
+    "cluttered digits (built in)": "cluttered-digits", "shapes (built in)": "shapes",
+    "CIFAR-10 (torchvision root)": "cifar10:", "MNIST (torchvision root)": "mnist:",
+    "Fashion-MNIST (torchvision root)": "fashion-mnist:", "my image folder": "folder:"}
 
 
 def field_widget(name: str):
@@ -171,20 +176,54 @@ def config_sidebar() -> tuple[Config | None, str]:
         for name in shown:
             field_widget(name)
         st.subheader("Training")
+        data_problem, placed = dataset_picker()
         for name in TRAINING_FIELDS:
             field_widget(name)
         with st.expander("More settings"):
             for name in FIELD_NAMES:
-                if name not in (*shown, *TRAINING_FIELDS, "gate", "mask_loss", "constraint"):
-                    field_widget(name)
-        return _config_or_error()
+                if name not in (*shown, *TRAINING_FIELDS, *placed, "gate", "mask_loss", "constraint"):
+                    field_widget(name)                # data: the spec itself, URL-bound; the picker writes it
+        return _config_or_error(data_problem)
 
 
-def _config_or_error() -> tuple[Config | None, str]:
+def dataset_picker() -> tuple[str | None, tuple[str, ...]]:
+    """The dataset by name, with a root or folder path where it needs one (checked before any run starts);
+    it writes the `data` spec (the URL-bound field in More settings). Returns (the problem with the dataset, if
+    any; the Config fields it placed itself)."""
+    spec = st.session_state.get("data", st.query_params.get("data", Config().data))
+    kind = next((label for label, prefix in DATASETS.items() if spec == prefix or
+                 (prefix.endswith(":") and spec.startswith(prefix))), None)
+    st.session_state["data__kind"] = kind or "my image folder"
+    prefix = DATASETS[st.session_state["data__kind"]]
+    st.session_state["data__path"] = spec[len(prefix):] if prefix.endswith(":") and kind else ""
+    write = lambda: st.session_state.__setitem__("data", DATASETS[st.session_state["data__kind"]] + (
+        st.session_state["data__path"] if DATASETS[st.session_state["data__kind"]].endswith(":") else ""))
+    st.selectbox("dataset", list(DATASETS), key="data__kind", on_change=write,
+                 help="The built-in sets need nothing; the others read files from a path on this machine.")
+    if not prefix.endswith(":"):
+        return None, ()
+    folder = prefix == "folder:"
+    st.text_input("image folder" if folder else "torchvision root", key="data__path", on_change=write,
+                  placeholder="/path/to/photos" if folder else "/path/to/torchvision/data",
+                  help=f"Layout: {FOLDER_LAYOUT}." if folder else "The folder torchvision keeps this dataset in.")
+    if not folder:
+        field_widget("download")
+    try:
+        st.caption(check_dataset(spec, st.session_state.get("download", False)))
+    except DataError as e:
+        st.error(str(e), icon=":material/folder_off:")
+        return str(e), () if folder else ("download",)
+    return None, () if folder else ("download",)
+
+
+def _config_or_error(data_problem: str | None = None) -> tuple[Config | None, str]:
     try:
         cfg = Config.from_dict({f: st.session_state[f] for f in FIELD_NAMES})
     except ConfigError as e:            # widget bounds are client-side only: Config has the last word
         st.error(f"This setup cannot run: {e}")
+        return None, "custom"
+    if data_problem:
+        st.error("This setup cannot run: fix the dataset above.")
         return None, "custom"
     match = matching_preset(cfg)
     st.caption(f"Method: **{match}** preset." if match else "Method: custom (no preset matches these fields).")

@@ -382,3 +382,41 @@ def test_samples(cfg, n: int = 64) -> tuple[Tensor, Tensor]:
     """(x, y) on the CPU: the first n test images of cfg's dataset (DataError or OSError where it is unavailable)."""
     test = open_data(cfg).test
     return test.x[:n].cpu(), test.y[:n].cpu()
+
+
+FOLDER_LAYOUT = ("PATH/<class>/<image> (a seeded 80/20 split is made), or PATH/train/<class>/<image> with "
+                 "PATH/test/<class>/<image>; optional PATH/boxes.csv (path,x0,y0,x1,y1 in pixels, path relative to PATH) for the localisation "
+                 "metrics")
+
+
+def check_dataset(spec: str, download: bool = False) -> str:
+    """One line on what a dataset spec names, checked without decoding a single image (the app says it before a
+    run starts); DataError with what is wrong and the layout expected otherwise."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+    kind, _, arg = spec.partition(":")
+    if spec in ("cluttered-digits", "shapes"):
+        return f"{spec}: built in, generated offline"
+    if kind in TORCHVISION and arg:
+        if Path(arg).is_dir() or download:
+            return f"{kind}: torchvision's files under {arg}" + (" (downloaded there if missing)" if download else "")
+        raise DataError(f"{kind}: {arg!r} is not a folder; put the dataset there or turn on download")
+    if kind != "folder" or not arg:
+        raise DataError(f"unknown data spec {spec!r}: use cluttered-digits, shapes, mnist:ROOT, fashion-mnist:ROOT, "
+                        f"cifar10:ROOT or folder:PATH")
+    root = Path(arg).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder. Expected {FOLDER_LAYOUT}")
+    count = lambda d: sum(1 for p in d.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
+    parts = {s: root / s for s in ("train", "test") if (root / s).is_dir()}
+    classes = {s: sorted(c.name for c in p.iterdir() if c.is_dir()) for s, p in (parts or {"all": root}).items()}
+    if not all(classes.values()):
+        raise DataError(f"{root}: no class folders. Expected {FOLDER_LAYOUT}")
+    if "test" in classes and classes["test"] != classes.get("train"):
+        raise DataError(f"{root}: train/ and test/ have different class folders")
+    images = {s: sum(count(p / c) for c in classes[s]) for s, p in (parts or {"all": root}).items()}
+    if not all(images.values()):
+        raise DataError(f"{root}: no images ({', '.join(sorted(IMG_EXTENSIONS))}) in its class folders")
+    n = next(iter(classes.values()))
+    split = (f"{images['train']} training and {images['test']} test images" if "test" in images
+             else f"{sum(images.values())} images, split 80/20 into train and test")
+    return f"{len(n)} classes ({', '.join(n[:5])}{'…' if len(n) > 5 else ''}), {split}"

@@ -397,3 +397,24 @@ def test_inspect_ignores_a_checkpoint_outside_the_list(lab, bad):
     run_id = saved_run(lab)
     at = app("pages/inspect_masks.py", checkpoint=bad)
     assert not at.exception and at.get_by_key("checkpoint").value == run_id
+
+
+def test_the_dataset_picker_writes_the_spec_and_checks_a_folder_before_the_run(lab):
+    """Datasets by name: 'my image folder' asks for a path, says what layout it expects and refuses a bad one
+    (Start disabled); a good folder is described (classes, images) and becomes the URL's data=folder:PATH."""
+    good = lab / "photos"
+    for c in ("cat", "dog"):
+        (good / c).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(good / c / f"{i}.png")
+    at = app("pages/train.py")
+    at.selectbox(key="data__kind").select("my image folder").run()
+    at.text_input(key="data__path").input(str(lab / "nowhere")).run()
+    assert not at.exception and any("is not a folder" in e.value and "PATH/<class>/<image>" in e.value
+                                    for e in at.sidebar.error)
+    assert labels(at)["start"]                                      # disabled: nothing starts on a bad folder
+    at.text_input(key="data__path").input(str(good)).run()
+    assert any("2 classes (cat, dog), 6 images" in c.value for c in at.sidebar.caption)
+    assert at.query_params["data"] == f"folder:{good}" and not labels(at)["start"]
+    at.selectbox(key="data__kind").select("shapes (built in)").run()
+    assert at.query_params["data"] == "shapes" and at.get_by_key("data").value == "shapes"

@@ -137,3 +137,30 @@ def test_bad_data_specs_say_what_is_wrong(spec, message):
     """An unknown spec or a missing folder is a DataError with a useful message."""
     with pytest.raises(DataError, match=message):
         open_data(Config(data=spec))
+
+
+def test_check_dataset_describes_a_folder_or_says_what_layout_it_expects(tmp_path):
+    """The app's pre-run check: no image is decoded, the layouts image_folder reads are described, and every
+    wrong one is a DataError naming the problem."""
+    from PIL import Image
+
+    from masklab.data import DataError, check_dataset
+    assert "built in" in check_dataset("shapes")
+    for part, n in (("train", 4), ("test", 2)):
+        for c in ("a", "b"):
+            (tmp_path / "split" / part / c).mkdir(parents=True)
+            for i in range(n // 2):
+                Image.new("RGB", (4, 4)).save(tmp_path / "split" / part / c / f"{i}.jpg")
+    assert check_dataset(f"folder:{tmp_path / 'split'}") == "2 classes (a, b), 4 training and 2 test images"
+    (tmp_path / "split" / "test" / "c").mkdir()
+    with pytest.raises(DataError, match="different class folders"):
+        check_dataset(f"folder:{tmp_path / 'split'}")
+    (tmp_path / "empty" / "a").mkdir(parents=True)
+    (tmp_path / "empty" / "a" / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError, match="no images"):
+        check_dataset(f"folder:{tmp_path / 'empty'}")
+    with pytest.raises(DataError, match="no class folders"):
+        check_dataset(f"folder:{tmp_path / 'empty' / 'a'}")
+    with pytest.raises(DataError, match="not a folder"):
+        check_dataset(f"cifar10:{tmp_path / 'absent'}")
+    assert "downloaded there" in check_dataset(f"cifar10:{tmp_path / 'absent'}", download=True)
