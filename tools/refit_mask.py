@@ -1,7 +1,7 @@
 """Is the mask or the classifier what loses accuracy? Freeze a trained run's attention branch and train a FRESH
 classifier (new initialisation, the run's steps, lr and batch) on x * its deterministic hard mask.
 
-    python tools/refit_mask.py RUN [--steps N] [--seed 777]
+    python tools/refit_mask.py RUN [--steps N] [--seed 777] [--batch-seed 5]
 
 Prints the run's own hard-mask accuracy and the fresh classifier's on the same test set: if the fresh one is
 far better, the jointly trained classifier was the bottleneck; if both stay below oracle-ink (the same
@@ -25,7 +25,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--steps", type=int, help="default: the run's own")
-    parser.add_argument("--seed", type=int, default=777, help="the fresh classifier's initialisation and batches")
+    parser.add_argument("--seed", type=int, default=777, help="the fresh classifier's initialisation")
+    parser.add_argument("--batch-seed", type=int, default=5, help="the order of its training batches")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg, model, summary = load_run(args.run)
@@ -33,7 +34,7 @@ def main() -> int:
     fresh = build_model(cfg.replace(seed=args.seed), data.channels, data.classes)
     model.classifier.load_state_dict(fresh.classifier.state_dict())
     opt = torch.optim.Adam(model.classifier.parameters(), lr=cfg.lr)
-    g, tau = torch.Generator().manual_seed(args.seed), cfg.temperature_end
+    g, tau = torch.Generator().manual_seed(args.batch_seed), cfg.temperature_end
     model.train()
     for _ in range(args.steps or cfg.steps):
         x, y = data.batch(cfg.batch_size, g)
