@@ -238,6 +238,27 @@ def measure_throughput(out: Path = Path("bench"), log=print, large_batch: int = 
     return path
 
 
+BACKBONE_SIDES = (48, 96)        # the digits' canvas, and a photo-sized one
+
+
+def measure_backbones(out: Path = Path("bench"), log=print, sides=BACKBONE_SIDES, **overrides) -> Path:
+    """The default's time per step with each classifier backbone over the unmasked small CNN's, timed side by side
+    (step_cost_ratio) on cluttered-digits canvases of `sides` pixels: out/backbones.json, which RESULTS.md lists."""
+    from .config import BACKBONE_NAMES
+    ratios = {}
+    for side in sides:
+        for backbone in BACKBONE_NAMES:
+            cfg = preset(DEFAULT_PRESET, backbone=backbone, canvas=side, device="cpu", **overrides)
+            ratios[f"{backbone}@{side}px"] = step_cost_ratio(cfg)
+            log(f"default, {backbone} classifier, {side} px: {ratios[f'{backbone}@{side}px']:.2f}x the unmasked "
+                f"small CNN's step")
+    result = {"step_cost_ratio": ratios, "device": device_name(torch.device("cpu")), "torch": torch.__version__,
+              "date": time.strftime("%Y-%m-%d"), "command": "python -m masklab bench --backbones"}
+    path = Path(out) / "backbones.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
 def throughput_files(out: Path) -> list[str]:
     """RESULTS.md lines for the out/throughput-*.json files of `bench --throughput` (run on another machine,
     say a GPU one); a damaged file is named, not trusted."""
@@ -253,6 +274,15 @@ def throughput_files(out: Path) -> list[str]:
             note = f" Note: {t['note']}" if t.get("note") else ""
             lines.append(line + f". Measured {t['date']}, torch {t['torch']}, by `{t['command']}` ({path.name}).{note}")
         except (OSError, ValueError, KeyError, TypeError) as e:
+            lines.append(f"- {path.name}: unreadable ({type(e).__name__}), not shown")
+    path = Path(out) / "backbones.json"
+    if path.exists():
+        try:
+            t = json.loads(path.read_text())
+            costs = ", ".join(f"{k} {v:.2f}x" for k, v in t["step_cost_ratio"].items())
+            lines.append(f"- the default's step with each classifier backbone, over the unmasked small CNN's at the "
+                         f"same size: {costs}. Measured {t['date']} on {t['device']}, by `{t['command']}`.")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             lines.append(f"- {path.name}: unreadable ({type(e).__name__}), not shown")
     return lines
 

@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--datasets", action="store_true",
                        help="only the default and the unmasked classifier on shapes and CIFAR-10 (from ../shared/data "
                             "when present): writes OUT/datasets.csv and OUT/DATASETS.md")
+    bench.add_argument("--backbones", action="store_true",
+                       help="only time the default's step with each classifier backbone (small, resnet18) over the "
+                            "unmasked small CNN's: writes OUT/backbones.json, which RESULTS.md lists")
     bench.add_argument("--throughput", action="store_true",
                        help="only time the default preset on this machine's best device (a GPU where there is "
                             "one): writes OUT/throughput-<device>.json, which RESULTS.md lists")
@@ -259,6 +262,10 @@ def cmd_bench(args) -> int:
         raise UserError("--seeds must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.backbones:
+        from .bench import measure_backbones
+        print(f"wrote {measure_backbones(args.out, log=lambda s: print(s, flush=True))}")
+        return 0
     if args.throughput:
         from .bench import measure_throughput
         path = measure_throughput(args.out, log=lambda s: print(s, flush=True))

@@ -114,3 +114,17 @@ def test_throughput_file_is_listed_in_results_md_and_a_damaged_one_is_named(tmp_
     assert "`python -m masklab bench --throughput`" in lines[0]
     text = results_markdown({}, quick=False, seeds=5, methods=list(PRESETS), elsewhere=lines)
     assert lines[0] in text
+
+
+def test_backbone_step_costs_are_written_and_listed_in_results_md(tmp_path, monkeypatch):
+    """`bench --backbones` times the default with each classifier backbone against the unmasked small CNN at each
+    size and RESULTS.md lists the ratios; a damaged file is named, not shown."""
+    from masklab import bench
+    seen = []
+    monkeypatch.setattr(bench, "step_cost_ratio", lambda cfg: seen.append((cfg.backbone, cfg.canvas)) or 2.5)
+    path = bench.measure_backbones(tmp_path, log=lambda s: None, sides=(32,))
+    assert seen == [("small", 32), ("resnet18", 32)]
+    line = bench.throughput_files(tmp_path)[-1]
+    assert "small@32px 2.50x, resnet18@32px 2.50x" in line and "`python -m masklab bench --backbones`" in line
+    path.write_text("[]")
+    assert bench.throughput_files(tmp_path)[-1].startswith("- backbones.json: unreadable")
