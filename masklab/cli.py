@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -42,9 +43,18 @@ def check_options(args) -> None:
         raise UserError(f"--topk must be >= 1, got {args.topk}")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse (Python < 3.13) reads '-1e-05' after a flag as an option, not a value: str(float) writes small
+    negative values so (an init_bias, say), and the URL and config.json round trips need them as values. No
+    option of MaskLab looks like a number, so every number-shaped token is a value (subparsers inherit this)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|nan)$", re.I)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m masklab", description=ABOUT,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="python -m masklab", description=ABOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,mask,export,bench,sweep}")
 
     train = sub.add_parser("train", help="train one run and write its run folder",
