@@ -156,8 +156,9 @@ class MaskGate(torch.nn.Module):
       - `gate(logits)` in training mode draws a mask (noise from `generator`, else torch's global RNG, for the
         noisy gates); with `hard` (default) the forward value is exactly 0 or 1 for the binary gates
         (straight_through, binary_concrete, hard_concrete) and gradients flow through their relaxation.
-      - in eval mode (`gate.eval()`) it is deterministic: the hard mask m_eval > 1/2 for the binary gates with
-        `hard`, else m_eval itself.
+      - in eval mode (`gate.eval()`) it is deterministic and noise-free: the 0/1 mask m_eval > 1/2 for
+        straight_through and binary_concrete (always) and for hard_concrete with `hard`; m_eval itself for
+        hard_sigmoid and for hard_concrete without `hard`.
       - `gate.relaxed(logits)`: m_eval, the deterministic soft mask in [0, 1]; `gate.hard_mask(logits)`: m_eval > 1/2.
       - `gate.area(logits, mask)`: the differentiable area a constraint should hold (a scalar): for hard concrete
         P(z > 1/2) = mean sigmoid(l), the expected fraction the 0/1 forward shows (`seen_area`, the default), or

@@ -154,3 +154,27 @@ def test_every_gate_is_one_record_and_config_names_exactly_those():
         assert torch.equal(m_eval > 0.5, logits > 0)                    # the hard mask of every gate is l > 0
         if gate.binary:                                                  # eval forward, hard: exactly m_eval > 1/2
             assert torch.equal(gate(logits, 2 / 3, False, True), (m_eval > 0.5).float())
+
+
+@pytest.mark.parametrize("kind", list(GATES))
+def test_mask_gate_module_keeps_its_contract(kind):
+    """MaskGate (the public drop-in module): eval is deterministic, 0/1 where the docstring says so and m_eval
+    elsewhere; training with `hard` draws exactly 0/1 for the binary gates; relaxed / hard_mask / area agree with
+    the library's functions; unknown kinds are refused."""
+    from masklab.gates import MaskGate, area_estimate
+    logits = torch.randn(2, 1, 6, 6, generator=_gen(3)) * 3
+    for hard in (True, False):
+        gate = MaskGate(kind, hard=hard).eval()
+        m_eval = relaxed(kind, logits, gate.temperature)
+        a, b = gate(logits, generator=_gen(1)), gate(logits, generator=_gen(2))
+        assert torch.equal(a, b)                                           # no noise at eval
+        zero_one = kind in ("straight_through", "binary_concrete") or (kind == "hard_concrete" and hard)
+        assert torch.equal(a, (m_eval > 0.5).float()) if zero_one else torch.allclose(a, m_eval)
+        assert torch.equal(gate.relaxed(logits), m_eval)
+        assert torch.equal(gate.hard_mask(logits), (m_eval > 0.5).float())
+        assert torch.equal(gate.area(logits, a), area_estimate(kind, logits, a, gate.temperature, gate.seen_area))
+    sample = MaskGate(kind).train()(logits, generator=_gen(4))
+    if GATES[kind].binary:
+        assert set(sample.unique().tolist()) <= {0.0, 1.0} and MaskGate(kind).binary
+    with pytest.raises(ValueError, match="unknown gate"):
+        MaskGate("gumbel")
