@@ -31,9 +31,9 @@ class AttentionBranch(nn.Module):
     """4 convs (dilations 1-2-4, then 1x1) to one logit per pixel.
 
     With stride > 1 the whole branch runs on the image average-pooled by `stride` and its logits are upsampled:
-    nearest makes the mask of stride x stride blocks; bilinear (the default since 2026-11-29) interpolates the
-    logits, so the 0/1 edge can fall inside a block and follow a stroke (3 of 3 seeds +0.02-0.03 accuracy on the
-    digits at the same area, bench/screen/mask.jsonl). Measured on 2 CPU
+    nearest (the default) makes the mask of stride x stride blocks; bilinear interpolates the logits, so the 0/1
+    edge can fall inside a block and follow a stroke (+0.013 accuracy on the digits over 5 seeds, but 2 of 6
+    CIFAR-10 runs collapsed with it where nearest had none of 9: preset hard-concrete-bilinear). Measured on 2 CPU
     cores (cluttered-digits, batch 64): with stride 1 a step costs 1.7-2.3x the unmasked classifier's,
     with stride 2 about 1.4x. A full-resolution skip into the head (sharper edges) cost 0.25x more and
     changed nothing measurable (one seed, 1500 steps: area 0.075 / accuracy 0.93 with it, 0.079 / 0.92

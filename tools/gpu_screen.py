@@ -89,7 +89,7 @@ SCREENS["mask2"] = [(name, over, range(3)) for name, over in [   # on top of bil
     ("bil_ft3", {**BIL, "anneal_frac": 0.4, "finetune": 0.3}),      # a longer closing phase (same warm-up)
     ("bil_t048", {**BIL, "area_target": 0.048})]]                  # the target just under the ink's own 5%
 # The method issue's screens are over hard-concrete-plain (the published method, every addition off), so they stay
-# what they ran as while the default (preset hard-concrete) moves: ALL + bilinear logits is the default since then.
+# what they ran as while the default (preset hard-concrete = ALL) moves.
 for _screen in ("method", "mask", "mask2"):
     SCREENS[_screen] = [(name, {"preset": "hard-concrete-plain", **over}, seeds) for name, over, seeds in SCREENS[_screen]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "precision_in_box", "ink_recall", "collapsed")
