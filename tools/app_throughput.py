@@ -1,6 +1,6 @@
 """Training throughput with the Train page open in Chromium vs the headless CLI, and the page's refresh cadence.
 
-    python tools/app_throughput.py [--steps 150] [--reps 3]
+    python tools/app_throughput.py [--steps 150] [--reps 3] [--tabs 1]
 
 Alternates CLI and app runs of the same default-preset config (external load drifts, so pairs are compared),
 then one app run with log_every=1 to time how often the display advances. Needs Debian chromium and
@@ -50,7 +50,8 @@ def cli(out: Path, steps: int) -> float:
     return rate(out)
 
 
-def app(page, base: str, cwd: Path, query: str) -> tuple[float, list, list]:
+def app(page, base: str, cwd: Path, query: str, tabs: int = 1) -> tuple[float, list, list]:
+    """One run started from a Train tab; `tabs` - 1 more tabs follow it (all on Train, each polling the run)."""
     from playwright.sync_api import expect
     before = set((cwd / "checkpoints").glob("*"))
     page.goto(f"{base}train?{query}")
@@ -58,7 +59,13 @@ def app(page, base: str, cwd: Path, query: str) -> tuple[float, list, list]:
     page.get_by_role("button", name="Start run").click()
     expect(page.locator("[data-testid='stProgress']")).to_be_visible()
     page.evaluate(OBSERVER)
+    run_id = page.url.split("run=")[1].split("&")[0]
+    others = [page.context.browser.new_page() for _ in range(tabs - 1)]
+    for other in others:
+        other.goto(f"{base}train?run={run_id}")
     expect(page.get_by_text("done", exact=True)).to_be_visible()
+    for other in others:
+        other.close()
     changes, runs = page.evaluate("[window.__changes, window.__runs]")
     new = [p for p in (cwd / "checkpoints").glob("*") if p not in before]
     return rate(new[0]), changes, runs
@@ -73,6 +80,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--tabs", type=int, default=1, help="Train tabs following the run (the first starts it)")
     args = ap.parse_args()
     from playwright.sync_api import expect, sync_playwright
     expect.set_options(timeout=1_800_000)
@@ -88,7 +96,7 @@ def main() -> None:
             for i in range(args.reps):
                 res["load1"].append(round(os.getloadavg()[0], 2))
                 res["cli"].append(cli(work / f"cli-{i}", args.steps))
-                r, _, runs = app(page, base, cwd, f"steps={args.steps}")
+                r, _, runs = app(page, base, cwd, f"steps={args.steps}", args.tabs)
                 res["app"].append(r)
                 res["fragment_ms"] += runs
                 print(f"rep {i}: cli {res['cli'][-1]:.2f}  app {r:.2f} steps/s", file=sys.stderr, flush=True)
@@ -98,7 +106,7 @@ def main() -> None:
         stop_server(server)
     ratios = [a / c for a, c in zip(res["app"], res["cli"])]
     print(json.dumps({
-        "steps": args.steps, "cli_steps_per_s": res["cli"], "app_steps_per_s": res["app"],
+        "steps": args.steps, "tabs": args.tabs, "cli_steps_per_s": res["cli"], "app_steps_per_s": res["app"],
         "pair_ratios": [round(r, 3) for r in ratios], "median_ratio": round(statistics.median(ratios), 3),
         "load1_before_each_pair": res["load1"],
         "fragment_run_ms_p50_p95": quantiles(res["fragment_ms"]),
