@@ -196,24 +196,30 @@ def dataset_picker() -> tuple[str | None, tuple[str, ...]]:
     st.session_state["data__kind"] = kind or "my image folder"
     prefix = DATASETS[st.session_state["data__kind"]]
     st.session_state["data__path"] = spec[len(prefix):] if prefix.endswith(":") and kind else ""
-    write = lambda: st.session_state.__setitem__("data", DATASETS[st.session_state["data__kind"]] + (
-        st.session_state["data__path"] if DATASETS[st.session_state["data__kind"]].endswith(":") else ""))
-    st.selectbox("dataset", list(DATASETS), key="data__kind", on_change=write,
+    st.selectbox("dataset", list(DATASETS), key="data__kind", on_change=_write_data_spec,
                  help="The built-in sets need nothing; the others read files from a path on this machine.")
     if not prefix.endswith(":"):
         return None, ()
     folder = prefix == "folder:"
-    st.text_input("image folder" if folder else "torchvision root", key="data__path", on_change=write,
+    st.text_input("image folder" if folder else "torchvision root", key="data__path", on_change=_write_data_spec,
                   placeholder="/path/to/photos" if folder else "/path/to/torchvision/data",
                   help=f"Layout: {FOLDER_LAYOUT}." if folder else "The folder torchvision keeps this dataset in.")
+    placed = () if folder else ("download",)
     if not folder:
         field_widget("download")
-    try:
-        st.caption(check_dataset(spec, st.session_state.get("download", False)))
+    download = st.session_state.get("download", False)
+    try:                                # a folder is counted once per spec, not on every rerun of the sidebar
+        st.caption(memo("data-check", (spec, download), lambda: check_dataset(spec, download)))
     except DataError as e:
         st.error(str(e), icon=":material/folder_off:")
-        return str(e), () if folder else ("download",)
-    return None, () if folder else ("download",)
+        return str(e), placed
+    return None, placed
+
+
+def _write_data_spec() -> None:
+    """Callback: the picker's dataset and path, as the `data` spec."""
+    prefix = DATASETS[st.session_state["data__kind"]]
+    st.session_state["data"] = prefix + (st.session_state["data__path"] if prefix.endswith(":") else "")
 
 
 def _config_or_error(data_problem: str | None = None) -> tuple[Config | None, str]:

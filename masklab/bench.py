@@ -260,8 +260,9 @@ def measure_backbones(out: Path = Path("bench"), log=print, sides=BACKBONE_SIDES
 
 
 def throughput_files(out: Path) -> list[str]:
-    """RESULTS.md lines for the out/throughput-*.json files of `bench --throughput` (run on another machine,
-    say a GPU one); a damaged file is named, not trusted."""
+    """RESULTS.md lines for what other commands measured: the out/throughput-*.json files of `bench --throughput`
+    (run on another machine, say a GPU one) and out/backbones.json of `bench --backbones`; a damaged file is
+    named, not trusted."""
     lines = []
     for path in sorted(Path(out).glob("throughput-*.json")):
         try:

@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     mask.add_argument("--topk", type=int, default=3, help="predictions to print per image")
     export = sub.add_parser("export", help="the attention branch + gate of a run, for inference without MaskLab")
     export.add_argument("--checkpoint", type=Path, required=True, help="run folder")
-    export.add_argument("--format", default="torchscript", choices=["torchscript", "export", "onnx"],
+    export.add_argument("--format", default="torchscript",      # checked by masklab.export (FORMATS), once
                         help="torchscript (torch.jit.load), export (torch.export.load) or onnx (needs "
                              "requirements-export.txt)")
     export.add_argument("--out", type=Path, help="file to write (default RUN/mask.<format suffix>)")

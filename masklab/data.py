@@ -407,13 +407,13 @@ def check_dataset(spec: str, download: bool = False) -> str:
     if not root.is_dir():
         raise DataError(f"{root} is not a folder. Expected {FOLDER_LAYOUT}")
     count = lambda d: sum(1 for p in d.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
-    parts = {s: root / s for s in ("train", "test") if (root / s).is_dir()}
-    classes = {s: sorted(c.name for c in p.iterdir() if c.is_dir()) for s, p in (parts or {"all": root}).items()}
+    parts = {s: root / s for s in ("train", "test") if (root / s).is_dir()} or {"all": root}
+    classes = {s: sorted(c.name for c in p.iterdir() if c.is_dir()) for s, p in parts.items()}
     if not all(classes.values()):
         raise DataError(f"{root}: no class folders. Expected {FOLDER_LAYOUT}")
     if "test" in classes and classes["test"] != classes.get("train"):
         raise DataError(f"{root}: train/ and test/ have different class folders")
-    images = {s: sum(count(p / c) for c in classes[s]) for s, p in (parts or {"all": root}).items()}
+    images = {s: sum(count(p / c) for c in classes[s]) for s, p in parts.items()}
     if not all(images.values()):
         raise DataError(f"{root}: no images ({', '.join(sorted(IMG_EXTENSIONS))}) in its class folders")
     n = next(iter(classes.values()))

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-FORMATS = ("torchscript", "export", "onnx")
-SUFFIX = {"torchscript": ".torchscript.pt", "export": ".pt2", "onnx": ".onnx"}
+SUFFIX = {"torchscript": ".torchscript.pt", "export": ".pt2", "onnx": ".onnx"}   # format -> file ending
+FORMATS = tuple(SUFFIX)
 
 
 class ExportError(ValueError):

@@ -1,5 +1,5 @@
-"""Mask losses, each `(out, cfg, target) -> scalar`, kept in MASK_LOSSES; plus the shape terms and the
-annealed target-area schedule shared by the constraint and the sorted-area loss.
+"""Mask losses, each `(out, cfg, target) -> scalar`, kept in MASK_LOSSES; the shape terms; the objective; and
+cfg-level views of the schedules (area_target: AreaConstraint's annealed target; temperature_at).
 
 The seed loss is a reconstruction: the original formula in the question (Cross Validated 384355) was an
 image that is lost. Why it collapses with a hard-sigmoid gate: the README's method table (row `seed`) and the

@@ -118,7 +118,6 @@ class MaskedClassifier(nn.Module):
                  clamp_backward: bool = False, upsample: str = "nearest", oracle: str = "none",
                  mask_norm: bool = False, logit_bound: float = 0.0, area_seen: bool = False, backbone: str = "small"):
         super().__init__()
-        self.area_seen = area_seen and hard_forward
         self.gate, self.hard_forward, self.oracle = gate, hard_forward, oracle
         self.mask_gate = MaskGate(self.gate_kind, hard=hard_forward, clamp_backward=clamp_backward,
                                   seen_area=area_seen)                     # no parameters: state_dicts unchanged
