@@ -285,6 +285,13 @@ def throughput_files(out: Path) -> list[str]:
                          f"same size: {costs}. Measured {t['date']} on {t['device']}, by `{t['command']}`.")
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             lines.append(f"- {path.name}: unreadable ({type(e).__name__}), not shown")
+    path = Path(out) / "loading.json"
+    if path.exists():
+        try:
+            from .bench_loader import loading_line
+            lines.append(loading_line(json.loads(path.read_text())))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            lines.append(f"- {path.name}: unreadable ({type(e).__name__}), not shown")
     return lines
 
 

@@ -16,8 +16,12 @@ the same code path serves CPU and GPU. Test sets carry the true object box and i
 from __future__ import annotations
 
 import csv
+import os
+import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -56,12 +60,26 @@ class Dataset:
     class_names: list[str]
     channels: int
     size: tuple[int, int]                 # (H, W) of every image
-    test: TestSet
+    test_source: TestSet | Callable[[], TestSet] = field(repr=False)   # the test set, or how to make it when
+    # first used (photos are decoded then, not before the first training step)
     sampler: object = field(repr=False)   # (n, generator) -> (x, y) on the sampler's device
+    notes: dict = field(default_factory=dict)   # facts for summary.json (images found, files skipped, cache)
+
+    def __post_init__(self):
+        self._device, self._lock = torch.device("cpu"), threading.Lock()
+        self._test = self.test_source if isinstance(self.test_source, TestSet) else None
 
     @property
     def classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def test(self) -> TestSet:
+        """The fixed, seeded test set on the dataset's device (decoded on first use; thread-safe)."""
+        with self._lock:
+            if self._test is None:
+                self._test = self.test_source().to(self._device)
+            return self._test
 
     def batch(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return self.sampler.batch(n, generator)
@@ -76,12 +94,19 @@ class Dataset:
 
     def to(self, device) -> "Dataset":
         self.sampler.to(device)
-        self.test = self.test.to(device)
+        with self._lock:
+            self._device = torch.device(device)
+            if self._test is not None:
+                self._test = self._test.to(device)
         return self
+
+    def close(self) -> None:
+        """End any loader workers (a run's end; the dataset may be used again, they restart)."""
+        getattr(self.sampler, "close", lambda: None)()
 
     def describe(self) -> dict:
         return {"data": self.name, "channels": self.channels, "classes": self.classes,
-                "class_names": self.class_names, "input_size": list(self.size)}
+                "class_names": self.class_names, "input_size": list(self.size), **self.notes}
 
 
 def true_mask(kind: str, x: Tensor, boxes: Tensor | None, ink: Tensor | None) -> Tensor:
@@ -242,41 +267,49 @@ def shapes(cfg) -> Dataset:
                    Shapes(cfg.canvas))
 
 
-# --- tensors in memory: torchvision sets and image folders ------------------------------------------------
+# --- photos: torchvision sets and image folders, streamed (masklab.stream) ----------------------------------
 
-class TensorSampler:
-    """Uniform batches from uint8 images (N, C, H, W) held on the run's device; resized if `size` differs."""
-
-    def __init__(self, images: Tensor, labels: Tensor, size: tuple[int, int]):
-        self.images, self.labels, self.size = images, labels, size
-
-    def to(self, device):
-        self.images, self.labels = self.images.to(device), self.labels.to(device)
-
-    def batch(self, n, generator):
-        i = torch.randint(0, len(self.labels), (n,), generator=generator, device=self.labels.device)
-        return _to_float(self.images[i], self.size), self.labels[i]
+def _photo_sampler(images: "Images", cfg, name: str, notes: dict):
+    """The training Stream of `images`, cached where the decoded set fits cfg.cache_mb."""
+    from .stream import Stream
+    notes.update(train_images=len(images), cache=images.cache is not None, augment=images.augment)
+    return Stream(images, cfg.seed, cfg.workers, name)
 
 
-def _to_float(images: Tensor, size: tuple[int, int]) -> Tensor:
-    x = images.float() / 255.0
-    if tuple(x.shape[-2:]) != tuple(size):
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
-    return x
+def _images(source, labels: Tensor, cfg):
+    from .stream import ArrayImages, Images, cache_fits
+    photos = source.shape[0] == 3                     # flips and crops suit photos, not digits
+    cache = cfg.cache_mb > 0 and cache_fits(source.shape, len(source), cfg.cache_mb)
+    native = isinstance(source, ArrayImages) and source.native
+    return Images(source, labels, cache=cache and not native, augment=cfg.augment and photos, seed=cfg.seed)
 
 
-def _test_subset(images, labels, size, test_size, boxes=None) -> TestSet:
+def _test_set(images, test_size: int, workers: int, boxes: Tensor | None = None) -> TestSet:
+    """The fixed test set: a seeded choice of test_size images (0: all), decoded (a file that fails is left out)
+    and its boxes scaled from each image's own size to the set's."""
+    from .stream import decode_all
     g = torch.Generator().manual_seed(TEST_SEED)
-    order = torch.randperm(len(labels), generator=g)[: test_size or len(labels)]
-    x = torch.cat([_to_float(images[order[i:i + 512]], size) for i in range(0, len(order), 512)])
-    return TestSet(x, labels[order], None if boxes is None else boxes[order], None)
+    order = torch.randperm(len(images), generator=g)[: test_size or len(images)].tolist()
+    x, kept, own = decode_all(images, order, workers)
+    if len(kept) < len(order):
+        warnings.warn(f"{len(order) - len(kept)} test image(s) could not be decoded and are left out", stacklevel=2)
+    if boxes is not None:
+        h, w = x.shape[-2:]
+        scale = torch.tensor([[w / a, h / b, w / a, h / b] for a, b in own])
+        boxes = boxes[kept] * scale
+    x = torch.cat([chunk.float().div_(255) for chunk in x.split(512)])
+    return TestSet(x, images.labels[kept], boxes, None)
 
 
 TORCHVISION = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 
 
 def torchvision_set(kind: str, root: str, cfg) -> Dataset:
+    """torchvision's MNIST / Fashion-MNIST / CIFAR-10 from a local root (its arrays are in memory already),
+    served through the same Images / Stream path as a folder."""
     import torchvision
+
+    from .stream import ArrayImages
     cls = getattr(torchvision.datasets, TORCHVISION[kind])
     try:
         train = cls(root, train=True, download=cfg.download)
@@ -292,41 +325,61 @@ def torchvision_set(kind: str, root: str, cfg) -> Dataset:
 
     (xtr, ytr), (xte, yte) = tensors(train), tensors(test)
     size = (cfg.image_size,) * 2 if cfg.image_size else tuple(xtr.shape[-2:])
-    return Dataset(f"{kind}:{root}", list(train.classes), xtr.shape[1], size,
-                   _test_subset(xte, yte, size, cfg.test_size), TensorSampler(xtr, ytr, size))
+    name, notes = f"{kind}:{root}", {}
+    train_images = _images(ArrayImages(xtr, size), ytr, cfg)
+    test_images = _images(ArrayImages(xte, size), yte, cfg.replace(augment=False, cache_mb=0))
+    return Dataset(name, list(train.classes), xtr.shape[1], size,
+                   lambda: _test_set(test_images, cfg.test_size, 0),
+                   _photo_sampler(train_images, cfg, name, notes), notes)
 
 
 FOLDER_SIZE = 64
 
 
-def image_folder(root: str, cfg) -> Dataset:
-    from torchvision.datasets import ImageFolder
+def image_folder(root: str, cfg, progress: Callable[[int, int], None] | None = None) -> Dataset:
+    """folder:PATH, indexed (files that are not images skipped, with one warning that counts them) but not
+    decoded: training images stream from disk (masklab.stream), the test set is decoded when first used."""
+    from .stream import FileImages, index_folder
     path = Path(root)
     if not path.is_dir():
         raise DataError(f"folder:{root}: not a directory")
     size = (cfg.image_size or FOLDER_SIZE,) * 2
-    try:
-        if (path / "train").is_dir():
-            train = ImageFolder(str(path / "train"))
-            test = ImageFolder(str(path / "test")) if (path / "test").is_dir() else None
-        else:
-            train, test = ImageFolder(str(path)), None
-    except (FileNotFoundError, RuntimeError) as e:
-        raise DataError(f"folder:{root}: {e}. Expected PATH/train/<class>/*.png (and PATH/test/<class>/*) "
-                        f"or PATH/<class>/*.png") from None
-    if test is not None and test.classes != train.classes:
-        raise DataError(f"folder:{root}: train classes {train.classes} differ from test classes {test.classes}")
-    boxes = _read_boxes(path)
-    xtr, ytr, btr = _load_folder(train, path, size, boxes)
-    if test is None:                                  # a seeded, stratified split of the one folder
-        tr, te = stratified_split(ytr, 0.2, SPLIT_SEED)
-        (xtr, ytr, btr), (xte, yte, bte) = (xtr[tr], ytr[tr], btr[tr]), (xtr[te], ytr[te], btr[te])
-    else:
-        xte, yte, bte = _load_folder(test, path, size, boxes)
-    has_boxes = bool(boxes) and not torch.isnan(bte).all()
-    return Dataset(f"folder:{root}", list(train.classes), 3, size,
-                   _test_subset(xte, yte, size, cfg.test_size, bte if has_boxes else None),
-                   TensorSampler(xtr, ytr, size))
+    split = (path / "train").is_dir()
+    parts = {"train": path / "train"} if split else {"train": path}
+    if split and (path / "test").is_dir():
+        parts["test"] = path / "test"
+    classes = {k: sorted(e.name for e in os.scandir(p) if e.is_dir()) for k, p in parts.items()}
+    if not classes["train"]:
+        raise DataError(f"folder:{root}: no class folders. Expected {FOLDER_LAYOUT}")
+    if "test" in classes and classes["test"] != classes["train"]:
+        raise DataError(f"folder:{root}: train classes {classes['train']} differ from test classes "
+                        f"{classes['test']}")
+    boxes, index, skipped = _read_boxes(path), {}, []
+    for k, p in parts.items():
+        paths, labels, bad = index_folder(p, classes["train"], progress)
+        index[k], skipped = (paths, torch.tensor(labels, dtype=torch.int64)), skipped + bad
+    if skipped:
+        warnings.warn(f"folder:{root}: {len(skipped)} file(s) with an image ending are not images and are skipped "
+                      f"(first: {skipped[0]})", stacklevel=2)
+    empty = [c for i, c in enumerate(classes["train"]) if not (index["train"][1] == i).any()]
+    if empty:
+        raise DataError(f"folder:{root}: no images in {', '.join(empty[:5])}. Expected {FOLDER_LAYOUT}")
+    paths, labels = index["train"]
+    if "test" in index:
+        (test_paths, test_labels) = index["test"]
+    else:                                             # a seeded, stratified split of the one folder
+        tr, te = stratified_split(labels, 0.2, SPLIT_SEED)
+        test_paths, test_labels = [paths[i] for i in te.tolist()], labels[te]
+        paths, labels = [paths[i] for i in tr.tolist()], labels[tr]
+    box_rows = [boxes.get(Path(f).relative_to(path).as_posix()) for f in test_paths]
+    test_boxes = (torch.tensor([b if b else [float("nan")] * 4 for b in box_rows]) if any(box_rows) else None)
+    name = f"folder:{root}"
+    notes = {"skipped_files": len(skipped)}
+    train_images = _images(FileImages(paths, size), labels, cfg)
+    test_images = _images(FileImages(test_paths, size), test_labels, cfg.replace(augment=False, cache_mb=0))
+    return Dataset(name, classes["train"], 3, size,
+                   lambda: _test_set(test_images, cfg.test_size, cfg.workers, test_boxes),
+                   _photo_sampler(train_images, cfg, name, notes), notes)
 
 
 def _read_boxes(path: Path) -> dict[str, tuple[float, float, float, float]]:
@@ -344,24 +397,9 @@ def _read_boxes(path: Path) -> dict[str, tuple[float, float, float, float]]:
     return boxes
 
 
-def _load_folder(folder, root: Path, size, boxes):
-    """All images of an ImageFolder as uint8 (N, 3, H, W) resized to `size`, labels, boxes scaled to `size`."""
-    from torchvision.transforms.functional import pil_to_tensor
-    images, out_boxes = [], []
-    for file, _ in folder.samples:
-        img = folder.loader(file)                                # PIL, RGB
-        w, h = img.size
-        images.append(pil_to_tensor(img.resize((size[1], size[0]))))
-        box = boxes.get(Path(file).relative_to(root).as_posix())
-        sx, sy = size[1] / w, size[0] / h
-        out_boxes.append([box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy] if box else [float("nan")] * 4)
-    if not images:
-        raise DataError(f"folder:{root}: no images found")
-    return torch.stack(images), torch.tensor(folder.targets, dtype=torch.int64), torch.tensor(out_boxes)
-
-
-def open_data(cfg, device="cpu") -> Dataset:
-    """The Dataset of cfg.data, its tensors on `device`."""
+def open_data(cfg, device="cpu", progress: Callable[[int, int], None] | None = None) -> Dataset:
+    """The Dataset of cfg.data, its tensors on `device`. progress(done, total) follows the indexing of a folder's
+    files (the one step before the first batch that grows with the folder)."""
     spec = cfg.data
     kind, _, arg = spec.partition(":")
     if spec == "cluttered-digits":
@@ -371,7 +409,7 @@ def open_data(cfg, device="cpu") -> Dataset:
     elif kind in TORCHVISION and arg:
         data = torchvision_set(kind, arg, cfg)
     elif kind == "folder" and arg:
-        data = image_folder(arg, cfg)
+        data = image_folder(arg, cfg, progress)
     else:
         raise DataError(f"unknown data spec {spec!r}: use cluttered-digits, shapes, mnist:ROOT, "
                         f"fashion-mnist:ROOT, cifar10:ROOT or folder:PATH")
@@ -379,7 +417,10 @@ def open_data(cfg, device="cpu") -> Dataset:
 
 
 def test_samples(cfg, n: int = 64) -> tuple[Tensor, Tensor]:
-    """(x, y) on the CPU: the first n test images of cfg's dataset (DataError or OSError where it is unavailable)."""
+    """(x, y) on the CPU: the first n test images of cfg's dataset (DataError or OSError where it is unavailable).
+    Photos: only those n are decoded (the test set's seeded order does not depend on its size)."""
+    if cfg.data not in ("cluttered-digits", "shapes") and not 0 < cfg.test_size <= n:
+        cfg = cfg.replace(test_size=n)
     test = open_data(cfg).test
     return test.x[:n].cpu(), test.y[:n].cpu()
 
@@ -392,7 +433,7 @@ FOLDER_LAYOUT = ("PATH/<class>/<image> (a seeded 80/20 split is made), or PATH/t
 def check_dataset(spec: str, download: bool = False) -> str:
     """One line on what a dataset spec names, checked without decoding a single image (the app says it before a
     run starts); DataError with what is wrong and the layout expected otherwise."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS
+    from .stream import EXTENSIONS
     kind, _, arg = spec.partition(":")
     if spec in ("cluttered-digits", "shapes"):
         return f"{spec}: built in, generated offline"
@@ -406,7 +447,7 @@ def check_dataset(spec: str, download: bool = False) -> str:
     root = Path(arg).expanduser()
     if not root.is_dir():
         raise DataError(f"{root} is not a folder. Expected {FOLDER_LAYOUT}")
-    count = lambda d: sum(1 for p in d.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
+    count = lambda d: sum(1 for p in d.rglob("*") if p.suffix.lower() in EXTENSIONS)
     parts = {s: root / s for s in ("train", "test") if (root / s).is_dir()} or {"all": root}
     classes = {s: sorted(c.name for c in p.iterdir() if c.is_dir()) for s, p in parts.items()}
     if not all(classes.values()):
@@ -415,7 +456,7 @@ def check_dataset(spec: str, download: bool = False) -> str:
         raise DataError(f"{root}: train/ and test/ have different class folders")
     images = {s: sum(count(p / c) for c in classes[s]) for s, p in parts.items()}
     if not all(images.values()):
-        raise DataError(f"{root}: no images ({', '.join(sorted(IMG_EXTENSIONS))}) in its class folders")
+        raise DataError(f"{root}: no images ({', '.join(EXTENSIONS)}) in its class folders")
     n = next(iter(classes.values()))
     split = (f"{images['train']} training and {images['test']} test images" if "test" in images
              else f"{sum(images.values())} images, split 80/20 into train and test")

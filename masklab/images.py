@@ -27,8 +27,9 @@ class ImageError(ValueError):
     """An image that cannot be used; the message says why in one line."""
 
 
-def open_image(source, name: str = "image") -> Image.Image:
-    """A decoded, upright PIL image from a path, bytes or file object; ImageError on anything unusable."""
+def open_image(source, name: str = "image", draft: tuple[int, int] | None = None) -> Image.Image:
+    """A decoded, upright PIL image from a path, bytes or file object; ImageError on anything unusable.
+    `draft` (w, h): a JPEG may be decoded at a reduced scale (1/2 to 1/8) that still covers this size."""
     try:
         data = source if isinstance(source, bytes) else (
             Path(source).read_bytes() if isinstance(source, (str, Path)) else source.read())
@@ -45,6 +46,8 @@ def open_image(source, name: str = "image") -> Image.Image:
                 raise ImageError(f"{name}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the "
                                  f"{MAX_PIXELS / 1e6:.0f} megapixel limit")
             img.seek(0)                                        # animated: the first frame
+            if draft and img.format == "JPEG":
+                img.draft(None, draft)
             img.load()
             return ImageOps.exif_transpose(img.copy()) or img.copy()
     except ImageError:
@@ -57,18 +60,22 @@ def open_image(source, name: str = "image") -> Image.Image:
         raise ImageError(f"{name}: damaged or truncated image ({str(e)[:120] or type(e).__name__})") from None
 
 
-def to_tensor(img: Image.Image, channels: int, size: tuple[int, int] | None) -> torch.Tensor:
-    """(1, C, H, W) float in [0, 1]: converted to grayscale or RGB (alpha composited on black, as masked
-    pixels are), resized to fit `size` keeping the aspect ratio (None: keep the image's own size, scaled down to
-    MAX_INPUT_PIXELS if larger)."""
+def to_mode(img: Image.Image, channels: int) -> Image.Image:
+    """The image as 8-bit grayscale (channels 1) or RGB: alpha composited on black (as masked pixels are), 16-bit
+    and float grayscale brought to 0..255, palette and CMYK converted."""
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         img = Image.alpha_composite(black, rgba)
     if img.mode.startswith(("I", "F")):                        # 16-bit, 32-bit or float grayscale
         img = Image.fromarray(_to_8bit(img.mode, np.asarray(img, dtype=np.float64)), "L")
-    img = img.convert("L" if channels == 1 else "RGB")
-    x = torch.from_numpy(np.array(img, dtype=np.float32) / 255.0)
+    return img.convert("L" if channels == 1 else "RGB")
+
+
+def to_tensor(img: Image.Image, channels: int, size: tuple[int, int] | None) -> torch.Tensor:
+    """(1, C, H, W) float in [0, 1]: converted by to_mode, resized to fit `size` keeping the aspect ratio (None:
+    keep the image's own size, scaled down to MAX_INPUT_PIXELS if larger)."""
+    x = torch.from_numpy(np.array(to_mode(img, channels), dtype=np.float32) / 255.0)
     x = x[None, None] if channels == 1 else x.permute(2, 0, 1)[None]
     h, w = x.shape[-2:]
     scale = min(size[0] / h, size[1] / w) if size is not None else min(1.0, (MAX_INPUT_PIXELS / (h * w)) ** 0.5)

@@ -128,7 +128,7 @@ class Run:
         """fit() on this thread: the snapshot hook sees the model, and should_stop blocks while paused."""
         try:
             _, summary = fit(self.cfg, out=self.dir, label=self.label, on_start=self._started, on_record=self._add,
-                             should_stop=lambda: not self._turn())
+                             should_stop=lambda: not self._turn(), on_index=self._indexing)
             status, reason = summary["status"], summary["reason"]
         except Exception as e:                       # surfaced in the UI, not lost with the thread
             summary, status, reason = None, "failed", f"{type(e).__name__}: {e}"
@@ -140,11 +140,15 @@ class Run:
             self._phase, self._reason, self._summary = status, reason, summary
             self._waiting = False
 
+    def _indexing(self, done: int, total: int) -> None:
+        with self._lock:
+            self._phase, self._reason = "indexing", f"checking the folder's files: {done:,} of {total:,}"
+
     def _started(self, model, data) -> None:
         self._model = model
         self._x, probe = probe_of(data)
         with self._lock:
-            self._probe, self._phase = probe, "training"
+            self._probe, self._phase, self._reason = probe, "training", None
 
     def _add(self, record: Record) -> None:
         n = len(self._records) + 1                   # only this thread appends

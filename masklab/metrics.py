@@ -35,14 +35,19 @@ def box_masks(boxes: Tensor, shape) -> Tensor:
     return inside[:, None]
 
 
+EVAL_PIXELS = 64 * 64 * 64          # pixels per evaluation chunk: a training batch of 64 at 64 px
+
+
 @torch.no_grad()
-def predict(model, x: Tensor, temperature: float, threshold: float = 0.5, batch: int = 256,
+def predict(model, x: Tensor, temperature: float, threshold: float = 0.5, batch: int | None = None,
             truth: Tensor | None = None):
     """Eval-mode pass over x in chunks: (m_eval, mask logits, class logits on x * hard mask, on x * m_eval,
-    on x). An oracle model's m_eval is `truth`, the true mask (N, 1, H, W)."""
+    on x). An oracle model's m_eval is `truth`, the true mask (N, 1, H, W). Chunks hold `batch` images (default:
+    EVAL_PIXELS pixels' worth, at most 256), so memory does not grow with the image size."""
     if getattr(model, "oracle", "none") != "none" and truth is None:
         raise ValueError(f"an oracle-{model.oracle} run masks with the true {model.oracle}, which only its own "
                          f"test set knows: evaluate it there (masklab eval), not on other images")
+    batch = batch or max(1, min(256, EVAL_PIXELS // (x.shape[-2] * x.shape[-1])))
     was_training = model.training
     model.eval()
     outs = {"soft": [], "hard": [], "full": [], "m": [], "l": []}

@@ -25,7 +25,8 @@ from .train import NonFiniteLoss, Record, train
 def fit(cfg: Config, out: Path | None = None, label: str | None = None,
         on_record: Callable[[Record], None] | None = None,
         should_stop: Callable[[], bool | str] | None = None, root: Path = CHECKPOINTS,
-        on_start: Callable[[object, object], None] | None = None) -> tuple[Path, dict]:
+        on_start: Callable[[object, object], None] | None = None,
+        on_index: Callable[[int, int], None] | None = None) -> tuple[Path, dict]:
     """Train cfg to completion (or stop / failure), evaluate on the test set and write the run folder: the one
     run driver, used by the CLI, the benchmark, sweeps and the app's training threads.
 
@@ -34,6 +35,7 @@ def fit(cfg: Config, out: Path | None = None, label: str | None = None,
         label: names the run id (a preset name, say); default the gate.
         on_start(model, data): called once the model and the data exist, before the first step (the app keeps
             them to draw masks as training goes).
+        on_index(done, total): follows the indexing of a folder's files before training starts.
         on_record(record): called after each record.
         should_stop(): called after each record; a true value ends the run as 'stopped' (a string is kept as the
             reason). It may block: the app pauses a run by not returning.
@@ -44,7 +46,7 @@ def fit(cfg: Config, out: Path | None = None, label: str | None = None,
     """
     started = time.time()
     device = pick_device(cfg.device)
-    data = open_data(cfg, device)
+    data = open_data(cfg, device, on_index)
     model = build_model(cfg, data.channels, data.classes).to(device)
     if on_start:
         on_start(model, data)
@@ -68,6 +70,7 @@ def fit(cfg: Config, out: Path | None = None, label: str | None = None,
         status, reason = "stopped", f"interrupted after step {records[-1]['step'] if records else 0}"
     except Exception as e:                           # kept in summary.json, not lost with a traceback or a thread
         status, reason = "failed", f"{type(e).__name__}: {e}"
+    data.close()                                     # the loader's workers are done
     summary = summarise(cfg, model, data, records, status, reason, device, started, label)
     run_dir = Path(out) if out else unique_dir(root, new_run_id(cfg, label))
     save_run(run_dir, cfg, model, records, summary | {"run_id": run_dir.name})

@@ -14,7 +14,8 @@ ui.own_navigation()
 
 
 STATUS_COLOURS = {"running": "blue", "pausing": "orange", "paused": "orange", "stopping": "orange",
-                  "saving": "violet", "starting": "gray", "done": "green", "stopped": "gray", "failed": "red"}
+                  "saving": "violet", "starting": "gray", "indexing": "gray", "done": "green", "stopped": "gray",
+                  "failed": "red"}
 
 
 def clock(seconds: float | None) -> str:

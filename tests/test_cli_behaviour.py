@@ -83,8 +83,8 @@ def test_train_exits_1_on_a_failed_run_and_says_why(tmp_path, monkeypatch, capsy
     import masklab.runs as runs
     real = runs.open_data
 
-    def poisoned(cfg, device="cpu"):
-        data = real(cfg, device)
+    def poisoned(cfg, device="cpu", progress=None):
+        data = real(cfg, device, progress)
         sampler = data.sampler
 
         class Poisoned:

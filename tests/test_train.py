@@ -116,8 +116,8 @@ def test_fit_saves_a_failed_run_with_its_reason(tiny, tmp_path, monkeypatch):
     import masklab.runs as runs
     real = runs.open_data
 
-    def poisoned(cfg, device="cpu"):
-        data = real(cfg, device)
+    def poisoned(cfg, device="cpu", progress=None):
+        data = real(cfg, device, progress)
         data.sampler = _PoisonedSampler(data.sampler, bad_step=3)
         return data
 
