@@ -53,9 +53,10 @@ def _pss_mb(pids: list[int]) -> float:
 
 def first_step_and_memory(data: str, size: int, steps: int = 20) -> dict:
     """Run `masklab train` on `data` at `size` px for `steps` steps: seconds to its first step, total seconds and
-    the peak memory (MB) of it and its workers."""
+    the peak memory (MB) of it and its workers. `shapes` is generated at `size` (the model's own footprint)."""
+    sized = ["--canvas", str(size)] if data == "shapes" else ["--image_size", str(size)]
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "masklab", "train", "--data", data, "--image_size", str(size), "--steps",
+        cmd = [sys.executable, "-m", "masklab", "train", "--data", data, *sized, "--steps",
                str(steps), "--log_every", "1", "--device", "cpu", "--out", str(Path(tmp) / "run")]
         start, seen = time.perf_counter(), {}
         child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -128,13 +129,16 @@ def measure_loading(folder: Path, out: Path = Path("bench"), log=print, sizes=SI
     for size in sizes:
         cold = first_step_and_memory(f"folder:{folder}", size)          # the file system's cache may be cold
         warm = first_step_and_memory(f"folder:{folder}", size)
+        model = first_step_and_memory("shapes", size)                   # no files: the model's own memory
         log(f"{size} px: first step {warm['first_step_s']} s after the command's start (cold cache "
-            f"{cold['first_step_s']} s), peak memory {max(cold['peak_mb'], warm['peak_mb'])} MB")
+            f"{cold['first_step_s']} s), peak memory {max(cold['peak_mb'], warm['peak_mb'])} MB (the same run on "
+            f"generated images: {model['peak_mb']} MB)")
         rates = streamed_over_in_memory(folder, size, images, max(20, steps * 32 ** 2 // size ** 2), log=log)
         log(f"{size} px: images/s streamed {rates['decoded']:.0f} while decoding ({rates['ratio_decoded']:.2f}x), "
             f"{rates['cached']:.0f} from the cache ({rates['ratio_cached']:.2f}x), {rates['in_memory']:.0f} in memory")
         result["sizes"][f"{size}px"] = {"first_step_s": warm["first_step_s"], "first_step_cold_s": cold["first_step_s"],
-                                        "peak_mb": max(cold["peak_mb"], warm["peak_mb"]), "images_per_s": rates}
+                                        "peak_mb": max(cold["peak_mb"], warm["peak_mb"]),
+                                        "generated_peak_mb": model["peak_mb"], "images_per_s": rates}
     result["folder_images"] = sum(1 for _ in folder.rglob("*.jpg"))
     path = Path(out) / "loading.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
@@ -143,7 +147,8 @@ def measure_loading(folder: Path, out: Path = Path("bench"), log=print, sizes=SI
 
 def loading_line(t: dict) -> str:
     """The RESULTS.md line of a loading.json."""
-    parts = [f"{size}: first step {v['first_step_s']} s after the command's start, peak {v['peak_mb']} MB, "
+    parts = [f"{size}: first step {v['first_step_s']} s after the command's start, peak {v['peak_mb']} MB "
+             f"(on generated images of that size {v.get('generated_peak_mb', '?')} MB), "
              f"{v['images_per_s']['ratio_decoded']:.2f}x the in-memory images/s while decoding, "
              f"{v['images_per_s']['ratio_cached']:.2f}x from the cache" for size, v in t["sizes"].items()]
     return (f"- training from an image folder of {t['folder_images']:,} JPEGs (CIFAR-10): " + "; ".join(parts)

@@ -10,8 +10,9 @@
   folder:PATH         the user's images: PATH/train/<class>/*, PATH/test/<class>/* (or a seeded split of
                       PATH/<class>/*), with an optional PATH/boxes.csv (path,x0,y0,x1,y1) for localisation.
 
-A Dataset holds its training tensors on the run's device and draws batches with the run's own generator, so
-the same code path serves CPU and GPU. Test sets carry the true object box and ink where they are known.
+The synthetic sets draw batches on the run's device with the run's own generator; photos (folders, torchvision
+sets) stream through masklab.stream's DataLoader, seeded by the run's seed. Test sets are fixed (their own seed)
+and carry the true object box and ink where they are known; a photo test set is decoded when first used.
 """
 from __future__ import annotations
 
@@ -270,13 +271,14 @@ def shapes(cfg) -> Dataset:
 # --- photos: torchvision sets and image folders, streamed (masklab.stream) ----------------------------------
 
 def _photo_sampler(images: "Images", cfg, name: str, notes: dict):
-    """The training Stream of `images`, cached where the decoded set fits cfg.cache_mb."""
+    """The training Stream of `images` (its seed and workers from cfg); what it is goes into `notes`."""
     from .stream import Stream
     notes.update(train_images=len(images), cache=images.cache is not None, augment=images.augment)
     return Stream(images, cfg.seed, cfg.workers, name)
 
 
 def _images(source, labels: Tensor, cfg):
+    """An Images set of `source`: cached where the decoded set fits cfg.cache_mb, augmented if colour and cfg says."""
     from .stream import ArrayImages, Images, cache_fits
     photos = source.shape[0] == 3                     # flips and crops suit photos, not digits
     cache = cfg.cache_mb > 0 and cache_fits(source.shape, len(source), cfg.cache_mb)

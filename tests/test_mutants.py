@@ -172,3 +172,190 @@ def test_temperature_stays_at_its_end_past_the_last_step_and_a_two_step_run_reac
     assert temperature_at(cfg, 0) == pytest.approx(1.0)
     two = Config(steps=2, temperature=1.0, temperature_end=0.25)
     assert temperature_at(two, 1) == pytest.approx(1.0) and temperature_at(two, 2) == pytest.approx(0.25)
+
+
+# --- second pass (all six modules, docs/MUTATION.md "Second pass") ----------------------------------------
+
+def test_hard_mask_is_strictly_above_the_threshold_in_the_logits_dtype():
+    """m_eval > 1/2, not >=: a straight-through gate's m_eval at logit 0 is exactly 1/2 and stays closed; the
+    mask has the logits' dtype so it multiplies an image as it is. Kills gates.MaskGate.hard_mask 2, 4."""
+    from masklab.gates import MaskGate
+    logits = torch.tensor([[-1.0, 0.0, 1.0]], dtype=torch.float64)
+    hard = MaskGate("straight_through").hard_mask(logits)
+    assert hard.dtype == torch.float64 and hard.tolist() == [[0.0, 0.0, 1.0]]
+
+
+@pytest.mark.parametrize("knob, text", [
+    (dict(lo=0, hi=1), "in [0, 1]"), (dict(lo=0, hi=1, lo_open=True), "in (0, 1]"),
+    (dict(lo=0, hi=1, hi_open=True), "in [0, 1)"), (dict(lo=0), ">= 0"), (dict(lo=0, lo_open=True), "> 0"),
+    (dict(hi=2.5), "<= 2.5"), (dict(hi=2.5, hi_open=True), "< 2.5"),
+    (dict(lo=8, hi=1024, off=0, off_means="native"), "0 (native) or in [8, 1024]"),
+    (dict(lo=0, off=-1, off_means="auto"), "-1 (auto) or >= 0"), (dict(lo=1e-6, hi=10), "in [1e-06, 10]"),
+])
+def test_a_knob_says_its_range_as_the_error_message_does(knob, text):
+    """Kills config.Knob.describe 3-11 and the rest of its survivors (the text was only ever searched for)."""
+    from masklab.config import Knob
+    assert Knob(**knob).describe() == text
+
+
+def test_a_config_error_quotes_the_field_and_its_range():
+    from masklab.config import ConfigError
+    with pytest.raises(ConfigError, match=r"^alpha must be in \[0, 1\]$"):
+        Config(alpha=1.5)
+    with pytest.raises(ConfigError, match=r"lam must be > 0 \(log\(m \+ lam\) is -inf at m = 0\)"):
+        Config(lam=0.0)
+
+
+def test_slider_stops_cover_the_span_with_the_off_value_and_the_current_one():
+    """Linear stops step by `step` over [lo, hi] (or `span`); log stops are 1-2-3-5 a decade within the span;
+    the off value and the current value are always among them, sorted, once. Kills config.Knob.stops."""
+    from masklab.config import Knob
+    assert Knob(lo=0, hi=1, slider="linear", step=0.25).stops() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert Knob(lo=0, hi=1, slider="linear", step=0.25).stops(0.6) == [0.0, 0.25, 0.5, 0.6, 0.75, 1.0]
+    assert Knob(lo=0, hi=1, hi_open=True, slider="linear", step=0.5).stops() == [0.0, 0.5]
+    assert Knob(lo=0, slider="log", span=(1e-2, 1)).stops() == [0.0, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0]
+    assert Knob(lo=0, lo_open=True, slider="log", span=(0.05, 0.5)).stops(0.07) == [0.05, 0.07, 0.1, 0.2, 0.3, 0.5]
+    assert Knob(lo=1, off=0.0, slider="linear", step=1, span=(1, 3)).stops() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_every_field_keeps_its_help_and_knob():
+    """The help text and knob of each field come from _f's metadata (the CLI, the app and errors read them).
+    Kills config._f."""
+    from dataclasses import fields
+
+    from masklab.config import HELP, KNOBS, Knob
+    assert set(HELP) == set(KNOBS) == {f.name for f in fields(Config)}
+    assert all(isinstance(HELP[n], str) and len(HELP[n]) > 10 for n in HELP)
+    assert all(isinstance(k, Knob) for k in KNOBS.values())
+    assert KNOBS["alpha"].label == "α (alpha)" and KNOBS["alpha"].hi == 1 and KNOBS["lam"].lo_open
+
+
+def test_booleans_and_floats_are_written_so_they_parse_back():
+    """Kills config._format 1, 2: true/false in lower case, floats as their shortest repr."""
+    from masklab.config import _format, parse_value
+    assert _format(True) == "true" and _format(False) == "false" and _format(0.1) == "0.1"
+    assert parse_value("hard_forward", _format(False)) is False and parse_value("lr", _format(2e-3)) == 2e-3
+
+
+# --- images ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode, values, expected", [
+    ("I;16", [0, 257, 65535], [0, 1, 255]),                   # 16-bit: / 257
+    ("I", [0, 1000, 65535], [0, 4, 255]),                     # 8..16-bit-valued ints: / 257
+    ("I", [0, 128, 255], [0, 128, 255]),                      # already 8-bit-valued: kept
+    ("F", [0.0, 0.5, 1.0], [0, 128, 255]),                    # float in [0, 1]: x 255
+    ("F", [-2.0, 0.0, 2.0], [0, 128, 255]),                   # anything else: stretched min..max
+    ("I", [100000, 150000, 200000], [0, 128, 255]),
+    ("F", [3.0, 3.0, 3.0], [3, 3, 3]),                        # constant 8-bit-valued: kept as it is
+    ("F", [float("nan"), 0.5, float("inf")], [0, 128, 0]),    # non-finite: 0
+])
+def test_wide_grayscale_is_brought_to_8_bits_by_the_range_its_type_implies(mode, values, expected):
+    """Kills images._to_8bit (38 survivors: no test had a 16-bit or float image)."""
+    import numpy as np
+
+    from masklab.images import _to_8bit
+    out = _to_8bit(mode, np.array(values, dtype=np.float64))
+    assert out.dtype == np.uint8 and out.tolist() == expected
+
+
+def test_a_16_bit_png_upload_becomes_the_same_8_bit_image():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from masklab.images import open_image, to_tensor
+    a = (np.arange(16, dtype=np.uint16).reshape(4, 4) * 4369)          # 0 .. 65535
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "PNG")
+    x = to_tensor(open_image(buf.getvalue()), 1, None)
+    assert x.shape == (1, 1, 4, 4)
+    assert (x[0, 0] * 255).round().flatten().tolist() == [round(v / 257) for v in a.flatten().tolist()]
+
+
+def test_to_uint8_rounds_clamps_and_lays_out_channels_for_pil():
+    """Kills images.to_uint8's survivors: 1 channel -> (H, W), 3 -> (H, W, 3), values rounded, not truncated."""
+    from masklab.images import to_uint8
+    x = torch.tensor([[[0.0, 0.5, 1.0, 2.0], [-1.0, 0.002, 0.998, 0.25]]])           # (1, 2, 4)
+    assert to_uint8(x).shape == (2, 4) and to_uint8(x).tolist() == [[0, 128, 255, 255], [0, 1, 254, 64]]
+    rgb = torch.stack([torch.zeros(2, 2), torch.full((2, 2), 0.5), torch.ones(2, 2)])
+    assert to_uint8(rgb).shape == (2, 2, 3) and to_uint8(rgb)[0, 0].tolist() == [0, 128, 255]
+    assert to_uint8(torch.ones(3, 3)).shape == (3, 3)
+
+
+def test_enlarge_keeps_pixels_sharp_and_leaves_large_images_alone():
+    from PIL import Image
+
+    from masklab.images import enlarge
+    small = Image.new("L", (10, 5))
+    small.putpixel((0, 0), 255)
+    big = enlarge(small, side=160)
+    assert big.size == (160, 80) and big.getpixel((15, 15)) == 255 and big.getpixel((16, 16)) == 0
+    assert enlarge(small, side=15).size == (10, 5)
+    assert enlarge(Image.new("L", (200, 100)), side=160).size == (200, 100)
+
+
+def test_png_bytes_round_trip_and_the_histogram_of_a_mask_result():
+    import io
+
+    from PIL import Image
+
+    from masklab.images import MaskResult, png_bytes
+    img = Image.new("RGB", (3, 2), (10, 20, 30))
+    again = Image.open(io.BytesIO(png_bytes(img)))
+    assert again.format == "PNG" and again.size == (3, 2) and again.getpixel((2, 1)) == (10, 20, 30)
+    relaxed = torch.tensor([[[0.0, 0.0, 0.3, 1.0]]])
+    r = MaskResult(torch.zeros(1, 1, 4), relaxed, (relaxed > 0.5).float(), torch.tensor([0.2, 0.8]), 0.25)
+    assert r.histogram(4).tolist() == [0.5, 0.25, 0.0, 0.25]
+    assert r.histogram(2).sum() == pytest.approx(1.0)
+    assert r.top(["a", "b"], k=1) == [{"class": "b", "probability": 0.8}]
+
+
+# --- checkpoint ------------------------------------------------------------------------------------------
+
+def test_run_ids_are_dated_readable_and_safe(monkeypatch):
+    import time as clock
+
+    from masklab.checkpoint import new_run_id
+    monkeypatch.setattr(clock, "strftime", lambda fmt, *a: "20261129-150000")
+    assert new_run_id(Config(seed=3)) == "20261129-150000-hard_concrete-s3"
+    assert new_run_id(Config(), "my run/../x") == "20261129-150000-my-run-..-x-s0"
+    assert new_run_id(Config(), "///") == "20261129-150000-run-s0"
+
+
+def test_unique_dir_appends_a_number_instead_of_reusing_a_folder(tmp_path):
+    from masklab.checkpoint import unique_dir
+    first = unique_dir(tmp_path / "root", "r")
+    second = unique_dir(tmp_path / "root", "r")
+    third = unique_dir(tmp_path / "root", "r")
+    assert [p.name for p in (first, second, third)] == ["r", "r-2", "r-3"] and all(p.is_dir() for p in (first, third))
+
+
+def test_read_metrics_gives_floats_nothing_for_a_run_without_a_table_and_an_error_for_a_damaged_one(tmp_path):
+    from masklab.checkpoint import CheckpointError, read_metrics
+    (tmp_path / "metrics.csv").write_text("step,loss\n1,0.5\n2,0.25\n")
+    assert read_metrics(tmp_path) == [{"step": 1.0, "loss": 0.5}, {"step": 2.0, "loss": 0.25}]
+    assert read_metrics(tmp_path / "absent") == []
+    (tmp_path / "metrics.csv").write_text("step,loss\n1,lots\n")
+    with pytest.raises(CheckpointError, match="not a metrics table"):
+        read_metrics(tmp_path)
+
+
+# --- metrics ---------------------------------------------------------------------------------------------
+
+def test_the_pareto_front_keeps_undominated_finished_uncollapsed_rows_by_area():
+    """Kills metrics.pareto (35 survivors: it was tested only through the benchmark and sweep files) and
+    metrics._truthy (collapsed may come back from a CSV as the text 'True')."""
+    from masklab.metrics import pareto
+    rows = [{"id": "a", "area": 0.1, "accuracy_hard": 0.9},
+            {"id": "b", "area": 0.05, "accuracy_hard": 0.8},
+            {"id": "c", "area": 0.2, "accuracy_hard": 0.85},          # dominated by a
+            {"id": "d", "area": 0.1, "accuracy_hard": 0.9},           # a tie with a: both stay
+            {"id": "e", "area": 0.01, "accuracy_hard": 0.99, "collapsed": "True"},
+            {"id": "f", "area": 0.02, "accuracy_hard": 0.99, "collapsed": True},
+            {"id": "g", "area": None, "accuracy_hard": 0.99},
+            {"id": "h", "area": 0.3, "accuracy_hard": None},
+            {"id": "i", "area": 0.5, "accuracy_hard": 0.95, "collapsed": "false"},
+            {"id": "j", "area": 0.1, "accuracy_hard": 0.7, "accuracy_soft": 0.95}]
+    assert [r["id"] for r in pareto(rows)] == ["b", "a", "d", "i"]
+    assert [r["id"] for r in pareto(rows[9:] + rows[:2], accuracy="accuracy_soft")] == ["j"]

@@ -235,3 +235,17 @@ def test_fit_reports_the_indexing_of_a_folder(tmp_path):
     fit(Config(data=f"folder:{root}", image_size=16, steps=2, batch_size=4, log_every=1, width=4,
                classifier_width=4, workers=0, device="cpu"), out=tmp_path / "run", on_index=lambda *a: calls.append(a))
     assert calls[-1] == (10, 10) and (10, 10) in calls[:-1]          # train/ then test/, 10 files each
+
+
+def test_bench_loader_measures_a_folder_side_by_side(tmp_path):
+    """`bench --loader` on a small folder: loading.json has every number, and RESULTS.md's line reads it."""
+    from masklab.bench import throughput_files
+    from masklab.bench_loader import measure_loading
+    root = _folder(tmp_path / "f", n=8)
+    path = measure_loading(root, tmp_path, log=lambda s: None, sizes=(16,), images=16, steps=4)
+    t = json.loads(path.read_text())
+    v = t["sizes"]["16px"]
+    assert t["folder_images"] == 32 and v["first_step_s"] > 0 and v["peak_mb"] > 100 and v["generated_peak_mb"] > 100
+    assert set(v["images_per_s"]) == {"decoded", "cached", "in_memory", "ratio_decoded", "ratio_cached"}
+    assert v["images_per_s"]["ratio_cached"] == pytest.approx(v["images_per_s"]["cached"] / v["images_per_s"]["in_memory"], abs=1e-3)
+    assert any("image folder of 32 JPEGs" in line and "16px: first step" in line for line in throughput_files(tmp_path))
