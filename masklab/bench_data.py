@@ -83,6 +83,9 @@ def write_front(rows: list[dict], out: Path) -> None:
 DATASETS = {
     "shapes": ({"data": "shapes"}, (0.05,)),
     "cifar10-32px": ({"data": "folder:CIFAR", "image_size": 32, "test_size": 2000}, (0.1, 0.3, 0.5)),
+    # the same with the train-time crop and flip on (Config.augment; off by default: the default collapsed with it)
+    "cifar10-32px-augment": ({"data": "folder:CIFAR", "image_size": 32, "test_size": 2000, "augment": True},
+                             (0.1, 0.3, 0.5)),
 }
 
 
@@ -124,7 +127,8 @@ def write_datasets(rows: list[dict], out: Path, seeds: int, skipped: dict) -> No
              f"Regenerate with `python -m masklab bench --datasets{'' if seeds == 5 else f' --seeds {seeds}'}`: the "
              f"default ({DEFAULT_PRESET}) and the unmasked classifier, the same config but for `data` and "
              "`area_target`; mean ± std over seeds, `collapsed` counts seeds. CIFAR-10: the first 1,000 training and "
-             "200 test photos of each class at 32 px.", "",
+             "200 test photos of each class at 32 px, streamed from the folder (`-augment`: with the train-time crop "
+             "and flip, `--augment true`).", "",
              "| dataset | method | area_target | seeds | accuracy_hard | vs unmasked | area | bimodality | collapsed |",
              "|---|---|---|---|---|---|---|---|---|"]
     frame["collapsed"] = frame["collapsed"].fillna(False).astype(bool)

@@ -67,3 +67,25 @@ def test_evaluate_on_cuda_matches_the_cpu():
         torch.backends.cudnn.allow_tf32 = tf32
     assert on_gpu["area"] == pytest.approx(on_cpu["area"], abs=0.01)
     assert on_gpu["accuracy_hard"] == pytest.approx(on_cpu["accuracy_hard"], abs=0.05)
+
+
+def test_an_image_folder_streams_to_the_gpu_through_pinned_memory(tmp_path):
+    """folder: on CUDA: loader workers decode into pinned memory, batches arrive on the GPU in [0, 1], and the
+    same seed gives the same batch as on the CPU."""
+    import numpy as np
+    from PIL import Image
+
+    from masklab.config import Config
+    from masklab.data import open_data
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "f" / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "f" / c / f"{i}.png")
+    cfg = Config(data=f"folder:{tmp_path / 'f'}", image_size=16, workers=1)
+    on_gpu = open_data(cfg, "cuda")
+    x, y = on_gpu.batch(4, None)
+    assert x.device.type == "cuda" and y.device.type == "cuda" and 0 <= x.min() and x.max() <= 1
+    assert on_gpu.sampler.images is not None and on_gpu.test.x.device.type == "cuda"
+    x_cpu, y_cpu = open_data(cfg).batch(4, None)
+    assert torch.equal(x.cpu(), x_cpu) and torch.equal(y.cpu(), y_cpu)

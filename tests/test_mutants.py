@@ -359,3 +359,25 @@ def test_the_pareto_front_keeps_undominated_finished_uncollapsed_rows_by_area():
             {"id": "j", "area": 0.1, "accuracy_hard": 0.7, "accuracy_soft": 0.95}]
     assert [r["id"] for r in pareto(rows)] == ["b", "a", "d", "i"]
     assert [r["id"] for r in pareto(rows[9:] + rows[:2], accuracy="accuracy_soft")] == ["j"]
+
+
+def test_an_area_constraint_resumes_from_its_state_dict():
+    """state_dict / load_state_dict carry both multipliers (mu pushes closed, nu open), detached copies on the CPU:
+    a resumed constraint gives the same penalty. Kills constraint.AreaConstraint.state_dict 1-4."""
+    from masklab.constraint import AreaConstraint
+    a = AreaConstraint(target=0.1, steps=10, warmup=0.0, anneal_frac=0.0, dual_lr=1.0, floor=0.5)
+    a(torch.tensor(0.6), 5)
+    a.update()                                         # mu = 0.5
+    state = a.state_dict()
+    assert set(state) == {"mu", "nu"} and state["mu"].item() == pytest.approx(0.5) and state["nu"].item() == 0.0
+    assert not state["mu"].requires_grad and state["mu"].device.type == "cpu"
+    b = AreaConstraint(target=0.1, steps=10, warmup=0.0, anneal_frac=0.0, dual_lr=1.0, floor=0.5)
+    b.load_state_dict(state)
+    area = torch.tensor(0.3)
+    assert b(area, 5).item() == pytest.approx(a(area, 5).item()) == pytest.approx(0.5 * 0.2)
+    state["mu"] += 1                                   # the loaded constraint holds its own copy
+    assert b.multiplier.item() == pytest.approx(0.5)
+    c = AreaConstraint(target=0.4, steps=10, warmup=0.0, anneal_frac=0.0, dual_lr=1.0, floor=0.5)
+    c(torch.tensor(0.0), 5)
+    c.update()                                         # below floor * target: nu = 0.2
+    assert c.state_dict()["nu"].item() == pytest.approx(0.2) and c.multiplier.item() == pytest.approx(-0.2)

@@ -175,14 +175,15 @@ def test_batches_depend_on_the_seed_not_on_the_number_of_workers(tmp_path):
     root = _folder(tmp_path / "f", n=6)
     draw = lambda **kw: [open_data(Config(data=f"folder:{root}", image_size=16, **kw)).batch(4, None)
                          for _ in range(1)][0]
-    x0, y0 = draw(workers=0)
-    x1, y1 = draw(workers=1)
-    x2, _ = draw(workers=0, seed=5)
+    x0, y0 = draw(workers=0, augment=True)
+    x1, y1 = draw(workers=1, augment=True)
+    x2, _ = draw(workers=0, seed=5, augment=True)
     assert torch.equal(x0, x1) and torch.equal(y0, y1) and not torch.equal(x0, x2)
 
 
-def test_augmentation_crops_and_flips_photos_only_and_can_be_turned_off(tmp_path):
-    """A bright-left image comes out bright-right about half the time; with augment off, batches are the files."""
+def test_augmentation_crops_and_flips_photos_only_when_asked(tmp_path):
+    """A bright-left image comes out bright-right about half the time; with augment off (the default), batches
+    are the files; grayscale sets are never flipped."""
     x = torch.zeros(200, 3, 16, 16, dtype=torch.uint8)
     x[..., :8] = 255
     out = augment(x, torch.Generator().manual_seed(0))
@@ -197,10 +198,13 @@ def test_augmentation_crops_and_flips_photos_only_and_can_be_turned_off(tmp_path
     expected = torch.stack([files.source.read(i)[0] for i in range(8)]).float() / 255
     order = [min(range(8), key=lambda j: (expected[j] - xb[k]).abs().sum()) for k in range(8)]
     assert torch.equal(xb, expected[order])
-    digits_like = open_data(Config(data=f"folder:{root}", image_size=16)).sampler.images
-    assert digits_like.augment                                     # colour photos are augmented by default
-    gray = Images(ArrayImages(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), (8, 8)), torch.zeros(4).long())
-    assert not gray.augment
+    assert not open_data(Config(data=f"folder:{root}", image_size=16)).sampler.images.augment   # off by default
+    assert open_data(Config(data=f"folder:{root}", image_size=16, augment=True)).sampler.images.augment
+    from masklab.data import _images
+    gray = ArrayImages(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), (8, 8))
+    colour = ArrayImages(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), (8, 8))
+    asked = Config(augment=True)
+    assert not _images(gray, torch.zeros(4).long(), asked).augment and _images(colour, torch.zeros(4).long(), asked).augment
 
 
 def test_the_test_set_is_decoded_on_first_use_only(tmp_path):
