@@ -1,6 +1,7 @@
 """Tests written for the survivors of the first mutmut pass (docs/MUTATION.md, "First pass"): each pins a
 behaviour that no other fast test looked at, and names the mutant(s) it kills. Fast and seeded: no training."""
 import math
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -241,6 +242,7 @@ def test_booleans_and_floats_are_written_so_they_parse_back():
 
 @pytest.mark.parametrize("mode, values, expected", [
     ("I;16", [0, 257, 65535], [0, 1, 255]),                   # 16-bit: / 257
+    ("I;16", [0, 257, 1000], [0, 1, 4]),                      # / 257 even when not stretched over 0..65535
     ("I", [0, 1000, 65535], [0, 4, 255]),                     # 8..16-bit-valued ints: / 257
     ("I", [0, 128, 255], [0, 128, 255]),                      # already 8-bit-valued: kept
     ("F", [0.0, 0.5, 1.0], [0, 128, 255]),                    # float in [0, 1]: x 255
@@ -248,13 +250,22 @@ def test_booleans_and_floats_are_written_so_they_parse_back():
     ("I", [100000, 150000, 200000], [0, 128, 255]),
     ("F", [3.0, 3.0, 3.0], [3, 3, 3]),                        # constant 8-bit-valued: kept as it is
     ("F", [float("nan"), 0.5, float("inf")], [0, 128, 0]),    # non-finite: 0
+    ("F", [float("-inf"), 0.5, 1.0], [0, 128, 255]),
+    ("F", [0.0, 0.75, 1.0], [0, 191, 255]),
+    ("F", [0.0, 1.5, 2.0], [0, 2, 2]),                        # past 1 but within 0..255: kept, not x 255
+    ("I", [0, 100, 200], [0, 100, 200]), ("I", [10, 100, 255], [10, 100, 255]),
+    ("F", [10.0, 100.0, 256.0], [0, 93, 255]),                # just past 255: stretched
+    ("F", [300.0, 300.0], [0, 0]),                            # constant outside 0..255: zeros, no 0 / 0
+    ("F", [], []),
 ])
 def test_wide_grayscale_is_brought_to_8_bits_by_the_range_its_type_implies(mode, values, expected):
     """Kills images._to_8bit (38 survivors: no test had a 16-bit or float image)."""
     import numpy as np
 
     from masklab.images import _to_8bit
-    out = _to_8bit(mode, np.array(values, dtype=np.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                        # a 0 / 0 warns before it gives NaN
+        out = _to_8bit(mode, np.array(values, dtype=np.float64))
     assert out.dtype == np.uint8 and out.tolist() == expected
 
 
@@ -356,9 +367,12 @@ def test_the_pareto_front_keeps_undominated_finished_uncollapsed_rows_by_area():
             {"id": "g", "area": None, "accuracy_hard": 0.99},
             {"id": "h", "area": 0.3, "accuracy_hard": None},
             {"id": "i", "area": 0.5, "accuracy_hard": 0.95, "collapsed": "false"},
-            {"id": "j", "area": 0.1, "accuracy_hard": 0.7, "accuracy_soft": 0.95}]
-    assert [r["id"] for r in pareto(rows)] == ["b", "a", "d", "i"]
-    assert [r["id"] for r in pareto(rows[9:] + rows[:2], accuracy="accuracy_soft")] == ["j"]
+            {"id": "j", "area": 0.1, "accuracy_hard": 0.7, "accuracy_soft": 0.95},
+            {"id": "k", "area": 0.1, "accuracy_hard": 0.85},          # same area as a, less accurate
+            {"id": "l", "area": 0.2, "accuracy_hard": 0.9},           # as accurate as a, larger
+            {"id": "m", "area": 0.7, "accuracy_hard": 0.97, "collapsed": False}]
+    assert [r["id"] for r in pareto(rows)] == ["b", "a", "d", "i", "m"]
+    assert [r["id"] for r in pareto(rows[9:10] + rows[:2], accuracy="accuracy_soft")] == ["j"]
 
 
 def test_an_area_constraint_resumes_from_its_state_dict():
@@ -381,3 +395,14 @@ def test_an_area_constraint_resumes_from_its_state_dict():
     c(torch.tensor(0.0), 5)
     c.update()                                         # below floor * target: nu = 0.2
     assert c.state_dict()["nu"].item() == pytest.approx(0.2) and c.multiplier.item() == pytest.approx(-0.2)
+
+
+def test_an_overlay_dims_removed_pixels_and_tints_kept_ones():
+    """Removed pixels keep 35% of their value; kept ones are mixed 55/45 with the tint. Kills images.overlay's
+    survivors (dim, the tint's weight)."""
+    from masklab.images import overlay
+    x = torch.full((1, 1, 2), 200 / 255)                        # grey, one row of two pixels
+    img = overlay(x, torch.tensor([[[0.0, 1.0]]]), colour=(255, 40, 40))
+    removed, kept = img.getpixel((0, 0)), img.getpixel((1, 0))
+    assert img.mode == "RGB" and removed == (70, 70, 70)       # 200 * 0.35
+    assert kept == (224, 128, 128)                              # 200 * 0.55 + (255, 40, 40) * 0.45, truncated
