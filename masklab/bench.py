@@ -261,38 +261,37 @@ def measure_backbones(out: Path = Path("bench"), log=print, sides=BACKBONE_SIDES
 
 def throughput_files(out: Path) -> list[str]:
     """RESULTS.md lines for what other commands measured: the out/throughput-*.json files of `bench --throughput`
-    (run on another machine, say a GPU one) and out/backbones.json of `bench --backbones`; a damaged file is
-    named, not trusted."""
+    (run on another machine, say a GPU one), out/backbones.json of `bench --backbones` and out/loading.json of
+    `bench --loader`; a damaged file is named, not trusted."""
+    from .bench_loader import loading_line
+    files = [(path, throughput_line) for path in sorted(Path(out).glob("throughput-*.json"))]
+    files += [(Path(out) / name, line) for name, line in (("backbones.json", backbones_line),
+                                                          ("loading.json", loading_line))]
     lines = []
-    for path in sorted(Path(out).glob("throughput-*.json")):
+    for path, line in files:
+        if not path.exists():
+            continue
         try:
-            t = json.loads(path.read_text())
-            line = (f"- default preset ({t['preset']}) on {t['device']}: {t['images_per_s']:.0f} training images/s at "
-                    f"batch {t['batch_size']} ({t['steps']} steps in {t['train_s']:.1f} s, accuracy_hard "
-                    f"{t['accuracy_hard']:.3f}, area {t['area']:.3f})")
-            if "large_batch" in t:
-                line += f"; {t['large_batch']['images_per_s']:.0f} images/s at batch {t['large_batch']['batch_size']}"
-            note = f" Note: {t['note']}" if t.get("note") else ""
-            lines.append(line + f". Measured {t['date']}, torch {t['torch']}, by `{t['command']}` ({path.name}).{note}")
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            lines.append(f"- {path.name}: unreadable ({type(e).__name__}), not shown")
-    path = Path(out) / "backbones.json"
-    if path.exists():
-        try:
-            t = json.loads(path.read_text())
-            costs = ", ".join(f"{k} {v:.2f}x" for k, v in t["step_cost_ratio"].items())
-            lines.append(f"- the default's step with each classifier backbone, over the unmasked small CNN's at the "
-                         f"same size: {costs}. Measured {t['date']} on {t['device']}, by `{t['command']}`.")
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-            lines.append(f"- {path.name}: unreadable ({type(e).__name__}), not shown")
-    path = Path(out) / "loading.json"
-    if path.exists():
-        try:
-            from .bench_loader import loading_line
-            lines.append(loading_line(json.loads(path.read_text())))
+            lines.append(line(json.loads(path.read_text()), path.name))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             lines.append(f"- {path.name}: unreadable ({type(e).__name__}), not shown")
     return lines
+
+
+def throughput_line(t: dict, name: str) -> str:
+    line = (f"- default preset ({t['preset']}) on {t['device']}: {t['images_per_s']:.0f} training images/s at "
+            f"batch {t['batch_size']} ({t['steps']} steps in {t['train_s']:.1f} s, accuracy_hard "
+            f"{t['accuracy_hard']:.3f}, area {t['area']:.3f})")
+    if "large_batch" in t:
+        line += f"; {t['large_batch']['images_per_s']:.0f} images/s at batch {t['large_batch']['batch_size']}"
+    note = f" Note: {t['note']}" if t.get("note") else ""
+    return line + f". Measured {t['date']}, torch {t['torch']}, by `{t['command']}` ({name}).{note}"
+
+
+def backbones_line(t: dict, name: str) -> str:
+    costs = ", ".join(f"{k} {v:.2f}x" for k, v in t["step_cost_ratio"].items())
+    return (f"- the default's step with each classifier backbone, over the unmasked small CNN's at the same size: "
+            f"{costs}. Measured {t['date']} on {t['device']}, by `{t['command']}`.")
 
 
 def aggregate(rows: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:

@@ -145,7 +145,7 @@ def measure_loading(folder: Path, out: Path = Path("bench"), log=print, sizes=SI
     return path
 
 
-def loading_line(t: dict) -> str:
+def loading_line(t: dict, name: str = "loading.json") -> str:
     """The RESULTS.md line of a loading.json."""
     parts = [f"{size}: first step {v['first_step_s']} s after the command's start, peak {v['peak_mb']} MB "
              f"(on generated images of that size {v.get('generated_peak_mb', '?')} MB), "
@@ -153,4 +153,4 @@ def loading_line(t: dict) -> str:
              f"{v['images_per_s']['ratio_cached']:.2f}x from the cache" for size, v in t["sizes"].items()]
     return (f"- training from an image folder of {t['folder_images']:,} JPEGs (CIFAR-10): " + "; ".join(parts)
             + f". {t['workers']} loader worker(s) on {t['cores']} cores. Measured {t['date']} on {t['device']}, "
-              f"by `{t['command']}` (loading.json).")
+              f"by `{t['command']}` ({name}).")

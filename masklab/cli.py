@@ -324,7 +324,7 @@ class Progress:
 
     def __init__(self, total: int):
         from tqdm import tqdm
-        self.total, self.tty, self.last_decile = total, sys.stderr.isatty(), -1
+        self.total, self.tty, self.last_decile, self.indexing = total, sys.stderr.isatty(), -1, None
         self.bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True, disable=not self.tty)
 
     def __call__(self, r) -> None:
@@ -341,7 +341,7 @@ class Progress:
         """A folder's files being checked before training: a bar of its own on a terminal, one line elsewhere."""
         from tqdm import tqdm
         if self.tty:
-            if getattr(self, "indexing", None) is None:
+            if self.indexing is None:
                 self.indexing = tqdm(total=total, desc="indexing files", unit="file", file=sys.stderr, leave=False)
             self.indexing.update(done - self.indexing.n)
             if done == total:

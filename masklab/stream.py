@@ -86,41 +86,40 @@ class FileImages:
         """(image, its own upright (width, height)): the image at self.size (resized by resize_uint8). A JPEG not
         much larger than that size (most photo datasets' files) is decoded by TorchCodec's libjpeg-turbo, several
         times faster than through PIL; anything else, or a JPEG that fails there, goes through masklab.images
-        (EXIF orientation applied; a large JPEG decoded at a reduced scale)."""
+        (EXIF orientation applied; a large JPEG decoded at a reduced scale). The file is read once either way."""
         path = str(self.paths[i])
-        fast = self._read_small_jpeg(path)
+        data = _read_within_limit(path)
+        fast = None if data is None else self._decode_small_jpeg(data)
         if fast is not None:
             return fast
-        img = open_image(path, name=path, draft=(max(self.size),) * 2)
+        img = open_image(path if data is None else data, name=path, draft=(max(self.size),) * 2)
         own = img.size
         a = np.asarray(to_mode(img, self.channels))
         x = torch.from_numpy(a.copy()).unsqueeze(0) if a.ndim == 2 else torch.from_numpy(a.transpose(2, 0, 1).copy())
-        return (x if tuple(x.shape[-2:]) == self.size else resize_uint8(x[None], self.size)[0]), own
+        return resize_uint8(x[None], self.size)[0], own
 
-    def _read_small_jpeg(self, path: str) -> tuple[Tensor, tuple[int, int]] | None:
+    def _decode_small_jpeg(self, data: bytes) -> tuple[Tensor, tuple[int, int]] | None:
         """The image by TorchCodec's JPEG decoder where that suits it (a JPEG without EXIF, whose orientation
         only PIL applies, no more than twice the target size, within the pixel limit); None otherwise."""
-        if _decode_jpeg() is None:
-            return None
-        try:
-            with open(path, "rb") as f:
-                if os.fstat(f.fileno()).st_size > MAX_BYTES:
-                    return None
-                data = f.read()
-        except OSError:
-            return None
         header = jpeg_header(data)
-        if header is None or header[2] or max(header[:2]) > 2 * max(self.size) or header[0] * header[1] > MAX_PIXELS:
+        if (_decode_jpeg() is None or header is None or header[2] or max(header[:2]) > 2 * max(self.size)
+                or header[0] * header[1] > MAX_PIXELS):
             return None
         try:
             x = _decode_jpeg()(torch.frombuffer(bytearray(data), dtype=torch.uint8),
                                mode="GRAY" if self.channels == 1 else "RGB")
         except (RuntimeError, ValueError):
             return None
-        own = (x.shape[-1], x.shape[-2])
-        if tuple(x.shape[-2:]) != self.size:
-            x = resize_uint8(x[None], self.size)[0]
-        return x, own
+        return resize_uint8(x[None], self.size)[0], (x.shape[-1], x.shape[-2])
+
+
+def _read_within_limit(path: str) -> bytes | None:
+    """The file's bytes, or None where it cannot be read or is over MAX_BYTES (open_image then says which)."""
+    try:
+        with open(path, "rb") as f:
+            return None if os.fstat(f.fileno()).st_size > MAX_BYTES else f.read()
+    except OSError:
+        return None
 
 
 _DECODER: list = []
@@ -184,12 +183,13 @@ class ArrayImages:
 
     def read(self, i: int) -> tuple[Tensor, tuple[int, int]]:
         x = self.images[i]
-        own = (x.shape[-1], x.shape[-2])
-        return (x if self.native else resize_uint8(x[None], self.size)[0]), own
+        return resize_uint8(x[None], self.size)[0], (x.shape[-1], x.shape[-2])
 
 
 def resize_uint8(x: Tensor, size: tuple[int, int]) -> Tensor:
-    """uint8 (N, C, H, W) resized (bilinear, antialiased) to `size`."""
+    """uint8 (N, C, H, W) resized (bilinear, antialiased) to `size`; x itself where it has that size already."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
     y = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
     return y.round_().clamp_(0, 255).to(torch.uint8)
 
@@ -358,9 +358,10 @@ def decode_all(images: Images, indices: list[int], workers: int = -1, batch: int
                                          collate_fn=_collate_part)
     xs, kept, sizes = [], [], []
     for x, k, s in loader:
-        xs.append(x)
-        kept += k
-        sizes += s
+        if k:                                          # a chunk whose every image failed adds nothing
+            xs.append(x)
+            kept += k
+            sizes += s
     if not kept:
         raise ImageError("none of the test images can be decoded")
     return torch.cat(xs), kept, sizes
