@@ -114,7 +114,7 @@ def method_knobs(gate: str, mask_loss: str, constraint: bool) -> list[str]:
         knobs += ["area_target", "warmup", "anneal_frac", "anneal"]
     if constraint:
         knobs += ["dual_lr", "area_floor", "finetune"]
-    return knobs + list(GATES[gate].knobs if gate in GATES else ())
+    return list(dict.fromkeys(knobs + list(GATES[gate].knobs if gate in GATES else ())))   # top_k reads the schedule
 
 
 def apply_preset(name: str | None = None) -> None:

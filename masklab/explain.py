@@ -67,6 +67,9 @@ METHODS = {m.preset: m for m in [
            lambda l, k: k.multiplier * torch.sigmoid(l) + _bimodal(l),
            note="the default: the area the classifier sees, P(z > 1/2) = sigmoid(l), plus the bimodality term on "
                 "m_eval (weight 1); a negative multiplier is the floor pushing a closed mask open"),
+    Method("top-k", "top_k", r"m(1-m)", None, lambda l, k: _bimodal(l),
+           note="exactly t*HW pixels kept in every image, so there is no area term: the logit axis is l minus the "
+                "image's k-th largest logit, on which the gate is hard concrete; only the bimodality term (weight 1)"),
     Method("sorted-area", "straight_through", r"\beta\,(m_{(i)} - 0)^2", lambda m, k: k.beta * m ** 2,
            lambda l, k: k.beta * relaxed("straight_through", l, k.temperature) ** 2,
            note="exact area on the sorted relaxed mask, for a pixel ranked outside the target (most pixels)"),
@@ -121,6 +124,8 @@ def gate_in_expectation(gate: str, l: torch.Tensor, temperature: float) -> torch
     binary concrete evaluates sigmoid(l' / tau), hard concrete stretch(sigmoid(l')) (tests pin the match)."""
     if gate not in NOISY:
         return GATES[gate](l[None], temperature, False, True)
+    if gate == "top_k":                       # on the axis l - (the image's k-th largest logit): hard concrete
+        gate = "hard_concrete"
     u = (torch.arange(SAMPLES, dtype=l.dtype) + 0.5) / SAMPLES
     noisy = l[None] + (torch.log(u) - torch.log1p(-u))[:, None]           # (S, n) logistic quantiles
     if gate == "hard_concrete":

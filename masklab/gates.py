@@ -1,8 +1,9 @@
 """Gates: per-pixel logits (B, 1, H, W) -> mask in [0, 1].
 
 Each gate is described once, by a `Gate` record in GATES: its function `gate(logits, temperature, training,
-hard, generator) -> mask`, its deterministic relaxation m_eval (the soft value the metrics use; the hard mask
-is m_eval > 0.5, which is `logits > 0` for every gate here), whether its eval mask is exactly 0/1 and whether it
+hard, generator, **options) -> mask`, its deterministic relaxation m_eval (the soft value the metrics use; the
+hard mask is m_eval > 0.5, which is `logits > 0` for every gate here but top_k, where it is the image's k highest
+logits; top_k's option `keep` comes from MaskGate.keep), whether its eval mask is exactly 0/1 and whether it
 draws noise while training, the Config fields it reads, and its formula in LaTeX (the app's objective panel).
 Adding a gate is one function and one record here (plus its name in config.GATE_NAMES, which the CLI reads
 without importing torch; a test keeps the two lists equal).
@@ -12,6 +13,8 @@ References:
   straight-through estimator: Bengio, Leonard, Courville 2013.
   binary concrete / Gumbel-sigmoid: Maddison et al. 2017; Jang et al. 2017.
   hard concrete: Louizos, Welling, Kingma 2018, "Learning Sparse Neural Networks through L0 Regularization".
+  top-k of logits + noise (Gumbel top-k): Kool, van Hoof, Welling 2019; a subset of k features, Chen et al. 2018
+  (L2X); here with logistic noise and hard concrete's stretched sigmoid as the straight-through backward.
 """
 from __future__ import annotations
 
@@ -87,6 +90,43 @@ def hard_concrete(logits, temperature, training, hard, generator=None, clamp_bac
     return _straight_through((z > 0.5).to(z.dtype), z if clamp_backward else stretched)
 
 
+def _top_k(scores: Tensor, keep: float) -> tuple[Tensor, Tensor]:
+    """(kept, threshold): per image exactly k = round(keep * pixels) (at least 1) pixels of the highest `scores`
+    as a bool mask, ties (a flat background has many equal logits) broken by position; and a threshold (B, 1, 1, 1)
+    halfway between the k-th and the (k+1)-th largest score (below every score when all are kept)."""
+    flat = scores.detach().flatten(1)
+    n = flat.shape[1]
+    k = min(n, max(1, round(keep * n)))
+    if k == n:
+        return torch.ones_like(scores, dtype=torch.bool), (flat.min(dim=1).values - 1).view(-1, 1, 1, 1)
+    values, index = flat.topk(k + 1, dim=1)
+    kept = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, index[:, :k], True).view_as(scores)
+    return kept, ((values[:, k - 1] + values[:, k]) / 2).view(-1, 1, 1, 1)
+
+
+def top_k(logits, temperature, training, hard, generator=None, keep=1.0):
+    """Hard concrete with a per-image threshold: exactly round(keep * pixels) gates open in every image, the
+    top-k of l + logistic noise while training (of l at eval); backward through the stretched
+    sigmoid((l + noise - threshold) / temperature); m_eval is stretch(sigmoid(l - threshold)), as hard concrete's
+    is stretch(sigmoid(l)). The area is the schedule's by construction: no gate can close below it, so there is
+    nothing to collapse to."""
+    scores = logits + _logistic_noise(logits, generator) if training else logits
+    kept, threshold = _top_k(scores, keep)
+    stretched = _stretched(torch.sigmoid((scores - threshold) / (temperature if training else 1.0)))
+    if not hard:
+        return stretched.clamp(0, 1)
+    return _straight_through(kept.to(stretched.dtype), stretched)
+
+
+def _top_k_relaxed(logits: Tensor, temperature: float, keep: float = 1.0) -> Tensor:
+    """stretch(sigmoid(l - threshold)), kept on its side of 1/2 so that m_eval > 1/2 is exactly the top k (a logit
+    a hair above the threshold rounds to 1/2 in float32; a tie at the threshold is decided by position)."""
+    kept, threshold = _top_k(logits, keep)
+    m = _stretch(torch.sigmoid(logits - threshold))
+    above = torch.nextafter(torch.tensor(0.5, dtype=m.dtype), torch.tensor(1.0, dtype=m.dtype)).to(m.device)
+    return torch.where(kept, torch.maximum(m, above), m.clamp(max=0.5))
+
+
 def hard_concrete_open_prob(logits: Tensor, temperature: float) -> Tensor:
     """P(z > 0) under the hard-concrete gate, in closed form: the differentiable expected-L0 term.
 
@@ -100,7 +140,7 @@ def hard_concrete_open_prob(logits: Tensor, temperature: float) -> Tensor:
 class Gate:
     name: str
     sample: Callable[..., Tensor]             # (logits, temperature, training, hard, generator) -> mask
-    relax: Callable[[Tensor, float], Tensor]  # (logits, temperature) -> m_eval, deterministic
+    relax: Callable[..., Tensor]              # (logits, temperature, **options) -> m_eval, deterministic
     binary: bool                              # with `hard`, the eval mask is exactly 0/1
     noisy: bool                               # draws logistic noise while training
     knobs: tuple[str, ...]                    # the Config fields it reads, besides the logits
@@ -115,28 +155,32 @@ class Gate:
 _NOISE = r"\log u - \log(1-u)"
 _TEMPERATURE = ("temperature", "temperature_end")
 GATES = {gate.name: gate for gate in (
-    Gate("hard_sigmoid", hard_sigmoid, lambda l, t: F.hardsigmoid(l), binary=False, noisy=False, knobs=(),
+    Gate("hard_sigmoid", hard_sigmoid, lambda l, t, **_: F.hardsigmoid(l), binary=False, noisy=False, knobs=(),
          latex=r"m = \mathrm{hardsigmoid}(l) = \min\!\big(1, \max(0, \tfrac{l}{6} + \tfrac12)\big)"),
-    Gate("straight_through", straight_through, lambda l, t: torch.sigmoid(l / t), binary=True, noisy=False,
+    Gate("straight_through", straight_through, lambda l, t, **_: torch.sigmoid(l / t), binary=True, noisy=False,
          knobs=_TEMPERATURE,
          latex=r"m = \mathbb{1}[l > 0],\quad \partial m/\partial l := \partial\,\sigma(l/\tau)/\partial l"),
-    Gate("binary_concrete", binary_concrete, lambda l, t: torch.sigmoid(l / t), binary=True, noisy=True,
+    Gate("binary_concrete", binary_concrete, lambda l, t, **_: torch.sigmoid(l / t), binary=True, noisy=True,
          knobs=(*_TEMPERATURE, "hard_forward"),
          latex=r"m = \mathbb{1}\big[\sigma\big((l + " + _NOISE + r")/\tau\big) > \tfrac12\big],\ u \sim U(0,1)"),
-    Gate("hard_concrete", hard_concrete, lambda l, t: _stretch(torch.sigmoid(l)), binary=True, noisy=True,
+    Gate("hard_concrete", hard_concrete, lambda l, t, **_: _stretch(torch.sigmoid(l)), binary=True, noisy=True,
          knobs=(*_TEMPERATURE, "hard_forward", "clamp_backward"),
          latex=r"m = z = \min\!\big(1, \max(0, \sigma((l + " + _NOISE + r")/\tau)(\zeta-\gamma) + \gamma)\big),"
                r"\ (\gamma, \zeta) = (-0.1, 1.1)",
          hard_latex=r"m = \mathbb{1}[z > \tfrac12],\ z = \min(1, \max(0, s)),\ s = \sigma\big((l + " + _NOISE +
                     r")/\tau\big)(\zeta-\gamma) + \gamma,\ \partial m/\partial l := \partial {through}/\partial l"),
+    Gate("top_k", top_k, _top_k_relaxed, binary=True, noisy=True,
+         knobs=(*_TEMPERATURE, "hard_forward", "area_target", "warmup", "anneal_frac", "anneal", "finetune"),
+         latex=r"m = \mathbb{1}\big[l + " + _NOISE + r" > \theta_k\big],\ \theta_k:\ \text{the } k\text{-th largest of } "
+               r"l + " + _NOISE + r",\ k = t\cdot HW"),
 )}
 # Gates whose mask the classifier sees as exactly 0/1 at eval when `hard` is on.
 BINARY_GATES = tuple(name for name, gate in GATES.items() if gate.binary)
 
 
-def relaxed(name: str, logits: Tensor, temperature: float) -> Tensor:
+def relaxed(name: str, logits: Tensor, temperature: float, **options) -> Tensor:
     """The deterministic soft mask m_eval of a gate: bimodality is measured on it, m_eval > 0.5 is the hard mask."""
-    return GATES[name].relax(logits, temperature)
+    return GATES[name].relax(logits, temperature, **options)
 
 
 def area_estimate(name: str, logits: Tensor, mask: Tensor, temperature: float, seen: bool = False) -> Tensor:
@@ -146,6 +190,8 @@ def area_estimate(name: str, logits: Tensor, mask: Tensor, temperature: float, s
     fraction of pixels a hard (0/1) forward shows the classifier (logistic noise: P(l + noise > 0))."""
     if name == "hard_concrete":
         return torch.sigmoid(logits).mean() if seen else hard_concrete_open_prob(logits, temperature).mean()
+    if name == "top_k":
+        return torch.sigmoid(logits).mean()
     return mask.mean()
 
 
@@ -163,6 +209,8 @@ class MaskGate(torch.nn.Module):
       - `gate.area(logits, mask)`: the differentiable area a constraint should hold (a scalar): for hard concrete
         P(z > 1/2) = mean sigmoid(l), the expected fraction the 0/1 forward shows (`seen_area`, the default), or
         Louizos et al.'s expected L0 P(z > 0); for the other gates the mean of `mask`.
+      - `top_k` keeps exactly round(gate.keep * H * W) pixels of every image (training and eval): assign `keep` the
+        schedule's target each step (AreaConstraint.target); no penalty is needed to hold the area.
     `temperature` is an attribute (anneal it by assigning); a call may pass its own. No parameters.
     """
 
@@ -173,6 +221,7 @@ class MaskGate(torch.nn.Module):
             raise ValueError(f"unknown gate {kind!r}: one of {', '.join(GATES)}")
         self.kind, self.temperature, self.hard = kind, temperature, hard
         self.options = {"clamp_backward": clamp_backward} if kind == "hard_concrete" else {}
+        self.keep = 1.0                       # top_k: the fraction of pixels kept (the schedule's target)
         self.seen_area = seen_area and hard
 
     @property
@@ -183,10 +232,14 @@ class MaskGate(torch.nn.Module):
     def forward(self, logits: Tensor, temperature: float | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
         tau = self.temperature if temperature is None else temperature
-        return GATES[self.kind](logits, tau, self.training, self.hard, generator, **self.options)
+        return GATES[self.kind](logits, tau, self.training, self.hard, generator, **self._options())
+
+    def _options(self) -> dict:
+        return {"keep": self.keep} if self.kind == "top_k" else self.options
 
     def relaxed(self, logits: Tensor, temperature: float | None = None) -> Tensor:
-        return relaxed(self.kind, logits, self.temperature if temperature is None else temperature)
+        tau = self.temperature if temperature is None else temperature
+        return relaxed(self.kind, logits, tau, **self._options())
 
     def hard_mask(self, logits: Tensor, threshold: float = 0.5) -> Tensor:
         return (self.relaxed(logits) > threshold).to(logits.dtype)

@@ -56,7 +56,7 @@ def predict(model, x: Tensor, temperature: float, threshold: float = 0.5, batch:
             xb = x[i:i + batch]
             if truth is None:
                 logits_m = model.mask_logits(xb)
-                m = relaxed(model.gate_kind, logits_m, temperature)
+                m = model.mask_gate.relaxed(logits_m, temperature)
             else:
                 m = truth[i:i + batch].to(xb.dtype)
                 logits_m = m * 40 - 20

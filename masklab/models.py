@@ -168,6 +168,8 @@ def build_model(cfg, channels: int, classes: int) -> MaskedClassifier:
     The global RNG is forked and seeded under a lock, so concurrent runs get reproducible weights."""
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return MaskedClassifier(channels, classes, cfg.gate, cfg.width, cfg.mask_stride, cfg.init_bias,
+        model = MaskedClassifier(channels, classes, cfg.gate, cfg.width, cfg.mask_stride, cfg.init_bias,
                                 cfg.classifier_width, cfg.hard_forward, cfg.clamp_backward, cfg.mask_upsample,
                                 cfg.oracle, cfg.mask_norm, cfg.logit_bound, cfg.area_seen, cfg.backbone)
+        model.mask_gate.keep = cfg.area_target          # top_k at eval (training sets the schedule's target)
+        return model

@@ -76,6 +76,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         if cfg.oracle != "none":
             x, y, mask = data.truth_batch(cfg.batch_size, g_data, cfg.oracle)
         tau, target = temperature_at(cfg, step), constraint.target(step)
+        model.mask_gate.keep = target                  # top_k keeps exactly this fraction (other gates: unused)
         frozen = step > closing                        # closing phase: the mask is fixed, the classifier adapts
         if frozen:
             with torch.no_grad():

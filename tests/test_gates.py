@@ -31,7 +31,7 @@ def test_gradients_reach_the_logits(name, training):
     assert logits.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("name", list(GATES))
+@pytest.mark.parametrize("name", [name for name in GATES if name != "top_k"])   # top_k: its own tests below
 def test_eval_is_deterministic_and_thresholds_at_zero(name):
     """At eval no noise is drawn: two calls agree, and m_eval > 0.5 is exactly logits > 0."""
     logits = torch.randn(2, 1, 8, 8) * 2
@@ -41,13 +41,14 @@ def test_eval_is_deterministic_and_thresholds_at_zero(name):
     assert torch.equal(relaxed(name, logits, 2 / 3) > 0.5, logits > 0)
 
 
-@pytest.mark.parametrize("name", ["binary_concrete", "hard_concrete"])
+@pytest.mark.parametrize("name", ["binary_concrete", "hard_concrete", "top_k"])
 def test_training_noise_comes_from_the_run_generator(name):
     """Same generator seed, same sample; another seed, another sample."""
     logits = torch.zeros(1, 1, 32, 32)
-    a = GATES[name](logits, 2 / 3, True, True, _gen(5))
-    b = GATES[name](logits, 2 / 3, True, True, _gen(5))
-    c = GATES[name](logits, 2 / 3, True, True, _gen(6))
+    options = {"keep": 0.5} if name == "top_k" else {}
+    a = GATES[name](logits, 2 / 3, True, True, _gen(5), **options)
+    b = GATES[name](logits, 2 / 3, True, True, _gen(5), **options)
+    c = GATES[name](logits, 2 / 3, True, True, _gen(6), **options)
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
@@ -149,11 +150,12 @@ def test_every_gate_is_one_record_and_config_names_exactly_those():
     for name, gate in GATES.items():
         assert isinstance(gate, Gate) and gate.name == name and gate.latex.startswith("m =")
         assert set(gate.knobs) <= set(KNOBS)
-        m_eval = gate.relax(logits, 2 / 3)
-        assert torch.equal(relaxed(name, logits, 2 / 3), m_eval)
+        options = {"keep": 24 / 49} if name == "top_k" else {}          # top_k: the 24 highest of 49 are l > 0
+        m_eval = gate.relax(logits, 2 / 3, **options)
+        assert torch.equal(relaxed(name, logits, 2 / 3, **options), m_eval)
         assert torch.equal(m_eval > 0.5, logits > 0)                    # the hard mask of every gate is l > 0
         if gate.binary:                                                  # eval forward, hard: exactly m_eval > 1/2
-            assert torch.equal(gate(logits, 2 / 3, False, True), (m_eval > 0.5).float())
+            assert torch.equal(gate(logits, 2 / 3, False, True, **options), (m_eval > 0.5).float())
 
 
 @pytest.mark.parametrize("kind", list(GATES))
@@ -165,10 +167,11 @@ def test_mask_gate_module_keeps_its_contract(kind):
     logits = torch.randn(2, 1, 6, 6, generator=_gen(3)) * 3
     for hard in (True, False):
         gate = MaskGate(kind, hard=hard).eval()
-        m_eval = relaxed(kind, logits, gate.temperature)
+        gate.keep = 0.4                                                    # read by top_k only
+        m_eval = relaxed(kind, logits, gate.temperature, **({"keep": 0.4} if kind == "top_k" else {}))
         a, b = gate(logits, generator=_gen(1)), gate(logits, generator=_gen(2))
         assert torch.equal(a, b)                                           # no noise at eval
-        zero_one = kind in ("straight_through", "binary_concrete") or (kind == "hard_concrete" and hard)
+        zero_one = kind in ("straight_through", "binary_concrete") or (kind in ("hard_concrete", "top_k") and hard)
         assert torch.equal(a, (m_eval > 0.5).float()) if zero_one else torch.allclose(a, m_eval)
         assert torch.equal(gate.relaxed(logits), m_eval)
         assert torch.equal(gate.hard_mask(logits), (m_eval > 0.5).float())
@@ -178,3 +181,51 @@ def test_mask_gate_module_keeps_its_contract(kind):
         assert set(sample.unique().tolist()) <= {0.0, 1.0} and MaskGate(kind).binary
     with pytest.raises(ValueError, match="unknown gate"):
         MaskGate("gumbel")
+
+
+@pytest.mark.parametrize("keep", [0.01, 0.1, 0.3, 0.5, 0.97])
+@pytest.mark.parametrize("training", [True, False])
+def test_top_k_keeps_exactly_its_fraction_in_every_image(keep, training):
+    """However the logits lie (all low, all high, one image far above the other), every image keeps exactly
+    round(keep * pixels) pixels: there is no all-zero mask to collapse to."""
+    logits = torch.cat([torch.randn(1, 1, 20, 20) - 30, torch.randn(1, 1, 20, 20) + 30, torch.randn(1, 1, 20, 20)])
+    mask = GATES["top_k"](logits, 2 / 3, training, True, _gen(), keep=keep)
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    assert mask.flatten(1).sum(1).tolist() == [round(keep * 400)] * 3
+
+
+def test_top_k_eval_keeps_the_highest_logits_and_its_relaxation_agrees():
+    logits = torch.randn(2, 1, 10, 10, generator=_gen(3))
+    mask = GATES["top_k"](logits, 2 / 3, False, True, _gen(1), keep=0.2)
+    top = logits.flatten(1).topk(20, dim=1).indices
+    expected = torch.zeros(2, 100).scatter_(1, top, 1.0).view_as(mask)
+    assert torch.equal(mask, expected)
+    assert torch.equal(relaxed("top_k", logits, 2 / 3, keep=0.2) > 0.5, expected.bool())
+    assert torch.equal(GATES["top_k"](logits, 2 / 3, False, True, _gen(2), keep=0.2), mask)   # no noise at eval
+
+
+def test_top_k_keeps_every_pixel_at_keep_one_and_at_least_one_at_keep_zero():
+    logits = torch.randn(2, 1, 6, 6)
+    assert GATES["top_k"](logits, 2 / 3, True, True, _gen(), keep=1.0).eq(1).all()
+    assert GATES["top_k"](logits, 2 / 3, True, True, _gen(), keep=1e-6).flatten(1).sum(1).tolist() == [1.0, 1.0]
+
+
+def test_top_k_sends_the_classifier_gradient_to_unkept_pixels_too():
+    """Straight-through: a pixel outside the top-k learns that it would have helped (its logit rises)."""
+    logits = torch.zeros(1, 1, 4, 4, requires_grad=True)
+    logits.data[0, 0, 0, 0] = 5.0                        # kept; every other pixel is not
+    mask = GATES["top_k"](logits, 2 / 3, False, True, keep=1 / 16)
+    image = torch.zeros(1, 1, 4, 4)
+    image[0, 0, 3, 3] = 1.0                              # the only informative pixel is not kept
+    (-(mask * image).sum()).backward()                   # a loss that wants to see it
+    assert logits.grad[0, 0, 3, 3] < 0                   # gradient descent raises its logit
+    assert logits.grad[0, 0, 1, 1] == 0                  # an empty pixel gets nothing
+
+
+def test_mask_gate_top_k_reads_its_keep_attribute():
+    from masklab.gates import MaskGate
+    gate = MaskGate("top_k").eval()
+    logits = torch.randn(3, 1, 10, 10)
+    gate.keep = 0.25
+    assert gate(logits).flatten(1).sum(1).tolist() == [25.0] * 3
+    assert gate.hard_mask(logits).flatten(1).sum(1).tolist() == [25.0] * 3

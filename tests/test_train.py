@@ -143,8 +143,25 @@ def test_constraint_multiplier_stays_non_negative_and_grows_while_area_exceeds_t
     assert records[3].multiplier > records[0].multiplier > 0
 
 
+def test_top_k_shows_exactly_the_scheduled_area_at_every_step_and_after(tiny):
+    """Preset top-k: the hard area of every record is the annealed target (not a multiplier's lagging pull), and
+    the trained model keeps exactly area_target of every test image."""
+    cfg = preset("top-k", **{k: getattr(tiny, k) for k in ("canvas", "clutter", "batch_size", "test_size", "width",
+                                                           "classifier_width")},
+                 mask_stride=1, steps=10, log_every=1, warmup=0.2, anneal_frac=0.5, finetune=0.2, area_target=0.1)
+    data = open_data(cfg)
+    model = build_model(cfg, data.channels, data.classes)
+    records = list(train(cfg, model, data))
+    pixels = 32 * 32
+    assert [r.area for r in records] == [pytest.approx(round(r.target * pixels) / pixels) for r in records]
+    assert records[0].area == 1.0 and records[-1].area == pytest.approx(round(0.1 * pixels) / pixels)
+    model.eval()
+    kept = (model.gate_relaxed(data.test.x, cfg.temperature_end) > 0.5).flatten(1).sum(1)
+    assert kept.tolist() == [round(0.1 * pixels)] * len(kept)
+
+
 @pytest.mark.parametrize("name", ["unmasked", "seed", "mse-zero", "pooled-l1", "ste", "binary-concrete",
-                                  "sorted-area"])
+                                  "top-k", "sorted-area"])
 def test_every_preset_trains_a_few_steps(tiny, name):
     """Each method runs end to end on a tiny config with finite losses."""
     cfg = preset(name, **{k: getattr(tiny, k) for k in ("canvas", "clutter", "batch_size", "steps", "log_every",

@@ -92,6 +92,12 @@ SCREENS["mask2"] = [(name, over, range(3)) for name, over in [   # on top of bil
 # what they ran as while the default (preset hard-concrete = ALL) moves.
 for _screen in ("method", "mask", "mask2"):
     SCREENS[_screen] = [(name, {"preset": "hard-concrete-plain", **over}, seeds) for name, over, seeds in SCREENS[_screen]]
+# 2026-11-29 (third session), 2 CPU cores: the preset top-k (gate top_k, no multiplier: every image keeps exactly
+# the scheduled fraction, so no mask can close or stay open) against the default's rows in bench/DATASETS.md.
+TOPK = {"preset": "top-k"}
+SCREENS["topk"] = [(name, over, range(3)) for name, over in [
+    ("tk_cifar_t1", {**TOPK, **CIFAR, "area_target": 0.1}), ("tk_cifar_t3", {**TOPK, **CIFAR3}),
+    ("tk_cifar_t5", {**TOPK, **CIFAR, "area_target": 0.5}), ("tk", TOPK), ("tk_shapes", {**TOPK, **SHAPES})]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "precision_in_box", "ink_recall", "collapsed")
 
 
