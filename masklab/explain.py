@@ -210,7 +210,7 @@ def objective_latex(cfg) -> list[str]:
                       + r"\quad\text{(}h\text{: the attention branch's features)}"))
     if masked and cfg.mask_loss != "none":
         lines.append(r"L_{\text{mask}} = " + LOSS_LATEX.get(cfg.mask_loss, r"\text{" + cfg.mask_loss + "}"))
-    if masked and (cfg.constraint or cfg.mask_loss == "sorted_area"):
+    if masked and (cfg.constraint or cfg.mask_loss == "sorted_area" or cfg.gate == "top_k"):
         area = (r"P(z>\tfrac12)" if cfg.area_seen and cfg.hard_forward else r"P(z>0)") \
             if cfg.gate == "hard_concrete" else r"m"
         progress = (r"\mathrm{clip}\!\big(\tfrac{\text{step} - \text{warmup}\cdot"

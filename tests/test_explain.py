@@ -145,3 +145,10 @@ def test_a_finished_runs_test_area_decides_over_the_last_batch():
     cfg = preset("seed", steps=100)
     assert collapse(cfg, _records(0.3), area=0.0).kind == "zero"
     assert collapse(cfg, _records(0.0), area=0.3) is None
+
+
+def test_the_objective_of_top_k_shows_its_schedule_and_no_multiplier():
+    """top-k keeps k = t * HW pixels: the annealed t is part of its objective, the multiplier is not."""
+    lines = objective_latex(preset("top-k"))
+    assert any(line.startswith("t = 1 - (1 - t_{") for line in lines)
+    assert not any(r"\mu" in line for line in lines) and r"\theta_k" in lines[1]
