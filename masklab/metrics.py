@@ -9,7 +9,6 @@ import math
 import torch
 from torch import Tensor
 
-from .gates import relaxed
 
 COLLAPSE_LOW, COLLAPSE_HIGH = 0.005, 0.95
 METRIC_NAMES = ("accuracy_full", "accuracy_soft", "accuracy_hard", "area", "bimodality", "collapsed",

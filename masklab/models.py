@@ -169,7 +169,7 @@ def build_model(cfg, channels: int, classes: int) -> MaskedClassifier:
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = MaskedClassifier(channels, classes, cfg.gate, cfg.width, cfg.mask_stride, cfg.init_bias,
-                                cfg.classifier_width, cfg.hard_forward, cfg.clamp_backward, cfg.mask_upsample,
-                                cfg.oracle, cfg.mask_norm, cfg.logit_bound, cfg.area_seen, cfg.backbone)
+                                 cfg.classifier_width, cfg.hard_forward, cfg.clamp_backward, cfg.mask_upsample,
+                                 cfg.oracle, cfg.mask_norm, cfg.logit_bound, cfg.area_seen, cfg.backbone)
         model.mask_gate.keep = cfg.area_target          # top_k at eval (training sets the schedule's target)
         return model
