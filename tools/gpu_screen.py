@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import multiprocessing as mp
+import signal
 import sys
 import tempfile
 import time
@@ -148,8 +149,14 @@ def run(screen: str, out: str, workers: int, seconds: float, device: str) -> Non
     procs = [ctx.Process(target=worker, args=(jobs, out, stop_at, device, lock)) for _ in range(workers)]
     for p in procs:
         p.start()
-    for p in procs:
-        p.join()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))   # a killed screen ends its workers (below) too
+    try:
+        for p in procs:
+            p.join()
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
 
 
 def main(argv=None) -> int:
