@@ -122,7 +122,7 @@ def ablation_section(path: Path | None) -> list[str]:
             f"Each idea as a variant of the published hard-concrete method (`tools/gpu_screen.py`, screens `method`, "
             f"`mask` and `mask2`, over preset hard-concrete-plain, 1500 steps, 1 thread a run on the 2 CPU cores); "
             f"regenerate the runs with `python tools/gpu_screen.py run SCREEN {path.as_posix()} --workers 2 --device "
-            f"cpu` (SCREEN method; mask and mask2 into {more.as_posix()}; topk into {topk.as_posix()}) and this "
+            f"cpu` (SCREEN method; mask and mask2 into {more.as_posix()}; topk and topk2 into {topk.as_posix()}) and this "
             f"table with `python tools/gpu_screen.py summary {' '.join(p.as_posix() for p in paths)}`. On the CPU a "
             "seed k here is run k of the benchmark's config. Prefixes: `shapes_` the shapes set at area_target 0.045, `cifar_..._t3` "
             "CIFAR-10 (1,000 / 200 photos a class, 32 px) at 0.3, none the digits at 0.045. `floor`: area_floor 0.5; "
@@ -131,7 +131,8 @@ def ablation_section(path: Path | None) -> list[str]:
             "better on the digits, but it collapsed on CIFAR-10, bench/screen/datasets-bilinear.csv); `s1w8`: "
             "mask_stride 1 with width 8; `ft3`: anneal_frac 0.4 + finetune 0.3; "
             "`t048`: area_target 0.048; `tk`: preset top-k (gate top_k: every image keeps exactly the scheduled "
-            "fraction, no multiplier; `tk_cifar_t1` / `t3` / `t5` at 0.1 / 0.3 / 0.5). Means of every column but "
+            "fraction, no multiplier; `tk_cifar_t1` / `t3` / `t5` at 0.1 / 0.3 / 0.5; `tk_t047` at 0.047; `tk_bil` with "
+            "bilinear mask logits). Means of every column but "
             "the first accuracy are over the seeds that did not collapse.", "", screen_table(paths), ""]
 
 
