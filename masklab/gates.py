@@ -123,8 +123,8 @@ def _top_k_relaxed(logits: Tensor, temperature: float, keep: float = 1.0) -> Ten
     a hair above the threshold rounds to 1/2 in float32; a tie at the threshold is decided by position)."""
     kept, threshold = _top_k(logits, keep)
     m = _stretch(torch.sigmoid(logits - threshold))
-    above = torch.nextafter(torch.tensor(0.5, dtype=m.dtype), torch.tensor(1.0, dtype=m.dtype)).to(m.device)
-    return torch.where(kept, torch.maximum(m, above), m.clamp(max=0.5))
+    above_half = 0.5 + torch.finfo(m.dtype).eps / 2          # the next float after 1/2 in m's dtype
+    return torch.where(kept, m.clamp(min=above_half), m.clamp(max=0.5))
 
 
 def hard_concrete_open_prob(logits: Tensor, temperature: float) -> Tensor:
