@@ -103,6 +103,12 @@ SCREENS["topk"] = [(name, over, range(3)) for name, over in [
 # bilinear mask logits (so a block's 0/1 edge can follow a stroke: +0.013 for the default over 5 seeds).
 SCREENS["topk2"] = [("tk_t047", {**TOPK, "area_target": 0.047}, range(1)),
                     ("tk_bil", {**TOPK, "mask_upsample": "bilinear"}, range(1))]
+# 2026-11-29 (fourth session), an H200: five seeds of the default and of top-k on CIFAR-10 (the 0.1, 0.3
+# and 0.5) and on shapes, where the CPU screens had three; every seed here is a GPU seed (not seed k of a CPU run).
+SCREENS["gpu5"] = [(name, over, range(5)) for name, over in [
+    ("cifar_t1", {**CIFAR, "area_target": 0.1}), ("cifar_t3", CIFAR3), ("cifar_t5", {**CIFAR, "area_target": 0.5}),
+    ("tk_cifar_t1", {**TOPK, **CIFAR, "area_target": 0.1}), ("tk_cifar_t3", {**TOPK, **CIFAR3}),
+    ("tk_cifar_t5", {**TOPK, **CIFAR, "area_target": 0.5}), ("shapes", SHAPES), ("tk_shapes", {**TOPK, **SHAPES})]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "precision_in_box", "ink_recall", "collapsed")
 
 
