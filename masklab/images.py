@@ -72,6 +72,15 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
     return img.convert("L" if channels == 1 else "RGB")
 
 
+def is_colour(img: Image.Image, tolerance: int = 16, fraction: float = 0.02) -> bool:
+    """Whether an image is a colour picture: over `fraction` of its pixels (on a 64-pixel thumbnail) have channels
+    more than `tolerance` of 255 apart. A grayscale scan saved as RGB, or a JPEG's faint chroma noise, is not."""
+    small = to_mode(img, 3)
+    small.thumbnail((64, 64))
+    a = np.asarray(small, dtype=np.int16)
+    return bool(((a.max(axis=2) - a.min(axis=2)) > tolerance).mean() > fraction)
+
+
 def to_tensor(img: Image.Image, channels: int, size: tuple[int, int] | None) -> torch.Tensor:
     """(1, C, H, W) float in [0, 1]: converted by to_mode, resized to fit `size` keeping the aspect ratio (None:
     keep the image's own size, scaled down to MAX_INPUT_PIXELS if larger)."""

@@ -25,7 +25,7 @@ from .runs import fit
 from .train import Record
 from .views import MAX_SNAPSHOTS, Probe, RunView, Snapshot, load_view, probe_of, row, take_snapshot
 
-PROTECTED = ("demo",)  # shipped with the repository: the app does not delete it
+PROTECTED = ("demo", "demo-photos")  # shipped with the repository: the app does not delete them
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 

@@ -10,15 +10,42 @@ from masklab.checkpoint import CheckpointError, load_run
 from masklab.config import Config
 from masklab.data import test_samples
 from masklab.figures import histogram_figure
-from masklab.images import (ACCEPTED, IMAGE_TYPES, ImageError, enlarge, open_image, overlay, png_bytes, run_mask, to_tensor,
-                            to_uint8)
+from masklab.images import (ACCEPTED, IMAGE_TYPES, ImageError, enlarge, is_colour, open_image, overlay, png_bytes,
+                            run_mask, to_tensor, to_uint8)
 from masklab.views import BINS
 
 ui.own_navigation()
 
 
 def describe_run(run_id: str) -> str:
-    return f"{run_id} (shipped demo)" if run_id == ui.DEMO else run_id
+    return f"{run_id} ({ui.DEMOS[run_id]})" if run_id in ui.DEMOS else run_id
+
+
+def colour_upload() -> str | None:
+    """The name of the first uploaded colour picture (decoded at thumbnail scale), else None."""
+    for upload in st.session_state.get("uploads") or []:
+        try:
+            if is_colour(open_image(upload.getvalue(), name=upload.name, draft=(64, 64))):
+                return upload.name
+        except ImageError:
+            continue
+    return None
+
+
+def pick_demo(ids: list[str]) -> tuple[str | None, bool]:
+    """Until the user picks a checkpoint (the selectbox, or a URL that names one), the demo that suits the uploads:
+    the photo demo for a colour picture, the digit demo for grayscale ones. Returns (the colour upload's name or
+    None, whether the selectbox's value was set here)."""
+    if "checkpoint_chosen" not in st.session_state:
+        st.session_state.checkpoint_chosen = "checkpoint" in st.query_params
+    if st.session_state.checkpoint_chosen or not all(demo in ids for demo in ui.DEMOS):
+        return None, False
+    colour = colour_upload()
+    want = ui.PHOTO_DEMO if colour else ui.DEMO if st.session_state.get("uploads") else None
+    if want is None or st.session_state.get("checkpoint") == want:
+        return colour, False
+    st.session_state.checkpoint = want
+    return colour, True
 
 
 def load_checkpoint(path: str):
@@ -101,9 +128,15 @@ if not ids:
     st.stop()
 
 left, right = st.columns([3, 2], vertical_alignment="bottom")
-chosen = left.selectbox("Checkpoint", ids, index=ids.index(ui.DEMO) if ui.DEMO in ids else 0, key="checkpoint",
+picked_for, set_here = pick_demo(ids)
+default = None if set_here else ids.index(ui.DEMO) if ui.DEMO in ids else 0     # no default beside a value set here
+chosen = left.selectbox("Checkpoint", ids, index=default, key="checkpoint",
                         bind="query-params", format_func=describe_run,
-                        help="A run folder under checkpoints/ (the shipped demo by default).")
+                        on_change=lambda: st.session_state.update(checkpoint_chosen=True),
+                        help=f"A run folder under checkpoints/. `{ui.DEMO}` suits grayscale handwritten digits, "
+                             f"`{ui.PHOTO_DEMO}` colour photos of CIFAR-10's ten classes (airplane, automobile, "
+                             f"bird, cat, deer, dog, frog, horse, ship, truck); until you pick one, a colour "
+                             f"upload gets `{ui.PHOTO_DEMO}` and a grayscale one `{ui.DEMO}`.")
 threshold = right.slider("Threshold", 0.05, 0.95, 0.5, 0.05, key="threshold",
                          help="Hard mask = m_eval > threshold; the classifier sees x · hard mask.")
 loaded = load_checkpoint(str(runs.path(chosen)))
@@ -113,6 +146,9 @@ if isinstance(loaded, str):
 cfg, model, summary = loaded
 names, size = class_names(model, summary), input_size(summary)
 st.caption(expects(model, size, names))
+if picked_for and chosen == ui.PHOTO_DEMO:
+    st.caption(f":material/photo_camera: `{ui.PHOTO_DEMO}` was picked because **{picked_for}** is a colour photo; "
+               "choose another checkpoint above to override.")
 
 uploads = st.file_uploader("Upload images", type=IMAGE_TYPES, accept_multiple_files=True, key="uploads",
                            help=f"Accepted: {ACCEPTED}.")
@@ -121,6 +157,8 @@ picked = st.multiselect("Test samples", list(range(len(samples[0]))) if samples 
                         default=list(range(min(2, len(samples[0])))) if samples else [],
                         format_func=lambda i: f"test #{i} (label {names[int(samples[1][i])]})",
                         help="Images from this checkpoint's own test set.")
+if samples is None:
+    st.caption(f"This checkpoint's test set ({cfg.data}) is not on this machine: upload images instead.")
 
 for n, upload in enumerate(uploads or []):
     try:

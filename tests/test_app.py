@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import streamlit as st
 from PIL import Image
@@ -275,6 +276,47 @@ def test_inspect_masks_uploads_and_refuses_broken_files(lab):
     assert any("grayscale" in c.value for c in at.caption)
     at.file_uploader(key="uploads").upload("junk.png", b"not an image").run()
     assert not at.exception and any("not an image" in e.value for e in at.error)
+
+
+def _photo(colour: bool, seed: int = 0) -> bytes:
+    """A 60x40 RGB PNG of noise: three different channels (a colour photo) or one channel repeated (a scan)."""
+    a = np.random.default_rng(seed).integers(0, 256, (40, 60, 3 if colour else 1), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(np.repeat(a, 3 // a.shape[2], axis=2), "RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _demos(root: Path) -> None:
+    """Two tiny runs under root/checkpoints named as the shipped demos: digits (1 channel), shapes (3 channels)."""
+    (root / "checkpoints" / saved_run(root)).rename(root / "checkpoints" / ui.DEMO)
+    (root / "checkpoints" / saved_run(root, data="shapes")).rename(root / "checkpoints" / ui.PHOTO_DEMO)
+
+
+def test_inspect_picks_the_demo_that_suits_the_upload_until_the_user_chooses(lab):
+    """Both demos shipped: a colour upload switches to the photo demo (and says so), a grayscale one back to the
+    digit demo; once the user picks a checkpoint, uploads no longer change it."""
+    _demos(lab)
+    at = app("pages/inspect_masks.py")
+    checkpoint = lambda: at.get_by_key("checkpoint").value
+    assert checkpoint() == ui.DEMO
+    at.file_uploader(key="uploads").set_value([("photo.png", _photo(True), "image/png")]).run()
+    assert not at.exception and checkpoint() == ui.PHOTO_DEMO
+    assert any("photo.png** is a colour photo" in c.value for c in at.caption)
+    assert any("RGB (3 channels)" in c.value for c in at.caption)
+    assert images(at) == 3 * (1 + len(at.multiselect(key="samples").value))          # the upload, test samples
+    at.file_uploader(key="uploads").set_value([("scan.png", _photo(False), "image/png")]).run()
+    assert not at.exception and checkpoint() == ui.DEMO
+    at.get_by_key("checkpoint").set_value(ui.PHOTO_DEMO).run()                  # the user's choice
+    at.file_uploader(key="uploads").set_value([("scan2.png", _photo(False, 1), "image/png")]).run()
+    assert not at.exception and checkpoint() == ui.PHOTO_DEMO
+
+
+def test_inspect_keeps_the_checkpoint_a_link_names_whatever_is_uploaded(lab):
+    _demos(lab)
+    at = app("pages/inspect_masks.py", checkpoint=ui.DEMO)
+    at.file_uploader(key="uploads").set_value([("photo.png", _photo(True), "image/png")]).run()
+    assert not at.exception and at.get_by_key("checkpoint").value == ui.DEMO
+    assert not any("colour photo" in c.value for c in at.caption)
 
 
 def test_loss_explorer_plots_every_method_and_states_the_seed_slope(lab):

@@ -20,7 +20,7 @@ from PIL import Image
 
 from masklab.checkpoint import CheckpointError, load_run
 from masklab.cli import main
-from masklab.images import MAX_BYTES, MAX_INPUT_PIXELS, ImageError, open_image, run_mask, to_tensor
+from masklab.images import MAX_BYTES, MAX_INPUT_PIXELS, ImageError, is_colour, open_image, run_mask, to_tensor
 from masklab.runs import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,3 +295,21 @@ def test_the_upload_limit_is_configured_and_matches_the_library():
     import tomllib
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] * 2**20 == MAX_BYTES
+
+
+def test_is_colour_tells_photos_from_grayscale_saved_as_rgb():
+    """What Inspect picks a demo by: sklearn's colour photos are colour; the same photo made gray, then saved as an
+    RGB JPEG (whose chroma noise makes its channels differ slightly) is not; nor is a gray page with a tiny logo."""
+    from sklearn.datasets import load_sample_image
+    for name in ("china.jpg", "flower.jpg"):
+        photo = Image.fromarray(load_sample_image(name))
+        assert is_colour(photo), name
+        buffer = io.BytesIO()
+        photo.convert("L").convert("RGB").save(buffer, format="JPEG", quality=60)
+        assert not is_colour(Image.open(buffer)), name
+        assert not is_colour(photo.convert("L"))
+    page = np.full((200, 200, 3), 240, np.uint8)
+    page[:20, :20] = (255, 0, 0)                                       # 1% of the pixels: a red corner
+    assert not is_colour(Image.fromarray(page))
+    page[:60, :60] = (255, 0, 0)                                       # 9%
+    assert is_colour(Image.fromarray(page))
