@@ -92,8 +92,9 @@ def area_curves(curves: dict[str, list[dict]], target: list[dict] | None = None)
     return fig
 
 
-def image_grid(rows: list[list], labels: list[str], cell: float = 0.8):
-    """Rows of equally sized tiles (PIL images or arrays), each row labelled on its left; `cell`: inches a tile."""
+def image_grid(rows: list[list], labels: list[str], cell: float = 0.8, titles: list[str] | None = None):
+    """Rows of equally sized tiles (PIL images or arrays), each row labelled on its left, each column titled with
+    `titles` (if given) above the first row; `cell`: inches a tile."""
     import numpy as np
     cols = max((len(r) for r in rows), default=0)
     fig = _figure(1.4 + cell * max(cols, 1), cell * max(len(rows), 1))
@@ -108,6 +109,8 @@ def image_grid(rows: list[list], labels: list[str], cell: float = 0.8):
             ax.set(xticks=[], yticks=[])
             ax.spines[:].set_visible(False)
         axes[0].set_ylabel(label, rotation=0, ha="right", va="center")
+    for ax, title in zip(fig.axes[:cols], titles or []):
+        ax.set_title(title, fontsize=8)
     return fig
 
 

@@ -3,7 +3,9 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
+from masklab.bench_data import SHARED_CIFAR, cifar_folder
 from masklab.checkpoint import load_run
 from masklab.data import open_data
 from masklab.metrics import evaluate
@@ -43,3 +45,55 @@ def test_demo_masks_a_real_photo(tmp_path, capsys):
     assert main(["mask", "--checkpoint", str(DEMO), str(photo), "--out", str(tmp_path)]) == 0
     line = json.loads(capsys.readouterr().out)
     assert line["prediction"] in list("0123456789") and (tmp_path / "china.overlay.png").exists()
+
+
+# --- the photo demo (checkpoints/demo-photos: top-k at 30% on CIFAR-10, README "The photo demo") -------------------
+
+PHOTOS = DEMO.parent / "demo-photos"
+CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return load_run(PHOTOS)
+
+
+def test_photo_demo_is_small_complete_and_reads_colour_photos(photos):
+    cfg, model, summary = photos
+    assert sorted(p.name for p in PHOTOS.iterdir()) == ["config.json", "metrics.csv", "model.pt", "summary.json"]
+    assert (PHOTOS / "model.pt").stat().st_size < 2 * 2 ** 20
+    assert (cfg.gate, cfg.area_target, model.channels) == ("top_k", 0.3, 3)
+    assert summary["data"]["class_names"] == CIFAR10 and summary["data"]["input_size"] == [32, 32]
+
+
+@pytest.mark.parametrize("name", ["china.jpg", "flower.jpg"])
+def test_photo_demo_keeps_exactly_its_area_of_any_photo(photos, name):
+    """Any upload, whatever its size, is fitted into 32x32 and keeps exactly round(0.3 * pixels) of them."""
+    from sklearn.datasets import load_sample_image
+    from PIL import Image
+    from masklab.images import run_mask, to_tensor
+    cfg, model, summary = photos
+    x = to_tensor(Image.fromarray(load_sample_image(name)), 3, (32, 32))
+    r = run_mask(model, x, cfg.temperature_end)
+    assert r.hard.sum() == round(0.3 * r.hard.numel()) and 0 < r.probs.max() <= 1
+
+
+@pytest.mark.skipif(not SHARED_CIFAR.exists(), reason="needs ../shared/data/cifar10-jpeg.tar.gz (absent in a user's "
+                                                         "clone; CI has it)")
+def test_photo_demo_numbers_on_the_10000_cifar10_test_photos(photos):
+    """The README's numbers regenerate from the checkpoint on all 10,000 test photos, and the mask leans to the
+    photo's centre, where CIFAR-10 puts its object: the centre quarter holds far more than its 25% of the kept
+    pixels."""
+    cfg, model, summary = photos
+    folder = cifar_folder(train_per_class=1, test_per_class=1000)
+    test = open_data(cfg.replace(data=f"folder:{folder}", test_size=0)).test
+    assert len(test.x) == 10_000
+    m = evaluate(model, test, cfg.temperature_end)
+    assert m == pytest.approx(summary["metrics"]), "summary.json no longer matches the checkpoint"
+    assert not m["collapsed"] and m["area"] == pytest.approx(307 / 1024)
+    model.eval()
+    with torch.no_grad():
+        kept = torch.cat([model.gate_relaxed(test.x[i:i + 1000], cfg.temperature_end) > 0.5
+                          for i in range(0, 10_000, 1000)]).float()
+    centre = kept[..., 8:24, 8:24].sum() / kept.sum()
+    assert centre > 0.35, centre
