@@ -17,8 +17,10 @@ from masklab.gates import GATES
 from masklab.live import RunManager
 
 REFRESH_S = 1.0                 # live panels poll their run this often
+CHARTS_S = 8.0                  # ... and its curves, masks and histograms this often (see pages/train.py)
 DEMO, PHOTO_DEMO = "demo", "demo-photos"
-DEMOS = {DEMO: "shipped demo: digits, 48×48 grayscale", PHOTO_DEMO: "shipped demo: colour photos, 32×32, CIFAR-10's classes"}
+DEMOS = {DEMO: "shipped demo: digits, 48×48 grayscale",
+         PHOTO_DEMO: "shipped demo: colour photos, 32×32, CIFAR-10's classes"}
 MAX_LIVE = 2                    # concurrent trainings per server: they share the CPU
 WORKER_THREADS = None           # torch intra-op threads while training (None: torch's default); see the report
 APP = Path(__file__).resolve().parent / "app.py"

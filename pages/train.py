@@ -176,13 +176,13 @@ polling = run is not None and run.alive
 
 
 @st.fragment(run_every=ui.REFRESH_S if polling else None)
-def panel(run_id: str) -> None:
-    """Polls the run: controls, progress, collapse warning, curves, masks and histograms."""
+def status_panel(run_id: str) -> bool:
+    """Polls the run every REFRESH_S: controls, progress, collapse warning, latest values (cheap to draw)."""
     view = runs.view(run_id)
     if view is None:
         st.warning(f"No run {run_id} here: it is neither training in this server nor saved under "
                    f"{runs.root}.", icon=":material/search_off:")
-        return
+        return False
     if polling and view.final:
         st.rerun()                      # the run just ended: redraw the page once and stop polling
     st.subheader(view.run_id)
@@ -190,6 +190,17 @@ def panel(run_id: str) -> None:
     run_progress(view)
     collapse_warning(view)
     run_metrics(view)
+    return True
+
+
+@st.fragment(run_every=ui.CHARTS_S if polling else None)
+def charts_panel(run_id: str) -> None:
+    """Polls every CHARTS_S: curves, masks and histograms, the costly part to send and for the browser to lay out
+    (headless Chromium on the 2-core machine, a run training: 0.30 of a core for the page with every panel polled
+    each second, 0.10 with only the status line updating; tools/app_throughput.py measures the training's speed)."""
+    view = runs.view(run_id)
+    if view is None:
+        return
     if view.records:
         figure = ui.memo("train-curves", (view.run_id, len(view.records)),
                          lambda: curves_figure({view.run_id: view.records}))
@@ -197,8 +208,8 @@ def panel(run_id: str) -> None:
     run_masks(view, key="train-masks")
 
 
-if run_id:
-    panel(run_id)
-else:
+if not run_id:
     st.info("Choose a method preset and its knobs in the sidebar, then **Start run**. The URL keeps the setup: "
             "share it to reproduce the run.", icon=":material/info:")
+elif status_panel(run_id):
+    charts_panel(run_id)
