@@ -188,6 +188,41 @@ def test_upload_a_photo_on_inspect(lab, shots):
     assert exceptions(page) == []
 
 
+def test_a_photo_of_a_cifar_class_gets_the_photo_demo_and_a_mask_on_its_object(lab, shots):
+    """With both shipped demos in checkpoints/, CIFAR-10's first test bird (never seen in training) is uploaded:
+    Inspect switches to demo-photos and says why, keeps exactly 30% of it, predicts a bird, and the kept pixels
+    lean to the centre, where the bird is (checked with the library on the same file)."""
+    import shutil
+    from masklab.bench_data import SHARED_CIFAR, cifar_folder
+    from masklab.checkpoint import load_run
+    from masklab.images import open_image, run_mask, to_tensor
+    if not SHARED_CIFAR.exists():
+        pytest.skip("needs ../shared/data/cifar10-jpeg.tar.gz (absent in a user's clone; CI has it)")
+    page, base, cwd = lab
+    photo = cwd / "bird.jpg"
+    shutil.copy(cifar_folder(train_per_class=1, test_per_class=1) / "test" / "bird" / "0000.jpg", photo)
+    demos = [cwd / "checkpoints" / name for name in ("demo", "demo-photos")]
+    for demo in demos:
+        shutil.copytree(ROOT / "checkpoints" / demo.name, demo)
+    try:
+        page.goto(base + "inspect")
+        settle(page)
+        page.locator("input[type=file]").first.set_input_files(str(photo))
+        expect(page.get_by_text("is a colour photo", exact=False)).to_be_visible()
+        expect(page.get_by_text("bird.jpg", exact=False).first).to_be_visible()
+        expect(page.get_by_text("30.0%", exact=True)).to_be_visible()             # the kept-area metric
+        page.screenshot(path=shots / "inspect-photo-demo.png", full_page=True)
+        assert exceptions(page) == []
+    finally:
+        for demo in demos:
+            shutil.rmtree(demo)
+    cfg, model, summary = load_run(ROOT / "checkpoints" / "demo-photos")
+    r = run_mask(model, to_tensor(open_image(photo), 3, (32, 32)), cfg.temperature_end)
+    assert r.top(summary["data"]["class_names"], 1)[0]["class"] == "bird"
+    kept = r.hard[0]
+    assert kept[8:24, 8:24].sum() / kept.sum() > 0.35                 # the centre quarter: 25% by chance
+
+
 def test_bad_uploads_are_refused_in_one_line_and_a_good_one_still_works(lab, shots):
     """HTML renamed .png and a truncated JPEG reach the server and are refused with one line each; an SVG is
     refused by the uploader itself; a real photo uploaded with them is still masked. No exception anywhere."""
