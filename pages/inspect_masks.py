@@ -153,7 +153,9 @@ if picked_for and chosen == ui.PHOTO_DEMO:
 uploads = st.file_uploader("Upload images", type=IMAGE_TYPES, accept_multiple_files=True, key="uploads",
                            help=f"Accepted: {ACCEPTED}.")
 samples = samples_of(cfg)
-picked = st.multiselect("Test samples", list(range(len(samples[0]))) if samples else [], key="samples",
+# One widget per checkpoint: its options (and their labels) are that checkpoint's test set; the browser would keep
+# showing the previous checkpoint's labels on the chips of a widget whose options changed under it.
+picked = st.multiselect("Test samples", list(range(len(samples[0]))) if samples else [], key=f"samples-{chosen}",
                         default=list(range(min(2, len(samples[0])))) if samples else [],
                         format_func=lambda i: f"test #{i} (label {names[int(samples[1][i])]})",
                         help="Images from this checkpoint's own test set.")

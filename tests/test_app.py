@@ -303,7 +303,7 @@ def test_inspect_picks_the_demo_that_suits_the_upload_until_the_user_chooses(lab
     assert not at.exception and checkpoint() == ui.PHOTO_DEMO
     assert any("photo.png** is a colour photo" in c.value for c in at.caption)
     assert any("RGB (3 channels)" in c.value for c in at.caption)
-    assert images(at) == 3 * (1 + len(at.multiselect(key="samples").value))          # the upload, test samples
+    assert images(at) == 3 * (1 + len(at.multiselect[0].value))                    # the upload, test samples
     at.file_uploader(key="uploads").set_value([("scan.png", _photo(False), "image/png")]).run()
     assert not at.exception and checkpoint() == ui.DEMO
     at.get_by_key("checkpoint").set_value(ui.PHOTO_DEMO).run()                  # the user's choice
@@ -352,7 +352,7 @@ def test_inspect_takes_the_whole_hostile_corpus_in_one_upload(lab):
     assert len(CASES) >= 20
     saved_run(lab)
     at = app("pages/inspect_masks.py")
-    at.multiselect(key="samples").set_value([]).run()
+    at.multiselect[0].set_value([]).run()                                       # the test samples
     files = [(name, make(), "application/octet-stream") for name, make, _ in CASES]
     at.file_uploader(key="uploads").set_value(files).run()
     assert not at.exception
