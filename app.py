@@ -13,7 +13,7 @@ st.navigation([
             help="Set a method and its knobs, start a run and watch loss, masks and histograms live."),
     st.Page("pages/runs.py", title="Runs", icon=":material/table_chart:",
             help="All runs, live and saved: compare curves, configs and accuracy against area; download or delete."),
-    st.Page("pages/inspect_masks.py", title="Inspect", icon=":material/image_search:", url_path="inspect",
+    st.Page("pages/inspect.py", title="Inspect", icon=":material/image_search:",
             help="Mask your own images or test samples with a checkpoint: overlay, predictions, kept area."),
     st.Page("pages/sweeps.py", title="Sweeps", icon=":material/grid_on:",
             help="Grids of α, β, λ, area target …: launch on Ray Tune, read heatmaps and the Pareto front."),

@@ -24,7 +24,7 @@ DEMOS = {DEMO: "shipped demo: digits, 48×48 grayscale",
 MAX_LIVE = 2                    # concurrent trainings per server: they share the CPU
 WORKER_THREADS = None           # torch intra-op threads while training (None: torch's default); see the report
 APP = Path(__file__).resolve().parent / "app.py"
-TRAIN_PAGE, RUNS_PAGE, INSPECT_PAGE = "pages/train.py", "pages/runs.py", "pages/inspect_masks.py"
+TRAIN_PAGE, RUNS_PAGE, INSPECT_PAGE = "pages/train.py", "pages/runs.py", "pages/inspect.py"
 
 
 def own_navigation() -> None:

@@ -25,7 +25,7 @@ from masklab.images import IMAGE_TYPES  # noqa: E402
 from masklab.runs import fit  # noqa: E402
 
 TINY = dict(canvas=32, clutter=2, batch_size=8, steps=12, log_every=2, test_size=40, width=4, classifier_width=4)
-PAGES = ["pages/home.py", "pages/train.py", "pages/runs.py", "pages/inspect_masks.py", "pages/sweeps.py",
+PAGES = ["pages/home.py", "pages/train.py", "pages/runs.py", "pages/inspect.py", "pages/sweeps.py",
          "pages/loss_explorer.py"]
 
 
@@ -268,7 +268,7 @@ def _png(mode: str, size=(70, 45)) -> bytes:
 def test_inspect_masks_uploads_and_refuses_broken_files(lab):
     """An uploaded RGBA photo of any size is converted and masked (overlay, predictions, PNG); junk is an error."""
     saved_run(lab)
-    at = app("pages/inspect_masks.py")
+    at = app("pages/inspect.py")
     before = images(at)
     at.file_uploader(key="uploads").upload("photo.png", _png("RGBA")).run()
     assert not at.exception and images(at) == before + 3
@@ -296,7 +296,7 @@ def test_inspect_picks_the_demo_that_suits_the_upload_until_the_user_chooses(lab
     """Both demos shipped: a colour upload switches to the photo demo (and says so), a grayscale one back to the
     digit demo; once the user picks a checkpoint, uploads no longer change it."""
     _demos(lab)
-    at = app("pages/inspect_masks.py")
+    at = app("pages/inspect.py")
     checkpoint = lambda: at.get_by_key("checkpoint").value
     assert checkpoint() == ui.DEMO
     at.file_uploader(key="uploads").set_value([("photo.png", _photo(True), "image/png")]).run()
@@ -313,7 +313,7 @@ def test_inspect_picks_the_demo_that_suits_the_upload_until_the_user_chooses(lab
 
 def test_inspect_keeps_the_checkpoint_a_link_names_whatever_is_uploaded(lab):
     _demos(lab)
-    at = app("pages/inspect_masks.py", checkpoint=ui.DEMO)
+    at = app("pages/inspect.py", checkpoint=ui.DEMO)
     at.file_uploader(key="uploads").set_value([("photo.png", _photo(True), "image/png")]).run()
     assert not at.exception and at.get_by_key("checkpoint").value == ui.DEMO
     assert not any("colour photo" in c.value for c in at.caption)
@@ -351,7 +351,7 @@ def test_inspect_takes_the_whole_hostile_corpus_in_one_upload(lab):
     CASES = [c for c in CASES if c[0].rsplit(".", 1)[1] in IMAGE_TYPES]
     assert len(CASES) >= 20
     saved_run(lab)
-    at = app("pages/inspect_masks.py")
+    at = app("pages/inspect.py")
     at.multiselect[0].set_value([]).run()                                       # the test samples
     files = [(name, make(), "application/octet-stream") for name, make, _ in CASES]
     at.file_uploader(key="uploads").set_value(files).run()
@@ -375,7 +375,7 @@ def test_a_malicious_checkpoint_in_checkpoints_is_refused_on_inspect(lab):
 
     import torch
     torch.save({"classifier.head.weight": Payload()}, lab / "checkpoints" / run_id / "model.pt")
-    at = app("pages/inspect_masks.py")
+    at = app("pages/inspect.py")
     assert not at.exception and any("nothing in the file was executed" in e.value for e in at.error)
     assert not proof.exists()
 
@@ -437,7 +437,7 @@ def test_pause_and_stop_from_a_second_tab(lab):
 def test_inspect_ignores_a_checkpoint_outside_the_list(lab, bad):
     """?checkpoint= can only pick a folder listed under checkpoints/: anything else falls back to a listed one."""
     run_id = saved_run(lab)
-    at = app("pages/inspect_masks.py", checkpoint=bad)
+    at = app("pages/inspect.py", checkpoint=bad)
     assert not at.exception and at.get_by_key("checkpoint").value == run_id
 
 

@@ -320,6 +320,21 @@ def test_dragging_the_alpha_and_lambda_sliders_sets_the_config(lab, shots):
     assert exceptions(page) == []
 
 
+def test_a_fresh_servers_first_load_of_inspect_finds_its_page(tmp_path, browser):
+    """Before st.navigation has run once, the browser knows the pages by their file names: a page whose URL is not
+    its file's name (Inspect was pages/inspect_masks.py at /inspect) met a first visitor with "Page not found"."""
+    server, base = start_server(tmp_path)
+    try:
+        page = new_page(browser)
+        page.goto(base + "inspect")
+        settle(page)
+        expect(page.locator("h1").first).to_have_text("Inspect")
+        assert page.get_by_text("Page not found").count() == 0
+        page.close()
+    finally:
+        stop_server(server)
+
+
 def test_a_fresh_server_lists_the_six_pages_once_each(tmp_path, browser):
     """pages/ holds the pages, but the navigation is app.py's st.navigation: on the first load of a fresh server
     the sidebar lists exactly the six pages, once each (no legacy pages/ listing beside it)."""
