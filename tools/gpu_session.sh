@@ -2,22 +2,27 @@
 # One GPU lease's checks, in order (run from the repo root on the device machine, results under $OUT):
 #   1. the CUDA tests, 2. bench --throughput and --loader (alone on the machine: they are timings),
 #   3. the photo demo candidates on all of CIFAR-10 beside the multi-seed screen gpu5 (both train on the GPU).
-# Needs the CIFAR-10 archive at ../shared/data (copy it from .gpu/ when the checkout travels without it).
+# Needs the CIFAR-10 archive at ../shared/data, which does not travel to a device machine, and plotly (masklab.bench
+# imports it through its plots; the device image lacks it): put cifar10-jpeg.tar.gz and plotly's wheel in .gpu/
+# (listed in .git/info/exclude), carry ".gpu", and run
+#   python3 -m pip install -q --no-index --no-deps --target .gpu/site .gpu/*.whl && export PYTHONPATH=$PWD/.gpu/site;
+#   mkdir -p ../shared/data && cp .gpu/cifar10-jpeg.tar.gz ../shared/data/ && bash tools/gpu_session.sh
 set -u
-OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+W=$(mktemp -d)                                   # scratch: the unpacked photos, bench files, run folders
+OUT=${OUT:-$W/out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 START=$(date +%s)
 since() { echo "[$(( $(date +%s) - START )) s] $*"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
-C=/tmp/cifar; mkdir -p $C && tar -xzf ../shared/data/cifar10-jpeg.tar.gz -C $C && since "unpacked"
+C=$W/cifar; mkdir -p $C && tar -xzf ../shared/data/cifar10-jpeg.tar.gz -C $C && since "unpacked"
 since "CUDA tests"; timeout 120 python3 -m pytest tests/test_cuda.py -q -p no:cacheprovider 2>&1 | tail -5
-since "throughput"; B=/tmp/bench; timeout 90 python3 -m masklab bench --throughput --out $B 2>&1 | tail -3
+since "throughput"; B=$W/bench; timeout 90 python3 -m masklab bench --throughput --out $B 2>&1 | tail -3
 since "loader"; timeout 100 python3 -m masklab bench --loader --folder $C/cifar10 --out $B 2>&1 | tail -4
 cp $B/throughput-*.json "$OUT/"; cp $B/loading.json "$OUT/loading-cuda.json"
 python3 -c "from masklab.bench_data import cifar_folder; print(cifar_folder())"   # once, before 8 workers race
 since "demos + screen"
-R=/tmp/demos; mkdir -p $R
+R=$W/demos; mkdir -p $R
 # The CPU's photo demo (width 32, 8000 steps) reached 0.499 at 30% against 0.674 unmasked: a wider classifier and
 # more steps here, with and without augmentation, each beside its unmasked twin.
 COMMON="--data folder:$C/cifar10 --image_size 32 --test_size 0 --steps ${DEMO_STEPS:-12000} --batch_size 128 \
