@@ -46,7 +46,8 @@ for i, name in enumerate(order):
 
 st.subheader("Explore")
 with st.container(horizontal=True):
-    st.page_link(ui.INSPECT_PAGE, label="Inspect the demo checkpoint's masks", icon=":material/image_search:")
+    st.page_link(ui.INSPECT_PAGE, label="Inspect the shipped demos' masks (digits, photos)",
+                 icon=":material/image_search:")
     st.page_link(ui.RUNS_PAGE, label="Compare saved runs", icon=":material/table_chart:")
     st.page_link("pages/loss_explorer.py", label="See where each loss's gradient dies",
                  icon=":material/ssid_chart:")
