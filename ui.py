@@ -116,7 +116,9 @@ def method_knobs(gate: str, mask_loss: str, constraint: bool) -> list[str]:
     if constraint or mask_loss == "sorted_area":
         knobs += ["area_target", "warmup", "anneal_frac", "anneal"]
     if constraint:
-        knobs += ["dual_lr", "area_floor", "finetune"]
+        knobs += ["dual_lr", "area_floor"]
+    if gate in GATES:                   # the closing phase freezes any learned mask (train.py), not only a constrained one
+        knobs.append("finetune")
     return list(dict.fromkeys(knobs + list(GATES[gate].knobs if gate in GATES else ())))   # top_k reads the schedule
 
 

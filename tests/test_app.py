@@ -460,3 +460,17 @@ def test_the_dataset_picker_writes_the_spec_and_checks_a_folder_before_the_run(l
     assert at.query_params["data"] == f"folder:{good}" and not labels(at)["start"]
     at.selectbox(key="data__kind").select("shapes (built in)").run()
     assert at.query_params["data"] == "shapes" and at.get_by_key("data").value == "shapes"
+
+
+@pytest.mark.parametrize("query, shown", [(dict(gate="hard_sigmoid", mask_loss="seed", constraint="false"), True),
+                                          (dict(gate="top_k", mask_loss="none", constraint="false"), True),
+                                          (dict(gate="none", mask_loss="none", constraint="false"), False)])
+def test_the_closing_phase_knob_shows_for_every_learned_mask(lab, query, shown):
+    """finetune freezes any learned mask for the last part of training (train.py), not only a constrained one: the
+    sidebar's Method section offers it for the seed's hard sigmoid too; for the unmasked classifier it stays under
+    "More settings"."""
+    at = app("pages/train.py", **query)
+    more = at.sidebar.expander[0]
+    assert more.label == "More settings"
+    tucked = {w.key for w in more.get("slider") + more.get("select_slider")}
+    assert ("finetune__slider" in tucked) != shown, sorted(tucked)
