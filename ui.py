@@ -11,14 +11,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from masklab.config import CHECKPOINTS, DEFAULT_PRESET, FIELD_NAMES, HELP, KNOBS, PRESETS, Config, ConfigError, Knob
+from masklab.config import (CHECKPOINTS, DEFAULT_PRESET, DEMO_RUNS, FIELD_NAMES, HELP, KNOBS, PRESETS, Config, ConfigError,
+                            Knob)
 from masklab.data import FOLDER_LAYOUT, DataError, check_dataset
 from masklab.gates import GATES
 from masklab.live import RunManager
 
 REFRESH_S = 1.0                 # live panels poll their run this often
 CHARTS_S = 8.0                  # ... and its curves, masks and histograms this often (see pages/train.py)
-DEMO, PHOTO_DEMO = "demo", "demo-photos"
+DEMO, PHOTO_DEMO = DEMO_RUNS
 DEMOS = {DEMO: "shipped demo: digits, 48×48 grayscale",
          PHOTO_DEMO: "shipped demo: colour photos, 32×32, CIFAR-10's classes"}
 MAX_LIVE = 2                    # concurrent trainings per server: they share the CPU

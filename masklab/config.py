@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 
 CHECKPOINTS = Path("checkpoints")   # where run folders go (relative to the working directory): CLI, app, library
+DEMO_RUNS = ("demo", "demo-photos")  # the run folders under it that ship with the repository: digits, photos
 
 
 class ConfigError(ValueError):

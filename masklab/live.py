@@ -20,12 +20,11 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError, new_run_id, unique_dir
-from .config import CHECKPOINTS, Config
+from .config import CHECKPOINTS, DEMO_RUNS, Config
 from .runs import fit
 from .train import Record
 from .views import MAX_SNAPSHOTS, Probe, RunView, Snapshot, load_view, probe_of, row, take_snapshot
 
-PROTECTED = ("demo", "demo-photos")  # shipped with the repository: the app does not delete them
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -240,7 +239,7 @@ class RunManager:
         run = self.get(run_id)
         if run is not None and run.alive:
             raise RunError(f"{run_id} is still training: stop it first")
-        if run_id in PROTECTED:
+        if run_id in DEMO_RUNS:
             raise RunError(f"{run_id} ships with the repository; the app does not delete it")
         if path.is_symlink() or not path.is_dir():
             raise RunError(f"{run_id}: no such run folder under {self.root}")

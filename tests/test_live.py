@@ -150,14 +150,15 @@ def test_saved_ids_skip_incomplete_and_odd_folders(manager, tiny):
     assert manager.saved_ids() == [run.id]
 
 
-def test_delete_removes_a_saved_run_but_not_live_runs_or_the_demo(manager, tiny):
-    """Deleting is refused for a training run and for the shipped demo, and removes a saved folder."""
+def test_delete_removes_a_saved_run_but_not_live_runs_or_the_demos(manager, tiny):
+    """Deleting is refused for a training run and for the shipped demos, and removes a saved folder."""
     live = manager.start(tiny.replace(steps=100000))
     with pytest.raises(RunError, match="still training"):
         manager.delete(live.id)
-    (manager.root / "demo").mkdir()
-    with pytest.raises(RunError, match="ships with the repository"):
-        manager.delete("demo")
+    for demo in ("demo", "demo-photos"):
+        (manager.root / demo).mkdir()
+        with pytest.raises(RunError, match="ships with the repository"):
+            manager.delete(demo)
     live.stop()
     assert live.join(60)
     manager.delete(live.id)

@@ -16,9 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from test_browser import ARGS, CHROMIUM, start_server, stop_server  # noqa: E402
+from _browser import ARGS, CHROMIUM, ROOT, start_server, stop_server
 
 # Records when the progress line's step changes, and how long each script (fragment) run takes in the page.
 OBSERVER = """() => {

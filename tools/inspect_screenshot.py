@@ -12,12 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-try:
-    from test_browser import ARGS, CHROMIUM, settle, start_server, stop_server  # noqa: E402
-except BaseException as e:                          # pytest's Skipped when Chromium or Playwright is missing
-    raise SystemExit(f"cannot drive Chromium here: {e}") from None
+from _browser import ROOT, app_page, settle
 
 
 def main() -> int:
@@ -25,7 +20,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "inspect.png")
     args = parser.parse_args()
     from PIL import Image
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
     from sklearn.datasets import load_sample_image
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)
@@ -35,23 +30,15 @@ def main() -> int:
             (cwd / "data").symlink_to(ROOT / "data")
         photo = cwd / "china.jpg"
         Image.fromarray(load_sample_image("china.jpg")).save(photo)
-        server, base = start_server(cwd)
-        try:
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.set_default_timeout(60_000)
-                page.goto(base + "inspect")
-                settle(page)
-                page.locator("input[type=file]").first.set_input_files(str(photo))
-                expect(page.get_by_text("is a colour photo", exact=False)).to_be_visible()
-                expect(page.get_by_role("button", name="Mask PNG").first).to_be_visible()
-                page.wait_for_timeout(3000)                  # the predictions table and histogram draw last
-                settle(page)
-                page.screenshot(path=args.out)
-                browser.close()
-        finally:
-            stop_server(server)
+        with app_page(cwd, 1400, 1000) as (page, base):
+            page.goto(base + "inspect")
+            settle(page)
+            page.locator("input[type=file]").first.set_input_files(str(photo))
+            expect(page.get_by_text("is a colour photo", exact=False)).to_be_visible()
+            expect(page.get_by_role("button", name="Mask PNG").first).to_be_visible()
+            page.wait_for_timeout(3000)                      # the predictions table and histogram draw last
+            settle(page)
+            page.screenshot(path=args.out)
     print(args.out)
     return 0
 
