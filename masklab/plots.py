@@ -18,9 +18,9 @@ REFERENCE = "gray"        # lines that are not a method: a Pareto front, an area
 MARKERS = "os^D"          # a second cue once the methods outnumber the palette's colours
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float, layout: str | None = "constrained"):
     from matplotlib.figure import Figure
-    return Figure(figsize=(width, height), layout="constrained")
+    return Figure(figsize=(width, height), layout=layout)
 
 
 def save(fig, path: Path) -> Path:
@@ -132,3 +132,56 @@ def front_plot(frame):
     ax.set_title("Accuracy vs area kept: the default at five area targets, and the oracles")
     ax.legend(fontsize=8, loc="lower right")
     return fig
+
+
+def curves_png(records, width: float = 12.0) -> bytes:
+    """A live run's training curves as a PNG, in the six panels of the app's interactive figure
+    (masklab.figures.PANELS). While a run trains the Train page shows this image instead of the plotly figure:
+    the browser only decodes an image, where laying out six plotly subplots every redraw cost the training
+    thread's cores (tools/app_throughput.py)."""
+    from .figures import PANELS
+    fig = _figure(width, width * 0.36, layout=None)         # a fixed layout: constrained doubles the time
+    fig.subplots_adjust(left=0.05, right=0.99, top=0.93, bottom=0.07, wspace=0.2, hspace=0.35)
+    steps = [r.step for r in records]
+    for ax, (title, fields) in zip(fig.subplots(2, 3).flat, PANELS):
+        for i, field in enumerate(fields):
+            ax.plot(steps, [getattr(r, field) for r in records], color=PALETTE[i], linewidth=1.4, label=field,
+                    linestyle=":" if field == "target" else "-", marker="o" if len(records) < 12 else None,
+                    markersize=3)
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(labelsize=8)
+        ax.locator_params(nbins=4)              # matplotlib's time goes to making ticks: few of them
+        ax.grid(True, alpha=0.3)
+        if len(fields) > 1:
+            ax.legend(fontsize=7, loc="upper right", frameon=False)
+    return _png(fig)
+
+
+def histograms_png(snapshot, snapshots, threshold: float = 0.5, width: float = 12.0) -> bytes:
+    """The mask-value histogram at `snapshot` and its evolution over `snapshots` (darker = more pixels), as the
+    app's interactive histograms_figure draws them, as a PNG for a live run (see curves_png)."""
+    import numpy as np
+    fig = _figure(width, width * 0.25, layout=None)
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.88, bottom=0.17, wspace=0.15)
+    now, over = fig.subplots(1, 2)
+    bins = len(snapshot.histogram)
+    centres = (np.arange(bins) + 0.5) / bins
+    now.bar(centres, snapshot.histogram, width=0.9 / bins, color=PALETTE[0])
+    now.axvline(threshold, color=REFERENCE, linestyle=":")
+    now.set(xlim=(0, 1), xlabel="m_eval", ylabel="fraction of pixels", title=f"mask values at step {snapshot.step}")
+    if len(snapshots) > 1:
+        z = np.sqrt(np.stack([s.histogram for s in snapshots], axis=1))          # (bins, snapshots)
+        steps = [s.step for s in snapshots]
+        over.imshow(z, origin="lower", aspect="auto", cmap="Reds", vmin=0, interpolation="nearest",
+                    extent=(steps[0], steps[-1], 0, 1))
+    over.set(xlabel="step", ylabel="m_eval", ylim=(0, 1), title="mask values over training (darker = more pixels)")
+    for ax in (now, over):
+        ax.title.set_fontsize(10)
+    return _png(fig)
+
+
+def _png(fig, dpi: int = 80) -> bytes:
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

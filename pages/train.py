@@ -8,6 +8,7 @@ from masklab.explain import Collapse, collapse, objective_latex
 from masklab.figures import curves_figure, histograms_figure
 from masklab.images import enlarge, overlay, png_bytes
 from masklab.live import RunError, check_id
+from masklab.plots import curves_png, histograms_png
 from masklab.views import PROBE, RunView, Snapshot
 
 ui.own_navigation()
@@ -116,8 +117,9 @@ def _unfollow(key: str) -> None:
     st.session_state[f"{key}-follow"] = False
 
 
-def run_masks(view: RunView, key: str) -> None:
-    """Mask overlays on the fixed test images with a step slider, the histogram now and over training."""
+def run_masks(view: RunView, key: str, static: bool = False) -> None:
+    """Mask overlays on the fixed test images with a step slider, the histogram now and over training (a PNG if
+    `static`, else an interactive figure)."""
     if not view.snapshots or view.probe is None:
         st.info("Masks appear with the first record." if view.live else
                 "No mask snapshots for this run (its dataset is not available here).")
@@ -130,8 +132,13 @@ def run_masks(view: RunView, key: str) -> None:
                                                                 "history, kept while its server is up.")
     st.caption(f"Red tint: the mask m_eval on {len(images)} fixed test images (true label · pixels kept) at step "
                f"{snap.step}; dimmed pixels are removed. Histograms over {PROBE} test images.{history}")
-    st.plotly_chart(ui.memo(f"{key}-hist", (view.run_id, snap.step, len(view.snapshots)),
-                         lambda: histograms_figure(snap, view.snapshots)), key=f"{key}-hist")
+    version = (view.run_id, snap.step, len(view.snapshots), static)
+    if static:
+        st.image(ui.memo(f"{key}-hist", version, lambda: histograms_png(snap, view.snapshots)), output_format="PNG",
+                 width="stretch")
+    else:
+        st.plotly_chart(ui.memo(f"{key}-hist", version, lambda: histograms_figure(snap, view.snapshots)),
+                        key=f"{key}-hist")
 
 
 
@@ -173,6 +180,11 @@ except RunError as e:
     st.error(f"Ignoring ?run=: {e}")
     run_id = run = None
 polling = run is not None and run.alive
+if polling:
+    # While the run trains, the page redraws every second: CSS transitions and animations (the progress bar's
+    # slide, the running indicator) would make the browser render frames all the time, CPU the training needs
+    # when they share the cores. Without them each update is one frame.
+    st.html("<style>*, *::before, *::after {animation: none !important; transition: none !important}</style>")
 
 
 @st.fragment(run_every=ui.REFRESH_S if polling else None)
@@ -195,17 +207,28 @@ def status_panel(run_id: str) -> bool:
 
 @st.fragment(run_every=ui.CHARTS_S if polling else None)
 def charts_panel(run_id: str) -> None:
-    """Polls every CHARTS_S: curves, masks and histograms, the costly part to send and for the browser to lay out
-    (headless Chromium on the 2-core machine, a run training: 0.30 of a core for the page with every panel polled
-    each second, 0.10 with only the status line updating; tools/app_throughput.py measures the training's speed)."""
+    """Polls every CHARTS_S: curves, masks and histograms, the costly part to send and for the browser to lay out.
+    While the run trains, curves and histograms are PNGs drawn by matplotlib (about 0.3 CPU-s a redraw, on the
+    server) unless the user asks for interactive ones: on the 2-core machine headless Chromium took 0.20-0.23 of a
+    core with interactive charts, 0.17-0.20 with the images and 0.13-0.17 with the images and no CSS animations
+    (30 s windows; tools/app_throughput.py measures the training's speed)."""
     view = runs.view(run_id)
     if view is None:
         return
+    static = view.live and not st.toggle(
+        "Interactive charts while training", key="train-interactive",
+        help="While a run trains its curves and histograms are images drawn on the server: a browser laying out "
+             "interactive charts takes CPU from the training when they share the machine's cores. The charts "
+             "become interactive when the run ends.")
     if view.records:
-        figure = ui.memo("train-curves", (view.run_id, len(view.records)),
-                         lambda: curves_figure({view.run_id: view.records}))
-        st.plotly_chart(figure, key="train-curves")
-    run_masks(view, key="train-masks")
+        version = (view.run_id, len(view.records), static)
+        if static:
+            st.image(ui.memo("train-curves", version, lambda: curves_png(view.records)), output_format="PNG",
+                     width="stretch")
+        else:
+            st.plotly_chart(ui.memo("train-curves", version, lambda: curves_figure({view.run_id: view.records})),
+                            key="train-curves")
+    run_masks(view, key="train-masks", static=static)
 
 
 if not run_id:

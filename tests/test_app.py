@@ -166,6 +166,28 @@ def test_start_trains_in_the_background_and_shows_curves_masks_and_histograms(la
     assert status(at) == "done"
 
 
+def test_a_training_run_draws_its_charts_as_images_unless_asked_for_interactive_ones(lab):
+    """While the run trains, curves and histograms are server-drawn PNGs (cheap for the browser, so the training
+    keeps its cores); the toggle brings the interactive figures back at once, and the run's end does too."""
+    at = configure(app("pages/train.py"), device="cpu", **{**TINY, "steps": 100000})
+    at.button(key="start").click().run()
+    run = ui.manager().get(run_param(at))
+    wait(lambda: run.view().step >= 2 and run.view().snapshots)
+    at.button(key="pause").click().run()
+    wait(lambda: run.view().status == "paused")
+    at.run()
+    assert not at.get("plotly_chart") and images(at) == 8 + 2     # the mask overlays, curves and histograms
+    pngs = [img.url for node in at.get("image") for img in node.proto.imgs if len(node.proto.imgs) == 1]
+    assert len(pngs) == 2
+    at.toggle(key="train-interactive").set_value(True).run()
+    assert len(at.get("plotly_chart")) == 2 and images(at) == 8
+    at.toggle(key="train-interactive").set_value(False).run()
+    at.button(key="stop").click().run()
+    assert run.join(60)
+    at.run()
+    assert len(at.get("plotly_chart")) == 2 and images(at) == 8 and not at.exception   # ended: interactive
+
+
 def test_pause_step_resume_and_stop_from_the_page(lab):
     """Pause holds the run at a record, Step advances exactly one record, Resume continues, Stop saves it."""
     at = configure(app("pages/train.py"), device="cpu", **{**TINY, "steps": 100000})

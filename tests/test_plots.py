@@ -86,3 +86,32 @@ def test_importing_masklab_does_not_import_matplotlib():
     code = "import sys, masklab.bench, masklab.plots, masklab.sweep, masklab.cli; print('matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
         == "False"
+
+
+def _colours(png: bytes) -> set[tuple]:
+    import io
+    return {tuple(c) for c in np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).reshape(-1, 3).tolist()}
+
+
+def _rgb(hex_colour: str) -> tuple:
+    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def test_a_live_runs_curves_and_histograms_are_png_images_of_what_the_interactive_figures_show():
+    """The Train page shows these while a run trains: six curve panels in the palette's colours, and the mask-value
+    histogram beside its evolution (a heat map once there are two snapshots)."""
+    import io
+
+    from masklab.train import Record
+    from masklab.views import BINS, Snapshot
+    records = [Record(s, 2 / (s + 1), 1.0, 0.1, s / 100, 0.5, 0.5, 0.8, 0.1, 0.5, 0.3, s / 10) for s in range(0, 100, 10)]
+    curves = plots.curves_png(records)
+    assert Image.open(io.BytesIO(curves)).format == "PNG"
+    assert {_rgb(PALETTE[0]), _rgb(PALETTE[1]), _rgb(PALETTE[2])} <= _colours(curves)    # loss, ce, mask_loss ...
+    hist = np.zeros(BINS)
+    hist[[0, -1]] = 0.5
+    snaps = tuple(Snapshot(s, np.zeros((1, 2, 2), np.uint8), hist, 0.5) for s in (0, 10))
+    two, one = plots.histograms_png(snaps[-1], snaps), plots.histograms_png(snaps[0], snaps[:1])
+    assert _rgb(PALETTE[0]) in _colours(two)                                           # the bars
+    assert len(_colours(two)) > len(_colours(one))                                     # + the heat map's reds
+    assert Image.open(io.BytesIO(two)).size == Image.open(io.BytesIO(one)).size
