@@ -257,6 +257,9 @@ def test_booleans_and_floats_are_written_so_they_parse_back():
     ("F", [10.0, 100.0, 256.0], [0, 93, 255]),                # just past 255: stretched
     ("F", [300.0, 300.0], [0, 0]),                            # constant outside 0..255: zeros, no 0 / 0
     ("F", [], []),
+    ("I", [0, 1000, 2570], [0, 4, 10]),                       # 16-bit-valued from 0, not spanning it: / 257 ...
+    ("I", [0, 256], [0, 1]), ("I", [257, 65535], [1, 255]),   # ... at both ends of the 16-bit range (third pass)
+    ("I", [1000, 65536], [0, 255]),                           # past 16 bits: stretched
 ])
 def test_wide_grayscale_is_brought_to_8_bits_by_the_range_its_type_implies(mode, values, expected):
     """Kills images._to_8bit (38 survivors: no test had a 16-bit or float image)."""
@@ -406,3 +409,129 @@ def test_an_overlay_dims_removed_pixels_and_tints_kept_ones():
     removed, kept = img.getpixel((0, 0)), img.getpixel((1, 0))
     assert img.mode == "RGB" and removed == (70, 70, 70)       # 200 * 0.35
     assert kept == (224, 128, 128)                              # 200 * 0.55 + (255, 40, 40) * 0.45, truncated
+
+
+# --- third pass (the first full one, docs/MUTATION.md "Third pass") -------------------------------------------
+
+def test_config_defaults_are_the_documented_method():
+    """_f passes each field's default on: the default method is hard concrete under a 4.5% area target (the
+    constraint, no extra mask loss). Kills config._f
+    1 (every default None), which mutmut's own run cannot see: _f runs when masklab.config is imported, before a
+    mutant is switched on (docs/MUTATION.md)."""
+    from dataclasses import fields
+    cfg = Config()
+    assert all(getattr(cfg, f.name) is not None for f in fields(Config))
+    assert (cfg.gate, cfg.mask_loss, cfg.constraint, cfg.area_target) == ("hard_concrete", "none", True, 0.045)
+
+
+@pytest.mark.parametrize("spread, count, expected", [
+    (16, 100, False), (17, 100, True),        # a channel spread must be over `tolerance` (16 of 255) ...
+    (40, 50, False), (40, 51, True),          # ... on over `fraction` (2%) of the pixels: 50 of 2,500 is not
+])
+def test_is_colour_counts_pixels_whose_channels_differ_by_more_than_the_tolerance(spread, count, expected):
+    """The colour check's two thresholds are strict, at their boundaries. Kills images.is_colour 1, 23, 24."""
+    import numpy as np
+    from PIL import Image
+
+    from masklab.images import is_colour
+    a = np.full((50, 50, 3), 100, dtype=np.uint8)               # 2,500 pixels: no thumbnailing
+    a.reshape(-1, 3)[:count, 0] += spread
+    assert is_colour(Image.fromarray(a)) is expected
+
+
+def test_enlarge_by_default_brings_small_images_to_about_160_pixels_even_at_twice():
+    """The default side is 160: a 7-pixel image is scaled 22 times (not 23, as 161 would), an 80-pixel one twice.
+    Kills images.enlarge 1 and 19."""
+    from PIL import Image
+
+    from masklab.images import enlarge
+    assert enlarge(Image.new("L", (7, 7))).size == (154, 154)
+    assert enlarge(Image.new("L", (80, 40))).size == (160, 80)
+
+
+def test_a_mask_results_histogram_bins_over_zero_to_one_whatever_its_values():
+    """Bins span [0, 1], not the values' own range: a mask of 0.4s and 0.6s fills the two middle bins of four.
+    Kills MaskResult.histogram 9, 10."""
+    from masklab.images import MaskResult
+    relaxed = torch.tensor([[[0.4, 0.4, 0.6, 0.6]]])
+    r = MaskResult(torch.zeros(1, 1, 4), relaxed, (relaxed > 0.5).float(), torch.tensor([1.0]), 0.5)
+    assert r.histogram(4).tolist() == [0.0, 0.5, 0.5, 0.0]
+
+
+def test_run_ids_carry_the_real_date_and_time_and_strip_only_dashes(tmp_path):
+    """The id starts with the local date and time as YYYYmmdd-HHMMSS (sortable); the name loses only leading and
+    trailing dashes. Kills checkpoint.new_run_id 10, 13-16 (the other test fixes strftime's output, not its format)."""
+    import re
+    import time as clock
+
+    from masklab.checkpoint import new_run_id
+    before = clock.strftime("%Y%m%d-%H%M%S")
+    run_id = new_run_id(Config(seed=2), "X ray X")
+    after = clock.strftime("%Y%m%d-%H%M%S")
+    assert re.fullmatch(r"\d{8}-\d{6}-X-ray-X-s2", run_id)
+    assert before <= run_id[:15] <= after
+
+
+def test_unique_dir_makes_missing_parents_and_says_when_no_name_is_free(tmp_path, monkeypatch):
+    """Kills checkpoint.unique_dir 3, 5, 7 (parents) and 22 (the message)."""
+    from pathlib import Path
+
+    from masklab.checkpoint import CheckpointError, unique_dir
+    assert unique_dir(tmp_path / "a" / "b", "r").is_dir()
+    real = Path.mkdir
+
+    def taken(self, *args, **kwargs):                      # every run folder name exists already
+        if self.parent == tmp_path:
+            raise FileExistsError(self)
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(Path, "mkdir", taken)
+    with pytest.raises(CheckpointError, match="cannot find a free folder name for r"):
+        unique_dir(tmp_path, "r")
+
+
+def test_top_k_threshold_sits_between_the_kth_and_next_score_and_below_all_when_all_are_kept():
+    """Kills gates._top_k 31, 34 (the keep-all threshold), 46 (k + 2 scores asked of k + 1) and 73 (the midpoint
+    of the (k-1)-th and (k+1)-th)."""
+    from masklab.gates import _top_k
+    scores = torch.tensor([4.0, 3.0, 2.0, 1.0]).view(1, 1, 1, 4)
+    kept, threshold = _top_k(scores, 0.5)
+    assert kept.view(-1).tolist() == [True, True, False, False] and threshold.item() == 2.5
+    kept, threshold = _top_k(scores, 0.75)                          # k = n - 1
+    assert kept.view(-1).tolist() == [True, True, True, False] and threshold.item() == 1.5
+    kept, threshold = _top_k(scores, 1.0)
+    assert kept.all() and threshold.item() == 0.0                   # one below the lowest score
+
+
+def test_top_k_trains_on_the_logits_plus_logistic_noise_at_its_temperature():
+    """While training, top-k's scores are l + logistic noise (the draw hard concrete makes from the generator), and its relaxation is stretch(sigmoid((scores - threshold) / temperature)). Kills gates.top_k 5 (l - noise),
+    18 (x temperature) and 20 (no temperature while training)."""
+    from masklab.gates import _logistic_noise, _stretch, _top_k, top_k
+    logits = torch.randn(2, 1, 5, 5, generator=_gen(3))
+    scores = logits + _logistic_noise(logits, _gen(7))
+    kept, threshold = _top_k(scores, 0.4)
+    hard = top_k(logits, 0.5, True, True, _gen(7), keep=0.4)
+    assert torch.equal(hard.bool(), kept)
+    soft = top_k(logits, 0.5, True, False, _gen(7), keep=0.4)
+    assert torch.allclose(soft, _stretch(torch.sigmoid((scores - threshold) / 0.5)))
+
+
+def test_top_k_relaxation_keeps_ties_on_their_side_of_one_half_in_float64_too():
+    """A tie at the threshold: stretch(sigmoid(0)) is 0.5000000000000001 in float64, so the unkept side needs its
+    clamp to 1/2 and the kept side sits on the next float above 1/2. Kills gates._top_k_relaxed 14, 25."""
+    import numpy as np
+
+    from masklab.gates import _top_k_relaxed
+    for dtype in (torch.float32, torch.float64):
+        m = _top_k_relaxed(torch.tensor([2.0, 1.0, 1.0, 0.0], dtype=dtype).view(1, 1, 1, 4), 2 / 3, keep=0.5)
+        assert (m > 0.5).sum().item() == 2
+        above = np.nextafter(np.array(0.5, dtype=np.float32 if dtype == torch.float32 else np.float64), 1)
+        assert sorted(m.view(-1).tolist())[1:3] == [0.5, float(above)]
+
+
+def test_a_mask_results_top_classes_are_three_by_default_rounded_to_four_places():
+    """Inspect's table shows the three most probable classes, to 4 decimals. Kills MaskResult.top 1, 17."""
+    from masklab.images import MaskResult
+    probs = torch.tensor([0.1234567, 0.5, 0.2, 0.1765433, 0.0])
+    r = MaskResult(torch.zeros(1, 1, 2), torch.zeros(1, 1, 2), torch.zeros(1, 1, 2), probs, 0.0)
+    assert r.top(list("abcde")) == [{"class": "b", "probability": 0.5}, {"class": "c", "probability": 0.2},
+                                    {"class": "d", "probability": 0.1765}]
