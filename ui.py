@@ -1,5 +1,5 @@
 """What every MaskLab page shares: the process-wide run and sweep managers, the page paths, the config form
-(widgets bound to the URL, built from each field's Knob) and a per-session memo. Figures live in masklab.figures,
+(widgets bound to the URL, built from each field's Knob), a per-session memo and one shared by every tab. Figures live in masklab.figures,
 each page's own helpers in that page; masklab never imports Streamlit. Nothing here runs in a worker thread:
 pages poll RunViews.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import runpy
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -249,6 +250,28 @@ def memo(name: str, version, build):
     if name not in cache or cache[name][0] != version:
         cache[name] = (version, build())
     return cache[name][1]
+
+
+_SHARED: dict = {}
+_SHARED_LOCK = threading.Lock()
+SHARED_ENTRIES = 32
+
+
+def shared_memo(name: str, version, build):
+    """build() once per (name, version) in this server, for every tab: a run's figures depend only on the run and
+    its record or snapshot count (which `version` must name), and four tabs following one run would otherwise draw
+    each figure four times. The newest SHARED_ENTRIES results are kept."""
+    key = (name, version)
+    with _SHARED_LOCK:
+        if key in _SHARED:
+            _SHARED[key] = _SHARED.pop(key)                   # most recently used last
+            return _SHARED[key]
+    value = build()                                           # outside the lock: two tabs may both build, rarely
+    with _SHARED_LOCK:
+        _SHARED[key] = value
+        while len(_SHARED) > SHARED_ENTRIES:
+            del _SHARED[next(iter(_SHARED))]
+    return value
 
 
 # --- runs --------------------------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def run_metrics(view: RunView) -> None:
 def collapse_warning(view: RunView) -> Collapse | None:
     """A warning that explains why the mask collapsed and what to try, when it did."""
     test_area = ((view.summary or {}).get("metrics") or {}).get("area")
-    found = ui.memo("train-collapse", (view.run_id, len(view.records), test_area),     # not once per poll
+    found = ui.shared_memo("train-collapse", (view.run_id, len(view.records), test_area),     # not once per poll
                     lambda: collapse(view.cfg, view.records, test_area))
     if found is not None:
         what = "keeps no pixels (area → 0)" if found.kind == "zero" else "keeps every pixel (area → 1)"
@@ -125,7 +125,7 @@ def run_masks(view: RunView, key: str, static: bool = False) -> None:
                 "No mask snapshots for this run (its dataset is not available here).")
         return
     snap = pick_snapshot(view, key)
-    images, captions = ui.memo(f"{key}-overlays", (view.run_id, snap.step), lambda: mask_overlays(view, snap))
+    images, captions = ui.shared_memo("overlays", (view.run_id, snap.step), lambda: mask_overlays(view, snap))
     st.image(images, caption=captions, width=132, output_format="PNG",      # PNG: no re-encoding per poll
              alt=[f"mask overlay, {c}" for c in captions])
     history = "" if len(view.snapshots) > 1 or view.live else (" The histogram's evolution needs the run's "
@@ -134,10 +134,10 @@ def run_masks(view: RunView, key: str, static: bool = False) -> None:
                f"{snap.step}; dimmed pixels are removed. Histograms over {PROBE} test images.{history}")
     version = (view.run_id, snap.step, len(view.snapshots), static)
     if static:
-        st.image(ui.memo(f"{key}-hist", version, lambda: histograms_png(snap, view.snapshots)), output_format="PNG",
+        st.image(ui.shared_memo("histograms", version, lambda: histograms_png(snap, view.snapshots)), output_format="PNG",
                  width="stretch")
     else:
-        st.plotly_chart(ui.memo(f"{key}-hist", version, lambda: histograms_figure(snap, view.snapshots)),
+        st.plotly_chart(ui.shared_memo("histograms", version, lambda: histograms_figure(snap, view.snapshots)),
                         key=f"{key}-hist")
 
 
@@ -223,10 +223,10 @@ def charts_panel(run_id: str) -> None:
     if view.records:
         version = (view.run_id, len(view.records), static)
         if static:
-            st.image(ui.memo("train-curves", version, lambda: curves_png(view.records)), output_format="PNG",
+            st.image(ui.shared_memo("curves", version, lambda: curves_png(view.records)), output_format="PNG",
                      width="stretch")
         else:
-            st.plotly_chart(ui.memo("train-curves", version, lambda: curves_figure({view.run_id: view.records})),
+            st.plotly_chart(ui.shared_memo("curves", version, lambda: curves_figure({view.run_id: view.records})),
                             key="train-curves")
     run_masks(view, key="train-masks", static=static)
 

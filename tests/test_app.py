@@ -166,9 +166,13 @@ def test_start_trains_in_the_background_and_shows_curves_masks_and_histograms(la
     assert status(at) == "done"
 
 
-def test_a_training_run_draws_its_charts_as_images_unless_asked_for_interactive_ones(lab):
+def test_a_training_run_draws_its_charts_as_images_unless_asked_for_interactive_ones(lab, monkeypatch):
     """While the run trains, curves and histograms are server-drawn PNGs (cheap for the browser, so the training
-    keeps its cores); the toggle brings the interactive figures back at once, and the run's end does too."""
+    keeps its cores), drawn once per record for every tab; the toggle brings the interactive figures back at once,
+    and the run's end does too."""
+    from masklab import plots
+    real, drawn = plots.curves_png, []
+    monkeypatch.setattr(plots, "curves_png", lambda records: drawn.append(len(records)) or real(records))
     at = configure(app("pages/train.py"), device="cpu", **{**TINY, "steps": 100000})
     at.button(key="start").click().run()
     run = ui.manager().get(run_param(at))
@@ -179,6 +183,8 @@ def test_a_training_run_draws_its_charts_as_images_unless_asked_for_interactive_
     assert not at.get("plotly_chart") and images(at) == 8 + 2     # the mask overlays, curves and histograms
     pngs = [img.url for node in at.get("image") for img in node.proto.imgs if len(node.proto.imgs) == 1]
     assert len(pngs) == 2
+    other = app("pages/train.py", run=run.id)                     # a second tab on the same run: same figures,
+    assert images(other) == 10 and drawn.count(len(run.view().records)) == 1     # drawn once for both
     at.toggle(key="train-interactive").set_value(True).run()
     assert len(at.get("plotly_chart")) == 2 and images(at) == 8
     at.toggle(key="train-interactive").set_value(False).run()
@@ -496,3 +502,19 @@ def test_the_closing_phase_knob_shows_for_every_learned_mask(lab, query, shown):
     assert more.label == "More settings"
     tucked = {w.key for w in more.get("slider") + more.get("select_slider")}
     assert ("finetune__slider" in tucked) != shown, sorted(tucked)
+
+
+def test_the_shared_memo_builds_once_per_version_for_every_session_and_keeps_the_newest(monkeypatch):
+    """ui.shared_memo: a (name, version) pair is built once; a new version is built again; past SHARED_ENTRIES the
+    least recently used entry goes."""
+    monkeypatch.setattr(ui, "_SHARED", {})
+    monkeypatch.setattr(ui, "SHARED_ENTRIES", 2)
+    built = []
+    make = lambda v: (lambda: built.append(v) or f"figure {v}")
+    assert ui.shared_memo("f", 1, make(1)) == ui.shared_memo("f", 1, make(1)) == "figure 1" and built == [1]
+    ui.shared_memo("f", 2, make(2))
+    ui.shared_memo("f", 1, make(1))                     # used again: now the newest
+    ui.shared_memo("g", 1, make("g"))                   # a third entry evicts ("f", 2)
+    ui.shared_memo("f", 1, make(1))
+    ui.shared_memo("f", 2, make(2))
+    assert built == [1, 2, "g", 2]
