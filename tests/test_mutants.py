@@ -535,3 +535,30 @@ def test_a_mask_results_top_classes_are_three_by_default_rounded_to_four_places(
     r = MaskResult(torch.zeros(1, 1, 2), torch.zeros(1, 1, 2), torch.zeros(1, 1, 2), probs, 0.0)
     assert r.top(list("abcde")) == [{"class": "b", "probability": 0.5}, {"class": "c", "probability": 0.2},
                                     {"class": "d", "probability": 0.1765}]
+
+
+@pytest.mark.parametrize("text, value", [("true", True), ("1", True), ("yes", True), (" YES ", True), ("True", True),
+                                         ("false", False), ("0", False), ("no", False), ("No", False)])
+def test_boolean_fields_read_every_word_they_document_in_any_case(text, value):
+    """A URL, a CLI flag or a sweep axis may say true/1/yes or false/0/no. Kills config.parse_value 9-21."""
+    from masklab.config import parse_value
+    assert parse_value("constraint", text) is value
+
+
+def test_an_unknown_preset_is_named_with_the_choices():
+    """Kills config.preset 2-4 (the message)."""
+    from masklab.config import PRESETS, ConfigError, preset
+    with pytest.raises(ConfigError) as e:
+        preset("nope")
+    assert str(e.value) == f"unknown preset 'nope'; choose one of {', '.join(PRESETS)}" and "unmasked, oracle-ink, " in str(e.value)
+
+
+def test_an_image_at_its_own_size_is_scaled_to_the_pixel_limit_by_the_square_root():
+    """Keep-size inference caps an image at MAX_INPUT_PIXELS by scaling both sides by sqrt(limit / pixels): four
+    times the limit gives half the side. Kills images.to_tensor 47, 50."""
+    from PIL import Image
+
+    from masklab.images import MAX_INPUT_PIXELS, to_tensor
+    side = int(2 * MAX_INPUT_PIXELS ** 0.5)
+    assert to_tensor(Image.new("L", (side, side), 128), 1, None).shape == (1, 1, side // 2, side // 2)
+    assert to_tensor(Image.new("L", (30, 20), 128), 1, None).shape == (1, 1, 20, 30)          # small: as it is
