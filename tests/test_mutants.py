@@ -562,3 +562,67 @@ def test_an_image_at_its_own_size_is_scaled_to_the_pixel_limit_by_the_square_roo
     side = int(2 * MAX_INPUT_PIXELS ** 0.5)
     assert to_tensor(Image.new("L", (side, side), 128), 1, None).shape == (1, 1, side // 2, side // 2)
     assert to_tensor(Image.new("L", (30, 20), 128), 1, None).shape == (1, 1, 20, 30)          # small: as it is
+
+
+def _png(size, mode="L", fmt="PNG") -> bytes:
+    import io
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.new(mode, size, 128).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_open_image_reads_paths_bytes_and_file_objects_and_names_the_file_in_its_errors(tmp_path):
+    """Kills images.open_image 1, 2 (the default name), 7 (file objects), 9, 10 (an unreadable path's message)."""
+    import io
+
+    from masklab.images import ImageError, open_image
+    assert open_image(io.BytesIO(_png((3, 2)))).size == (3, 2)
+    with pytest.raises(ImageError) as e:
+        open_image(b"")
+    assert str(e.value) == "image: the file is empty"
+    with pytest.raises(ImageError) as e:
+        open_image(tmp_path / "missing.png", "missing.png")
+    assert str(e.value) == "missing.png: cannot read the file (No such file or directory)"
+
+
+def test_open_image_limits_are_inclusive_and_their_messages_exact(monkeypatch):
+    """A file of exactly MAX_BYTES and an image of exactly MAX_PIXELS pass; past them the message gives sizes in
+    whole MB and megapixels. Kills images.open_image 13, 15-22 (bytes) and 30, 32-34, 36 (pixels)."""
+    from masklab import images
+    from masklab.images import ImageError, open_image
+    monkeypatch.setattr(images, "MAX_BYTES", 3 * 2 ** 20)
+    with pytest.raises(ImageError, match="not an image"):           # at the limit: read, then not an image
+        open_image(b"x" * (3 * 2 ** 20))
+    with pytest.raises(ImageError) as e:
+        open_image(b"x" * (3 * 2 ** 20 + 2 ** 19))
+    assert str(e.value) == "image: 4 MB is over the 3 MB limit"          # 3.5 MB shown as 4
+    monkeypatch.setattr(images, "MAX_PIXELS", 1_500_000)
+    assert open_image(_png((1500, 1000))).size == (1500, 1000)
+    with pytest.raises(ImageError) as e:
+        open_image(_png((3500, 1000)))
+    assert str(e.value) == "image: 3500x1000 is 4 megapixels, over the 2 megapixel limit"   # 3.5 and 1.5, rounded
+
+
+def test_open_image_decodes_a_jpeg_at_a_reduced_scale_only_when_a_draft_size_is_asked():
+    """Kills images.open_image 39-45 (the draft's condition and arguments)."""
+    from masklab.images import open_image
+    jpeg, png = _png((400, 400), fmt="JPEG"), _png((400, 400))
+    assert open_image(jpeg, draft=(50, 50)).size == (50, 50)           # 1/8 still covers 50 x 50
+    assert open_image(jpeg).size == (400, 400)
+    assert open_image(png, draft=(50, 50)).size == (400, 400)          # PNG has no draft mode
+
+
+def test_to_tensor_keeps_a_side_of_one_pixel_and_the_images_values():
+    """Resizing keeps at least one pixel a side (a 100 x 1 strip into 10 x 10 is 10 x 1) and the values in [0, 1]
+    where they were: black stays 0, white 1. Kills images.to_tensor 56, 87."""
+    import numpy as np
+    from PIL import Image
+
+    from masklab.images import to_tensor
+    assert to_tensor(Image.new("L", (100, 1)), 1, (10, 10)).shape == (1, 1, 1, 10)
+    half = np.zeros((8, 8), dtype=np.uint8)
+    half[:, 4:] = 255
+    x = to_tensor(Image.fromarray(half), 1, (4, 4))
+    assert x[..., 0].max().item() == 0.0 and x[..., -1].min().item() == 1.0
