@@ -61,9 +61,10 @@ def open_image(source, name: str = "image", draft: tuple[int, int] | None = None
 
 
 def to_mode(img: Image.Image, channels: int) -> Image.Image:
-    """The image as 8-bit grayscale (channels 1) or RGB: alpha composited on black (as masked pixels are), 16-bit
-    and float grayscale brought to 0..255, palette and CMYK converted."""
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    """The image as 8-bit grayscale (channels 1) or RGB: alpha composited on black (as masked pixels are), and so
+    are pixels a palette, gray or RGB PNG names transparent (tRNS); 16-bit and float grayscale brought to 0..255,
+    palette and CMYK converted."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode in ("P", "L", "RGB") and "transparency" in img.info):
         rgba = img.convert("RGBA")
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         img = Image.alpha_composite(black, rgba)

@@ -626,3 +626,68 @@ def test_to_tensor_keeps_a_side_of_one_pixel_and_the_images_values():
     half[:, 4:] = 255
     x = to_tensor(Image.fromarray(half), 1, (4, 4))
     assert x[..., 0].max().item() == 0.0 and x[..., -1].min().item() == 1.0
+
+
+def _reopened(img, **save) -> "Image.Image":
+    import io
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG", **save)
+    return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+def _transparent_cases():
+    from PIL import Image
+    la = Image.new("LA", (3, 1))
+    la.putdata([(255, 255), (255, 128), (255, 0)])                 # white: opaque, half, fully transparent
+    rgba = Image.new("RGBA", (3, 1))
+    rgba.putdata([(255, 255, 255, 255), (255, 255, 255, 128), (255, 255, 255, 0)])
+    palette = Image.new("P", (3, 1))
+    palette.putpalette([255, 255, 255, 10, 10, 10] + [0] * 762)
+    palette.putdata([0, 1, 0])
+    pa = Image.new("PA", (3, 1))
+    pa.putpalette([255, 255, 255, 10, 10, 10] + [0] * 762)
+    pa.putdata([(0, 0), (1, 255), (0, 0)])                         # white, transparent; dark gray, opaque
+    return {
+        "LA": (la, [255, 128, 0]),
+        "RGBA": (rgba, [255, 128, 0]),
+        "P, white transparent": (_reopened(palette, transparency=0), [0, 10, 0]),
+        "P, no transparency": (_reopened(palette), [255, 10, 255]),
+        "RGB, tRNS white": (_reopened(Image.new("RGB", (3, 1), (255, 255, 255)), transparency=(255, 255, 255)),
+                            [0, 0, 0]),
+        "L, tRNS 200": (_reopened(Image.new("L", (3, 1), 200), transparency=200), [0, 0, 0]),
+        "PA": (pa, [0, 10, 0]),
+    }
+
+
+@pytest.mark.parametrize("case", list(_transparent_cases()))
+def test_every_kind_of_transparency_is_composited_on_black(case):
+    """Transparent pixels come out black (as masked pixels are), half-transparent white mid-gray, in L and RGB,
+    whichever way the file says it: an alpha channel, a palette's transparent index, or an RGB or gray PNG's
+    tRNS colour. Kills images.to_mode 5-15 (which modes), 17 (no RGBA), 23, 26, 29-32 (the black background)."""
+    import numpy as np
+
+    from masklab.images import to_mode
+    img, expected = _transparent_cases()[case]
+    gray = np.asarray(to_mode(img, 1)).reshape(-1).tolist()
+    assert [abs(g - e) <= 1 for g, e in zip(gray, expected)] == [True] * 3, gray
+    rgb = np.asarray(to_mode(img, 3)).reshape(-1, 3)
+    assert (rgb.max(axis=1) - rgb.min(axis=1)).max() == 0 and rgb[:, 0].tolist() == gray   # gray stays gray
+
+
+@pytest.mark.parametrize("error, shown", [(OSError(), "OSError"), (ValueError("x" * 200), "x" * 120),
+                                          (EOFError("cut short"), "cut short")])
+def test_a_damaged_image_says_what_the_decoder_said_or_at_least_its_kind(monkeypatch, error, shown):
+    """The decoder's message, cut at 120 characters, or the exception's type when it says nothing. Kills
+    images.open_image 51-54."""
+    from PIL import Image
+
+    from masklab.images import ImageError, open_image
+
+    def broken(*args, **kwargs):
+        raise error
+    monkeypatch.setattr(Image, "open", broken)
+    with pytest.raises(ImageError) as e:
+        open_image(b"bytes", "scan.png")
+    assert str(e.value) == f"scan.png: damaged or truncated image ({shown})"
