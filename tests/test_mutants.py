@@ -409,6 +409,8 @@ def test_an_overlay_dims_removed_pixels_and_tints_kept_ones():
     removed, kept = img.getpixel((0, 0)), img.getpixel((1, 0))
     assert img.mode == "RGB" and removed == (70, 70, 70)       # 200 * 0.35
     assert kept == (224, 128, 128)                              # 200 * 0.55 + (255, 40, 40) * 0.45, truncated
+    black = overlay(torch.zeros(1, 1, 2), torch.tensor([[[0.0, 1.0]]]), colour=(255, 40, 40))
+    assert black.getpixel((0, 0)) == (0, 0, 0)                  # removed black stays black (third pass: overlay 48)
 
 
 # --- third pass (the first full one, docs/MUTATION.md "Third pass") -------------------------------------------
