@@ -1,7 +1,7 @@
 """What every MaskLab page shares: the process-wide run and sweep managers, the page paths, the config form
-(widgets bound to the URL, built from each field's Knob), a per-session memo and one shared by every tab. Figures live in masklab.figures,
-each page's own helpers in that page; masklab never imports Streamlit. Nothing here runs in a worker thread:
-pages poll RunViews.
+(widgets bound to the URL, built from each field's Knob), a per-session memo and one shared by every tab.
+Figures live in masklab.figures, each page's own helpers in that page; masklab never imports Streamlit. Nothing
+here runs in a worker thread: pages poll RunViews.
 """
 from __future__ import annotations
 

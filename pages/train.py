@@ -134,8 +134,8 @@ def run_masks(view: RunView, key: str, static: bool = False) -> None:
                f"{snap.step}; dimmed pixels are removed. Histograms over {PROBE} test images.{history}")
     version = (view.run_id, snap.step, len(view.snapshots), static)
     if static:
-        st.image(ui.shared_memo("histograms", version, lambda: histograms_png(snap, view.snapshots)), output_format="PNG",
-                 width="stretch")
+        st.image(ui.shared_memo("histograms", version, lambda: histograms_png(snap, view.snapshots)),
+                 output_format="PNG", width="stretch")
     else:
         st.plotly_chart(ui.shared_memo("histograms", version, lambda: histograms_figure(snap, view.snapshots)),
                         key=f"{key}-hist")

@@ -104,7 +104,8 @@ def test_a_live_runs_curves_and_histograms_are_png_images_of_what_the_interactiv
 
     from masklab.train import Record
     from masklab.views import BINS, Snapshot
-    records = [Record(s, 2 / (s + 1), 1.0, 0.1, s / 100, 0.5, 0.5, 0.8, 0.1, 0.5, 0.3, s / 10) for s in range(0, 100, 10)]
+    records = [Record(s, 2 / (s + 1), 1.0, 0.1, s / 100, 0.5, 0.5, 0.8, 0.1, 0.5, 0.3, s / 10)
+               for s in range(0, 100, 10)]
     curves = plots.curves_png(records)
     assert Image.open(io.BytesIO(curves)).format == "PNG"
     assert {_rgb(PALETTE[0]), _rgb(PALETTE[1]), _rgb(PALETTE[2])} <= _colours(curves)    # loss, ce, mask_loss ...
