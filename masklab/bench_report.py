@@ -133,7 +133,34 @@ def ablation_section(path: Path | None) -> list[str]:
             "finetune 0.3; `t048`: area_target 0.048; `tk`: preset top-k (gate top_k: every image keeps exactly the "
             "scheduled fraction, no multiplier; `tk_cifar_t1` / `t3` / `t5` at 0.1 / 0.3 / 0.5; `tk_t047` at 0.047; "
             "`tk_bil` with bilinear mask logits). Means of every column but "
-            "the first accuracy are over the seeds that did not collapse.", "", screen_table(paths), ""]
+            "the first accuracy are over the seeds that did not collapse.", "", screen_table(paths), "",
+            *kind_section(path.with_name("kind.jsonl"), path.with_name("fixed-masks.jsonl"))]
+
+
+def kind_section(kind: Path, fixed: Path) -> list[str]:
+    """The photo issue's changes in kind (screen JSONL `kind`) and the fixed-mask references beside them."""
+    if not kind.exists():
+        return []
+    lines = ["## Ablation: changes in kind against the photos' failure", "",
+             f"Why the learned mask loses on photos, and what was tried against it: README, \"Why the photos lose\". "
+             f"Runs: `python tools/gpu_screen.py run SCREEN {kind.as_posix()} --workers 2 --device cpu` for SCREEN in "
+             "realx, glimpse, prior, tkprior, tkstride, evidence, evidence2 and realx_digits (3 seeds each; glimpse "
+             "cut for time). `cifar_..._t3`: CIFAR-10 (1,000 / 200 photos a class, 32 px) at target 0.3, the "
+             "default's preset; `tk_`: preset top-k; no prefix: the digits. `rm`: random_masks 0.25; `det`: "
+             "deterministic 0.5; `gl`: glimpse; `pr`: prior 16; `s4`: mask_stride 4; `ev`: evidence 0.3.", "",
+             screen_table([kind]), ""]
+    if fixed.exists():
+        rows = [json.loads(line) for line in fixed.read_text().splitlines() if line.strip()]
+        lines += [f"References (`python tools/fixed_masks.py --seeds 2`, {fixed.as_posix()}): the unmasked classifier "
+                  "trained and tested on x times a mask that is not learned, on the same photos, steps and batches.",
+                  "", "| mask | seeds | area | accuracy_hard |", "|---|---|---|---|"]
+        for kind_name in dict.fromkeys(r["kind"] for r in rows):
+            accs = [r["accuracy_hard"] for r in rows if r["kind"] == kind_name]
+            area = next(r["area"] for r in rows if r["kind"] == kind_name)
+            mean, std = statistics.mean(accs), statistics.stdev(accs) if len(accs) > 1 else 0.0
+            lines.append(f"| {kind_name} | {len(accs)} | {area:.3f} | {mean:.3f} ± {std:.3f} |")
+        lines.append("")
+    return lines
 
 
 def incomplete_note(table, seeds: int, methods) -> list[str]:

@@ -203,7 +203,13 @@ def objective_latex(cfg) -> list[str]:
         total += r" + \text{tv}\cdot \mathrm{TV}(m)"
     if masked and cfg.bimodal:
         total += r" + \text{bimodal}\cdot \overline{m(1-m)}"
+    if masked and cfg.evidence:
+        total += r" + \text{evidence}\cdot \mathrm{BCE}\big(l, \mathbb{1}[\mathrm{CAM}_y(x) \in \text{top } t]\big)"
     lines = [total, gate_latex(cfg)]
+    if masked and (cfg.random_masks or cfg.deterministic):
+        lines.append(rf"\text{{of each batch: {cfg.random_masks:g} sees }} x \odot m_{{\text{{rand}}}},\ "
+                     rf"m_{{\text{{rand}}}} \sim \mathrm{{Bernoulli}}(p),\ p \sim U(t, 1)"
+                     rf"\text{{; {cfg.deterministic:g} sees }} x \odot \mathbb{{1}}[m_{{\text{{eval}}}} > \tfrac12]")
     if masked and (cfg.mask_norm or cfg.logit_bound):
         lines.append((r"l = " + (rf"{cfg.logit_bound:g}\,\tanh(l_0/{cfg.logit_bound:g}),\ " if cfg.logit_bound else "")
                       + (r"l_0 = w^\top \mathrm{GroupNorm}(h) + b" if cfg.mask_norm else r"l_0 = w^\top h + b")

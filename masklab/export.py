@@ -35,10 +35,13 @@ class MaskOnly(nn.Module):
         if model.attention is None:
             raise ExportError("this run has no learned mask (unmasked or oracle): nothing to export")
         self.attention, self.gate = model.attention, model.mask_gate
+        # with the glimpse the branch also reads the classifier's features: they travel with it
+        self.classifier, self.glimpse = (model.classifier, model.glimpse) if model.glimpse is not None else (None, None)
         self.temperature, self.threshold = float(temperature), float(threshold)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        m = self.gate.relaxed(self.attention(x), self.temperature)
+        extra = None if self.glimpse is None else self.glimpse(self.classifier(x)[1])
+        m = self.gate.relaxed(self.attention(x, extra), self.temperature)
         return (m > self.threshold).to(x.dtype), m
 
 

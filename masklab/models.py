@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .gates import BINARY_GATES, MaskGate
+from .gates import BINARY_GATES, STRETCH, MaskGate
 
 
 @dataclass
@@ -40,16 +40,21 @@ class AttentionBranch(nn.Module):
     without), so it went."""
 
     def __init__(self, channels: int, width: int, stride: int, init_bias: float, upsample: str = "nearest",
-                 norm: bool = False, bound: float = 0.0):
+                 norm: bool = False, bound: float = 0.0, prior: int = 0):
         super().__init__()
         self.stride, self.upsample, self.bound = stride, upsample, bound
+        self.prior = nn.Parameter(torch.zeros(1, 1, prior, prior)) if prior else None
         block = lambda c_in, dilation: [nn.Conv2d(c_in, width, 3, padding=dilation, dilation=dilation),
                                         *([nn.GroupNorm(4 if width % 4 == 0 else 1, width)] if norm else []), nn.ReLU()]
         self.body = nn.Sequential(*block(channels, 1), *block(width, 2), *block(width, 4), nn.Conv2d(width, 1, 1))
         nn.init.constant_(self.body[-1].bias, init_bias)   # gates start open: the classifier sees everything
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, extra: Tensor | None = None) -> Tensor:
         logits = self._logits(x)
+        if extra is not None:          # the glimpse: logits from the classifier's own view of the whole image
+            logits = logits + F.interpolate(extra, size=x.shape[-2:], mode="nearest")
+        if self.prior is not None:     # where objects usually are, learned over all images, at any image size
+            logits = logits + F.interpolate(self.prior, size=x.shape[-2:], mode="bilinear", align_corners=False)
         if self.bound:                 # a soft ceiling on |logit|: no gate can saturate past where gradients live
             logits = self.bound * torch.tanh(logits / self.bound)
         return logits
@@ -116,24 +121,39 @@ class MaskedClassifier(nn.Module):
     def __init__(self, channels: int, classes: int, gate: str, width: int = 16, mask_stride: int = 1,
                  init_bias: float = 2.0, classifier_width: int = 32, hard_forward: bool = True,
                  clamp_backward: bool = False, upsample: str = "nearest", oracle: str = "none",
-                 mask_norm: bool = False, logit_bound: float = 0.0, area_seen: bool = False, backbone: str = "small"):
+                 mask_norm: bool = False, logit_bound: float = 0.0, area_seen: bool = False, backbone: str = "small",
+                 glimpse: bool = False, prior: int = 0):
         super().__init__()
         self.gate, self.hard_forward, self.oracle = gate, hard_forward, oracle
         self.mask_gate = MaskGate(self.gate_kind, hard=hard_forward, clamp_backward=clamp_backward,
                                   seen_area=area_seen)                     # no parameters: state_dicts unchanged
         self.channels, self.classes = channels, classes
         self.attention = None if gate == "none" else AttentionBranch(channels, width, mask_stride, init_bias,
-                                                                                 upsample, mask_norm, logit_bound)
+                                                                                 upsample, mask_norm, logit_bound, prior)
         self.classifier = CLASSIFIERS[backbone](channels, classes, classifier_width)
+        self.glimpse = None
+        if glimpse and self.attention is not None:
+            self.glimpse = nn.Conv2d(self.classifier.head.in_features, 1, 1)
+            nn.init.zeros_(self.glimpse.weight)
+            nn.init.zeros_(self.glimpse.bias)
 
     def mask_logits(self, x: Tensor) -> Tensor:
         if self.attention is None:                            # unmasked: a logit that always keeps the pixel
             return x.new_full((x.shape[0], 1, *x.shape[-2:]), 20.0)
-        return self.attention(x)
+        if self.glimpse is None:
+            return self.attention(x)
+        with torch.no_grad():                                 # the classifier's features of the whole image
+            _, features = self.classifier(x)
+        return self.attention(x, self.glimpse(features))
 
     def forward(self, x: Tensor, temperature: float = 2 / 3, generator: torch.Generator | None = None,
-                mask: Tensor | None = None) -> Output:
-        """Gate the image and classify it; pass `mask` to classify x * mask with a mask of your own."""
+                mask: Tensor | None = None, random_rows: int = 0, deterministic_rows: int = 0,
+                random_low: float = 0.0) -> Output:
+        """Gate the image and classify it; pass `mask` to classify x * mask with a mask of your own.
+
+        Training options (Config.random_masks, Config.deterministic): the first `random_rows` images see random
+        block masks (each block kept with probability p ~ U(random_low, 1) per image, no gradient to the branch);
+        the last `deterministic_rows` see the noise-free hard mask 1[m_eval > 1/2] (straight-through)."""
         if mask is None and self.oracle != "none":
             raise ValueError(f"an oracle-{self.oracle} model classifies x * the true {self.oracle} mask: pass it as "
                              f"`mask` (only its own dataset's images have one)")
@@ -141,9 +161,36 @@ class MaskedClassifier(nn.Module):
         soft = self.mask_gate.relaxed(logits_m, temperature)
         if mask is None:
             mask = torch.ones_like(logits_m) if self.attention is None else self.mask_gate(logits_m, temperature, generator)
+            if self.attention is not None and (random_rows or deterministic_rows):
+                mask = self._mix(mask, logits_m, soft, generator, random_rows, deterministic_rows, random_low)
         logits, features = self.classifier(x * mask)
         area = self.mask_gate.area(logits_m, mask, temperature)
+        if deterministic_rows and self.attention is not None:   # the area those rows saw, as the classifier saw it
+            n, d = x.shape[0], deterministic_rows
+            seen = mask[n - d:].mean() * d
+            if d < n:
+                seen = seen + self.mask_gate.area(logits_m[:n - d], mask[:n - d], temperature) * (n - d)
+            area = seen / n
         return Output(logits, mask, logits_m, soft, features, area, temperature)
+
+    def _mix(self, mask: Tensor, logits_m: Tensor, soft: Tensor, generator, random_rows: int, deterministic_rows: int,
+             random_low: float) -> Tensor:
+        parts, n = [], mask.shape[0]
+        if random_rows:
+            s = self.attention.stride
+            h, w = logits_m.shape[-2:]
+            p = random_low + (1 - random_low) * torch.rand(random_rows, 1, 1, 1, generator=generator,
+                                                           device=mask.device)
+            blocks = torch.rand(random_rows, 1, -(-h // s), -(-w // s), generator=generator, device=mask.device) < p
+            parts.append(blocks.to(mask.dtype).repeat_interleave(s, 2).repeat_interleave(s, 3)[..., :h, :w])
+        middle = n - random_rows - deterministic_rows
+        parts.append(mask[random_rows:random_rows + middle])
+        if deterministic_rows:
+            l = logits_m[n - deterministic_rows:]
+            through = torch.sigmoid(l) * (STRETCH[1] - STRETCH[0]) + STRETCH[0]     # the unclamped stretch
+            hard = (soft[n - deterministic_rows:] > 0.5).to(mask.dtype)
+            parts.append(hard + (through - through.detach()))
+        return torch.cat(parts)
 
     def gate_relaxed(self, x: Tensor, temperature: float) -> Tensor:
         """m_eval: the deterministic soft mask (B, 1, H, W); the hard mask is m_eval > 0.5."""
@@ -170,6 +217,7 @@ def build_model(cfg, channels: int, classes: int) -> MaskedClassifier:
         torch.manual_seed(cfg.seed)
         model = MaskedClassifier(channels, classes, cfg.gate, cfg.width, cfg.mask_stride, cfg.init_bias,
                                  cfg.classifier_width, cfg.hard_forward, cfg.clamp_backward, cfg.mask_upsample,
-                                 cfg.oracle, cfg.mask_norm, cfg.logit_bound, cfg.area_seen, cfg.backbone)
+                                 cfg.oracle, cfg.mask_norm, cfg.logit_bound, cfg.area_seen, cfg.backbone,
+                                 cfg.glimpse, cfg.prior)
         model.mask_gate.keep = cfg.area_target          # top_k at eval (training sets the schedule's target)
         return model

@@ -1,7 +1,8 @@
 """The training loop: a generator that yields a Record every `log_every` steps.
 
 It knows nothing about threads, files, printing or Streamlit. Its caller pauses it by not asking for the next
-record and stops it with `break`. Loss = CE + beta * L_mask + AreaConstraint(area, step) + tv * TV + ...; the
+record and stops it with `break`. Loss = CE + beta * L_mask + AreaConstraint(area, step) + tv * TV + ... (+ evidence *
+the evidence term, and parts of each batch on random or noise-free masks, where Config turns them on); the
 constraint (masklab.constraint: the target annealed from 1.0, gates open at first, and its multipliers, updated
 by dual ascent) is the same public object a user puts in their own loop.
 A non-finite loss restores the last good weights and raises NonFiniteLoss.
@@ -82,11 +83,19 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
             with torch.no_grad():
                 mask = (model.gate_relaxed(x, tau) > 0.5).to(x.dtype)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out = model(x, tau, g_noise, mask=mask)
+            mix = {}
+            if masked and mask is None:
+                n = x.shape[0]
+                mix = dict(random_rows=int(round(cfg.random_masks * n)),
+                           deterministic_rows=int(round(cfg.deterministic * n)), random_low=target)
+                mix["deterministic_rows"] = min(mix["deterministic_rows"], n - mix["random_rows"])
+            out = model(x, tau, g_noise, mask=mask, **mix)
             penalty = None
             if masked and not frozen:                  # frozen: no mask term may move the attention branch
                 penalty = constraint(out.area, step) if cfg.constraint else out.area.new_zeros(())
             loss, ce, mask_loss = objective(cfg, out, y, target, penalty)
+            if masked and not frozen and cfg.evidence:
+                loss = loss + cfg.evidence * evidence_loss(model, x, y, out.mask_logits, target)
             if frozen:
                 loss = ce                              # nor beta * L_mask
         first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
@@ -115,6 +124,24 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         seconds = record.seconds
         yield record                                   # paused here for as long as the caller likes
         tic = time.perf_counter()
+
+
+def evidence_map(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W): the classifier's class activation map for class y on the whole image (its head's weights
+    for y dotted with its features at each place), upsampled to the image; no gradient."""
+    with torch.no_grad():
+        _, features = model.classifier(x)
+        cam = torch.einsum("bchw,bc->bhw", features.float(), model.classifier.head.weight[y].float())[:, None]
+        return torch.nn.functional.interpolate(cam, size=x.shape[-2:], mode="nearest")
+
+
+def evidence_loss(model, x, y, mask_logits, target: float) -> torch.Tensor:
+    """BCE between the mask logits and 1[the evidence map is in its image's top `target` fraction]."""
+    cam = evidence_map(model, x, y).flatten(1)
+    k = max(1, min(cam.shape[1], round(target * cam.shape[1])))
+    threshold = cam.topk(k, dim=1).values[:, -1:]
+    wanted = (cam >= threshold).float().view_as(mask_logits)
+    return torch.nn.functional.binary_cross_entropy_with_logits(mask_logits.float(), wanted)
 
 
 def lr_factor(cfg, i: int) -> float:

@@ -109,6 +109,31 @@ SCREENS["gpu5"] = [(name, over, range(5)) for name, over in [
     ("cifar_t1", {**CIFAR, "area_target": 0.1}), ("cifar_t3", CIFAR3), ("cifar_t5", {**CIFAR, "area_target": 0.5}),
     ("tk_cifar_t1", {**TOPK, **CIFAR, "area_target": 0.1}), ("tk_cifar_t3", {**TOPK, **CIFAR3}),
     ("tk_cifar_t5", {**TOPK, **CIFAR, "area_target": 0.5}), ("shapes", SHAPES), ("tk_shapes", {**TOPK, **SHAPES})]]
+# 2026-11-30, on the 2 CPU cores: changes in kind to what the classifier sees while the branch learns. `rm`:
+# random_masks 0.25 (a quarter of each batch through random block masks, REAL-X's evaluator training); `det`:
+# deterministic 0.5 (half the batch through the noise-free hard mask); CIFAR-10 at 0.3 first, then the digits.
+RM, DET = {"random_masks": 0.25}, {"deterministic": 0.5}
+SCREENS["realx"] = [(name, over, range(3)) for name, over in [
+    ("cifar_t3", CIFAR3), ("cifar_rm_t3", {**CIFAR3, **RM}), ("cifar_det_t3", {**CIFAR3, **DET}),
+    ("cifar_rm_det_t3", {**CIFAR3, **RM, **DET})]]
+# `gl`: glimpse (the branch also reads the classifier's features of the whole image).
+GL = {"glimpse": True}
+SCREENS["glimpse"] = [(name, over, range(3)) for name, over in [
+    ("cifar_gl_t3", {**CIFAR3, **GL}), ("cifar_gl_rm_t3", {**CIFAR3, **GL, **RM})]]
+# `pr`: prior 16 (a learned 16 x 16 location prior added to the mask logits).
+PR = {"prior": 16}
+SCREENS["prior"] = [(name, over, range(3)) for name, over in [
+    ("cifar_pr_t3", {**CIFAR3, **PR}), ("cifar_pr_rm_t3", {**CIFAR3, **PR, **RM})]]
+SCREENS["tkprior"] = [(name, over, range(3)) for name, over in [
+    ("tk_cifar_pr_t3", {**TOPK, **CIFAR3, **PR}), ("tk_cifar_pr_rm_t3", {**TOPK, **CIFAR3, **PR, **RM})]]
+# `s4`: mask_stride 4 (64 decisions on a 32 px photo instead of 256: more signal per decision).
+SCREENS["tkstride"] = [("tk_cifar_pr_s4_t3", {**TOPK, **CIFAR3, **PR, "mask_stride": 4}, range(3))]
+# `ev`: evidence 0.3 (the mask logits pulled toward the top of the classifier's class activation map).
+SCREENS["evidence"] = [(name, over, range(3)) for name, over in [
+    ("cifar_ev_t3", {**CIFAR3, "evidence": 0.3}), ("tk_cifar_ev_t3", {**TOPK, **CIFAR3, "evidence": 0.3})]]
+SCREENS["evidence2"] = [("tk_cifar_pr_ev_t3", {**TOPK, **CIFAR3, **PR, "evidence": 0.3}, range(3))]
+# The same changes on the digits (seed k is run k of the benchmark's default: compare with bench/results.csv).
+SCREENS["realx_digits"] = [(name, over, range(3)) for name, over in [("det", DET), ("rm_det", {**RM, **DET})]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "precision_in_box", "ink_recall", "collapsed")
 
 

@@ -1,0 +1,188 @@
+"""The method options screened on 2026-11-30 (bench/RESULTS.md, "changes in kind"): random block masks for part of
+each batch (REAL-X's evaluator training), the noise-free hard mask for part of it, a learned location prior, and
+the glimpse (the branch reads the classifier's features). Each does what its Config help says, and is off by default."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from masklab.config import Config
+from masklab.models import build_model
+
+
+def _model(**over):
+    torch.manual_seed(0)
+    model = build_model(Config(**over), 1, 10)
+    torch.nn.init.normal_(model.classifier.head.weight, std=0.1)   # off its near-zero start: real gradients
+    return model
+
+
+def test_the_options_are_off_by_default():
+    cfg = Config()
+    assert (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse) == (0.0, 0.0, 0, False)
+    model = build_model(cfg, 1, 10)
+    assert model.glimpse is None and model.attention.prior is None
+
+
+def test_random_rows_see_block_masks_and_send_no_gradient_to_the_branch():
+    model = _model(mask_stride=2)
+    x, g = torch.rand(8, 1, 24, 24), torch.Generator().manual_seed(0)
+    out = model(x, 2 / 3, g, random_rows=8, random_low=0.3)
+    m = out.mask
+    assert ((m == 0) | (m == 1)).all()
+    assert torch.equal(m, m[..., ::2, ::2].repeat_interleave(2, 2).repeat_interleave(2, 3))   # 2 x 2 blocks
+    assert 0 < m.mean() < 1
+    F.cross_entropy(out.logits, torch.arange(8)).backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.attention.parameters())
+    assert model.classifier.body[0].weight.grad.abs().sum() > 0
+
+
+def test_random_rows_keep_at_least_the_low_end_on_average():
+    """p ~ U(low, 1) per image: with low = 0.9 about 95% of the blocks are kept, with low = 0 about half."""
+    model = _model()
+    x = torch.rand(64, 1, 32, 32)
+    high = model(x, 2 / 3, torch.Generator().manual_seed(1), random_rows=64, random_low=0.9).mask.mean()
+    half = model(x, 2 / 3, torch.Generator().manual_seed(1), random_rows=64, random_low=0.0).mask.mean()
+    assert 0.92 < high < 0.98 and 0.4 < half < 0.6
+
+
+def test_deterministic_rows_see_the_eval_mask_and_count_it_as_their_area():
+    model = _model()
+    with torch.no_grad():
+        model.attention.body[-1].bias.fill_(0.0)                        # gates near 1/2: noise would matter
+    x, g = torch.rand(6, 1, 24, 24), torch.Generator().manual_seed(0)
+    out = model(x, 2 / 3, g, deterministic_rows=4)
+    hard = (out.relaxed > 0.5).float()
+    assert torch.equal(out.mask[2:], hard[2:])                          # the last 4: noise-free
+    assert not torch.equal(out.mask[:2], hard[:2])                      # the first 2: noisy samples
+    expected = (torch.sigmoid(out.mask_logits[:2]).mean() * 2 + hard[2:].mean() * 4) / 6
+    assert torch.allclose(out.area, expected)
+    out.logits.sum().backward()
+    assert model.attention.body[-1].weight.grad.abs().sum() > 0          # straight-through: the branch learns
+    everything = model(x, 2 / 3, g, deterministic_rows=6)
+    assert torch.allclose(everything.area, (everything.relaxed > 0.5).float().mean())
+
+
+def test_train_splits_each_batch_as_configured():
+    """train() gives round(fraction * batch) rows to each option; the closing phase uses neither."""
+    from masklab.data import open_data
+    from masklab.train import train
+    seen = []
+    cfg = Config(steps=4, log_every=1, batch_size=8, random_masks=0.25, deterministic=0.5, finetune=0.25,
+                 test_size=16)
+    data = open_data(cfg)
+    model = build_model(cfg, data.channels, data.classes)
+    original = model.forward
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs.get("random_rows", 0), kwargs.get("deterministic_rows", 0), kwargs.get("random_low")))
+        return original(*args, **kwargs)
+
+    model.forward = spy
+    list(train(cfg, model, data))
+    assert [s[:2] for s in seen] == [(2, 4), (2, 4), (2, 4), (0, 0)]
+    from masklab.constraint import AreaConstraint
+    assert seen[0][2] == AreaConstraint.from_config(cfg).target(1) < 1      # p ~ U(target of the step, 1)
+
+
+@pytest.mark.parametrize("size", [(24, 24), (37, 19)])
+def test_the_prior_starts_at_zero_and_learns_at_any_image_size(size):
+    plain, with_prior = _model(), _model(prior=8)
+    assert with_prior.attention.prior.shape == (1, 1, 8, 8)
+    x = torch.rand(2, 1, *size)
+    assert torch.allclose(plain.mask_logits(x), with_prior.mask_logits(x))
+    with torch.no_grad():
+        with_prior.attention.prior[..., :4] = 1.0                       # the left half preferred
+    shifted = with_prior.mask_logits(x) - plain.mask_logits(x)
+    assert shifted[..., : size[1] // 4].min() > 0.5 and shifted[..., -(size[1] // 4):].abs().max() < 0.5
+    with_prior.mask_logits(x).sum().backward()
+    assert with_prior.attention.prior.grad.abs().sum() > 0
+
+
+def test_the_glimpse_starts_silent_and_never_trains_the_classifier_through_the_mask():
+    plain, glimpse = _model(), _model(glimpse=True)
+    x = torch.rand(3, 1, 24, 24)
+    assert torch.allclose(plain.mask_logits(x), glimpse.mask_logits(x))
+    with torch.no_grad():
+        glimpse.glimpse.weight.normal_()
+    assert not torch.allclose(plain.mask_logits(x), glimpse.mask_logits(x))
+    glimpse.mask_logits(x).sum().backward()
+    assert glimpse.glimpse.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in glimpse.classifier.parameters())
+
+
+def test_an_exported_mask_module_keeps_the_prior_and_the_glimpse():
+    from masklab.export import MaskOnly
+    model = _model(glimpse=True, prior=4).eval()
+    with torch.no_grad():
+        model.glimpse.weight.normal_()
+        model.attention.prior.normal_()
+    x = torch.rand(3, 1, 24, 24)
+    hard, m_eval = torch.jit.trace(MaskOnly(model, 2 / 3), x)(torch.rand(5, 1, 24, 24).mul_(0).add_(x[:1]))
+    assert torch.allclose(m_eval, model.gate_relaxed(x[:1], 2 / 3).expand(5, -1, -1, -1), atol=1e-6)
+    assert torch.equal(hard, (m_eval > 0.5).float())
+
+
+def test_the_evidence_map_is_the_class_activation_map_of_the_true_class():
+    from masklab.train import evidence_map
+    model = _model(classifier_width=4)
+    x, y = torch.rand(3, 1, 16, 16), torch.tensor([0, 3, 7])
+    cam = evidence_map(model, x, y)
+    features = model.classifier.body(x)                               # (3, 8, 4, 4)
+    for i in range(3):
+        by_hand = (features[i] * model.classifier.head.weight[y[i]][:, None, None]).sum(0)
+        assert torch.allclose(cam[i, 0, ::4, ::4], by_hand, atol=1e-5)
+        assert torch.allclose(cam[i, 0], by_hand.repeat_interleave(4, 0).repeat_interleave(4, 1), atol=1e-5)
+    assert not cam.requires_grad
+
+
+def test_the_evidence_term_pulls_the_mask_toward_the_top_of_the_map_and_never_trains_the_classifier():
+    from masklab.train import evidence_loss, evidence_map
+    model = _model(classifier_width=4)
+    x, y = torch.rand(2, 1, 16, 16), torch.tensor([1, 2])
+    cam = evidence_map(model, x, y)
+    logits = torch.zeros(2, 1, 16, 16, requires_grad=True)
+    evidence_loss(model, x, y, logits, 0.25).backward()
+    pushed_open = logits.grad < 0                                        # descent raises these logits
+    assert pushed_open.flatten(1).sum(1).tolist() == [64, 64]           # a quarter of 256 (4 x 4 blocks of the map)
+    for i in range(2):
+        assert cam[i][pushed_open[i]].min() >= cam[i][~pushed_open[i]].max()
+    assert all(p.grad is None for p in model.classifier.parameters())
+
+
+def test_training_with_the_evidence_term_changes_the_loss():
+    from masklab.data import open_data
+    from masklab.train import train
+    losses = []
+    for weight in (0.0, 1.0):
+        cfg = Config(steps=1, log_every=1, batch_size=8, test_size=16, evidence=weight)
+        data = open_data(cfg)
+        losses.append(next(train(cfg, build_model(cfg, data.channels, data.classes), data)).loss)
+    assert losses[1] > losses[0] + 0.1                                  # BCE of logits near +2 against 0/1 targets
+
+
+def test_the_objective_panel_shows_the_options_only_when_on():
+    from masklab.explain import objective_latex
+    plain = "\n".join(objective_latex(Config()))
+    assert "CAM" not in plain and "rand" not in plain
+    on = objective_latex(Config(evidence=0.3, random_masks=0.25, deterministic=0.5))
+    assert r"\text{evidence}\cdot \mathrm{BCE}" in on[0]
+    assert any("0.25 sees" in line and "0.5 sees" in line for line in on)
+
+
+def test_the_results_report_has_the_changes_in_kind_and_the_fixed_mask_references(tmp_path):
+    import json
+    from masklab.bench_report import ablation_section
+    run = {"status": "done", "area": 0.3, "bimodality": 0.5, "precision_in_box": None, "ink_recall": None,
+           "collapsed": False, "accuracy_full": 0.3}
+    (tmp_path / "method.jsonl").write_text(json.dumps({"name": "ft", "seed": 0, **run, "accuracy_hard": 0.9}) + "\n")
+    (tmp_path / "kind.jsonl").write_text("".join(json.dumps({"name": "tk_cifar_pr_t3", "seed": s, **run,
+                                                             "accuracy_hard": a}) + "\n"
+                                                 for s, a in enumerate((0.42, 0.44))))
+    (tmp_path / "fixed-masks.jsonl").write_text("".join(json.dumps({"kind": k, "seed": s, "area": 0.316,
+                                                                    "accuracy_hard": a}) + "\n"
+                                                        for k, s, a in [("center", 0, 0.44), ("center", 1, 0.46)]))
+    text = "\n".join(ablation_section(tmp_path / "method.jsonl"))
+    assert "changes in kind" in text and "| tk_cifar_pr_t3 | 2 | 0 | 0.430 ± 0.014 |" in text
+    assert "| center | 2 | 0.316 | 0.450 ± 0.014 |" in text
+    (tmp_path / "kind.jsonl").unlink()
+    assert "changes in kind" not in "\n".join(ablation_section(tmp_path / "method.jsonl"))
