@@ -13,11 +13,12 @@ from masklab.config import PRESETS, preset
 
 @pytest.mark.slow
 def test_quick_bench_writes_the_table_and_the_default_beats_the_seed_loss(tmp_path):
-    """`bench --quick` on the baseline, the seed loss and the default (all eight presets take ~170 s, too long
-    for the suite's budget): a row per method, the markdown table and three PNGs; hard concrete beats the
-    collapsing seed loss by a wide margin."""
+    """`bench --quick` on the seed loss and the default (all the presets take minutes, too long for the suite's
+    budget; the unmasked row's own numbers are covered by test_step_cost): a row per method, the markdown table
+    and three PNGs; hard concrete beats the collapsing seed loss by a wide margin, and its step costs more than
+    the unmasked classifier's it is measured against."""
     from masklab.cli import main
-    methods = ["unmasked", "seed", "hard-concrete"]
+    methods = ["seed", "hard-concrete"]
     assert main(["bench", "--quick", "--seeds", "1", "--methods", *methods, "--out", str(tmp_path)]) == 0
     with open(tmp_path / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -25,9 +26,9 @@ def test_quick_bench_writes_the_table_and_the_default_beats_the_seed_loss(tmp_pa
     by = {r["method"]: r for r in rows}
     assert by["seed"]["collapsed"] == "True"
     assert float(by["hard-concrete"]["accuracy_hard"]) > float(by["seed"]["accuracy_hard"]) + 0.2
-    assert 0.5 < float(by["unmasked"]["step_cost_ratio"]) < 2.0        # the baseline against itself: ~1
+    assert 1.0 < float(by["hard-concrete"]["step_cost_ratio"]) < 4.0    # a mask branch is not free
     text = (tmp_path / "RESULTS.md").read_text()
-    assert "python -m masklab bench --quick --seeds 1 --methods unmasked seed hard-concrete" in text
+    assert "python -m masklab bench --quick --seeds 1 --methods seed hard-concrete" in text
     assert "| hard-concrete |" in text
     for name in ("pareto.png", "area_curves.png", "masks.png"):
         assert Image.open(tmp_path / name).size[0] > 300
