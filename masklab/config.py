@@ -208,6 +208,10 @@ class Config:
                           "evidence for the true class in the whole image: BCE(l, 1[its class activation map is in "
                           "the image's top `target` fraction]), no gradient into the classifier (0: off)", lo=0,
                           slider="log", span=(1e-2, 1e1))
+    occlusion: float = _f(0.0, "weight of a term that pulls the mask logits toward the blocks whose hiding costs the "
+                           "classifier most: on 8 images a step, each of a 4 x 4 grid of blocks is hidden in turn, and "
+                           "BCE(l, 1[the block is among the top `target` fraction by the drop in log p(y)]), no "
+                           "gradient into the classifier (0: off)", lo=0, slider="log", span=(1e-2, 1e1))
     random_masks: float = _f(0.0, "evaluator training (REAL-X): this fraction of each batch is classified through "
                              "random block masks (blocks of mask_stride, each kept with a probability drawn per "
                              "image from [target, 1]) instead of the branch's mask, so the classifier learns to "

@@ -205,6 +205,9 @@ def objective_latex(cfg) -> list[str]:
         total += r" + \text{bimodal}\cdot \overline{m(1-m)}"
     if masked and cfg.evidence:
         total += r" + \text{evidence}\cdot \mathrm{BCE}\big(l, \mathbb{1}[\mathrm{CAM}_y(x) \in \text{top } t]\big)"
+    if masked and cfg.occlusion:
+        total += (r" + \text{occlusion}\cdot \mathrm{BCE}\big(l, \mathbb{1}[\log p(y|x) - \log p(y|x_{\setminus b})"
+                  r" \in \text{top } t]\big)")
     lines = [total, gate_latex(cfg)]
     if masked and (cfg.random_masks or cfg.deterministic):
         lines.append(rf"\text{{of each batch: {cfg.random_masks:g} sees }} x \odot m_{{\text{{rand}}}},\ "

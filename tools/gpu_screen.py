@@ -132,6 +132,8 @@ SCREENS["tkstride"] = [("tk_cifar_pr_s4_t3", {**TOPK, **CIFAR3, **PR, "mask_stri
 SCREENS["evidence"] = [(name, over, range(3)) for name, over in [
     ("cifar_ev_t3", {**CIFAR3, "evidence": 0.3}), ("tk_cifar_ev_t3", {**TOPK, **CIFAR3, "evidence": 0.3})]]
 SCREENS["evidence2"] = [("tk_cifar_pr_ev_t3", {**TOPK, **CIFAR3, **PR, "evidence": 0.3}, range(3))]
+# `oc`: occlusion 0.3 (the mask logits pulled toward the blocks whose hiding costs the classifier most).
+SCREENS["occlusion"] = [("tk_cifar_oc_t3", {**TOPK, **CIFAR3, "occlusion": 0.3}, range(3))]
 # The same changes on the digits (seed k is run k of the benchmark's default: compare with bench/results.csv).
 SCREENS["realx_digits"] = [(name, over, range(3)) for name, over in [("det", DET), ("rm_det", {**RM, **DET})]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "precision_in_box", "ink_recall", "collapsed")
