@@ -200,28 +200,33 @@ class Config:
                                  "x·1[m_eval > ½], exactly what it is tested on.")
     glimpse: bool = _f(False, "the attention branch also reads the classifier's own features of the whole image "
                        "(no gradient into the classifier): logits += a 1x1 conv of them, upsampled, so where to "
-                       "look is decided with what the classifier knows")
+                       "look is decided with what the classifier knows (an experiment: README, 'Why the photos lose')")
     prior: int = _f(0, "a learned location prior: a prior x prior map of logits, shared by all images and "
                     "resized to each, added to the branch's (0: off); it learns where informative pixels usually "
-                    "are from every image's gradient at once", lo=0, hi=64)
+                    "are from every image's gradient at once (an experiment: README, 'Why the photos lose')",
+                    lo=0, hi=64)
     evidence: float = _f(0.0, "weight of a term that pulls the mask logits toward where the classifier finds "
                           "evidence for the true class in the whole image: BCE(l, 1[its class activation map is in "
-                          "the image's top `target` fraction]), no gradient into the classifier (0: off)", lo=0,
+                          "the image's top `target` fraction]), no gradient into the classifier (0: off; an "
+                          "experiment: README, 'Why the photos lose')", lo=0,
                           slider="log", span=(1e-2, 1e1))
     occlusion: float = _f(0.0, "weight of a term that pulls the mask logits toward the blocks whose hiding costs the "
                            "classifier most: on 8 images a step, each of a 4 x 4 grid of blocks is hidden in turn, and "
                            "BCE(l, 1[the block is among the top `target` fraction by the drop in log p(y)]), no "
-                           "gradient into the classifier (0: off)", lo=0, slider="log", span=(1e-2, 1e1))
+                           "gradient into the classifier (0: off; an experiment: README, 'Why the photos lose')", lo=0,
+                           slider="log", span=(1e-2, 1e1))
     random_masks: float = _f(0.0, "evaluator training (REAL-X): this fraction of each batch is classified through "
                              "random block masks (blocks of mask_stride, each kept with a probability drawn per "
                              "image from [target, 1]) instead of the branch's mask, so the classifier learns to "
-                             "read any subset and judges the branch's masks without having co-adapted to them",
+                             "read any subset and judges the branch's masks without having co-adapted to them (an "
+                             "experiment: README, 'Why the photos lose')",
                              lo=0, hi=1, hi_open=True, slider="linear", step=0.05,
                              formula="A fraction r of the batch sees x·m_rand, m_rand ~ Bernoulli(p) per block, "
                                      "p ~ U(t, 1); no gradient reaches the branch from it.")
     deterministic: float = _f(0.0, "this fraction of each batch sees the noise-free hard mask 1[m_eval > 1/2] "
                               "(straight-through) instead of a noisy sample, so a gate left near 1/2 buys "
-                              "no random view: what the classifier trains on is what it is tested on",
+                              "no random view: what the classifier trains on is what it is tested on (an experiment: "
+                              "README, 'Why the photos lose')",
                               lo=0, hi=1, slider="linear", step=0.05,
                               formula="A fraction d of the batch sees x·1[m_eval > ½], "
                                       "∂/∂l through the unclamped stretch.")

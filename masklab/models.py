@@ -128,8 +128,8 @@ class MaskedClassifier(nn.Module):
         self.mask_gate = MaskGate(self.gate_kind, hard=hard_forward, clamp_backward=clamp_backward,
                                   seen_area=area_seen)                     # no parameters: state_dicts unchanged
         self.channels, self.classes = channels, classes
-        self.attention = None if gate == "none" else AttentionBranch(channels, width, mask_stride, init_bias,
-                                                                                 upsample, mask_norm, logit_bound, prior)
+        self.attention = None if gate == "none" else AttentionBranch(
+            channels, width, mask_stride, init_bias, upsample, mask_norm, logit_bound, prior)
         self.classifier = CLASSIFIERS[backbone](channels, classes, classifier_width)
         self.glimpse = None
         if glimpse and self.attention is not None:

@@ -20,7 +20,8 @@ def _model(**over):
 
 def test_the_options_are_off_by_default():
     cfg = Config()
-    assert (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion) == (0, 0, 0, False, 0, 0)
+    options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion)
+    assert options == (0, 0, 0, False, 0, 0)
     model = build_model(cfg, 1, 10)
     assert model.glimpse is None and model.attention.prior is None
 

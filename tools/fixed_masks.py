@@ -71,7 +71,8 @@ def spread(run_dir: str, images: int = 200) -> dict:
     with torch.no_grad():
         logits = model.eval().mask_logits(open_data(cfg).test.x[:images]).flatten(1)
     return {"run": run_dir, "mean": round(logits.mean().item(), 3),
-            "within_image_std": round(logits.std(1).mean().item(), 3), "p_open": round(torch.sigmoid(logits).mean().item(), 3)}
+            "within_image_std": round(logits.std(1).mean().item(), 3),
+            "p_open": round(torch.sigmoid(logits).mean().item(), 3)}
 
 
 def main(argv=None) -> int:
