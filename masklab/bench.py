@@ -28,7 +28,7 @@ from .config import DEFAULT_PRESET, PRESETS, preset
 from .data import open_data
 from .images import overlay
 from .metrics import predict, truth_of
-from .models import Classifier, build_model
+from .models import Classifier, build_model, random_mask
 from .runs import fit
 from .bench_report import results_markdown
 from .device import device_name, pick_device
@@ -180,12 +180,6 @@ def train_evaluator(cfg, log=print, steps: int | None = None, cache: Path | None
     if cache is not None:
         torch.save(model.state_dict(), cache)
     return model.eval()
-
-
-def random_mask(x, g) -> torch.Tensor:
-    """(B, 1, H, W) 0/1: each image keeps each pixel with its own probability drawn from U(0.1, 1)."""
-    keep = 0.1 + 0.9 * torch.rand(len(x), 1, 1, 1, generator=g, device=x.device)
-    return (torch.rand(len(x), 1, *x.shape[-2:], generator=g, device=x.device) < keep).to(x.dtype)
 
 
 @torch.no_grad()

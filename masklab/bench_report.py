@@ -145,8 +145,7 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              f"Why the learned mask loses on photos, and what was tried against it: README, \"Why the photos lose\". "
              f"Runs: `python tools/gpu_screen.py run SCREEN {kind.as_posix()} --workers 2 --device cpu` for SCREEN in "
              "realx, glimpse, prior, tkprior, tkstride, evidence, evidence2, occlusion and realx_digits (3 seeds "
-             "each; glimpse "
-             "cut for time). `cifar_..._t3`: CIFAR-10 (1,000 / 200 photos a class, 32 px) at target 0.3, the "
+             "each; glimpse cut for time). `cifar_..._t3`: CIFAR-10 (1,000 / 200 photos a class, 32 px) at target 0.3, the "
              "default's preset; `tk_`: preset top-k; no prefix: the digits. `rm`: random_masks 0.25; `det`: "
              "deterministic 0.5; `gl`: glimpse; `pr`: prior 16; `s4`: mask_stride 4; `ev`: evidence 0.3; `oc`: "
              "occlusion 0.3.", "",

@@ -229,7 +229,7 @@ class Config:
                               "README, 'Why the photos lose')",
                               lo=0, hi=1, slider="linear", step=0.05,
                               formula="A fraction d of the batch sees x·1[m_eval > ½], "
-                                      "∂/∂l through the unclamped stretch.")
+                                      "∂/∂l through the gate's own straight-through backward.")
     tv: float = _f(0.0, "weight of the total-variation term (contiguous masks)", lo=0, label="total variation",
                    slider="log", span=(1e-4, 1))
     bimodal: float = _f(1.0, "weight of the bimodality term mean(m * (1 - m)) on the relaxed mask", lo=0,

@@ -234,6 +234,12 @@ class MaskGate(torch.nn.Module):
         tau = self.temperature if temperature is None else temperature
         return GATES[self.kind](logits, tau, self.training, self.hard, generator, **self._options())
 
+    def deterministic(self, logits: Tensor, temperature: float | None = None) -> Tensor:
+        """The noise-free mask the classifier is tested on (what `gate(logits)` gives in eval mode), with the gate's
+        straight-through gradient, whatever mode the module is in."""
+        tau = self.temperature if temperature is None else temperature
+        return GATES[self.kind](logits, tau, False, self.hard, None, **self._options())
+
     def _options(self) -> dict:
         return {"keep": self.keep} if self.kind == "top_k" else self.options
 

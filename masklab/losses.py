@@ -1,5 +1,6 @@
-"""Mask losses, each `(out, cfg, target) -> scalar`, kept in MASK_LOSSES; the shape terms; the objective; and
-cfg-level views of the schedules (area_target: AreaConstraint's annealed target; temperature_at).
+"""Mask losses, each `(out, cfg, target) -> scalar`, kept in MASK_LOSSES; the shape terms; two teacher terms
+that pull the mask logits toward where the classifier finds evidence (Config.evidence, Config.occlusion); the
+objective; and cfg-level views of the schedules (area_target: AreaConstraint's annealed target; temperature_at).
 
 The seed loss is a reconstruction: the original formula in the question (Cross Validated 384355) was an
 image that is lost. Why it collapses with a hard-sigmoid gate: the README's method table (row `seed`) and the
@@ -49,6 +50,55 @@ def _expected_l0(out, cfg, target):
     if cfg.gate == "hard_concrete":
         return hard_concrete_open_prob(out.mask_logits, out.temperature).mean()
     return torch.sigmoid(out.mask_logits).mean()
+
+
+def evidence_map(model, x: Tensor, y: Tensor) -> Tensor:
+    """(B, 1, H, W): the classifier's class activation map for class y on the whole image (its head's weights
+    for y dotted with its features at each place), upsampled to the image; no gradient."""
+    with torch.no_grad():
+        _, features = model.classifier(x)
+        cam = torch.einsum("bchw,bc->bhw", features.float(), model.classifier.head.weight[y].float())[:, None]
+        return F.interpolate(cam, size=x.shape[-2:], mode="nearest")
+
+
+def evidence_loss(model, x, y, mask_logits, target: float) -> Tensor:
+    """BCE between the mask logits and 1[the evidence map is in its image's top `target` fraction]."""
+    return teacher_loss(evidence_map(model, x, y), mask_logits, target)
+
+
+def teacher_loss(score: Tensor, mask_logits: Tensor, target: float) -> Tensor:
+    """BCE between the mask logits and 1[`score` (B, 1, H, W) is in its image's top `target` fraction]."""
+    flat = score.flatten(1)
+    k = max(1, min(flat.shape[1], round(target * flat.shape[1])))
+    threshold = flat.topk(k, dim=1).values[:, -1:]
+    wanted = (flat >= threshold).float().view_as(mask_logits)
+    return F.binary_cross_entropy_with_logits(mask_logits.float(), wanted)
+
+
+OCCLUDED_IMAGES, OCCLUSION_GRID = 8, 4
+
+
+def occlusion_map(model, x: Tensor, y: Tensor, grid: int = OCCLUSION_GRID) -> Tensor:
+    """(B, 1, H, W): how much hiding each block of a grid x grid partition of the image lowers the classifier's
+    log p(y) (every pixel of a block gets its block's drop); one classifier pass per block, no gradient."""
+    b, _, h, w = x.shape
+    rows = torch.arange(h, device=x.device) * grid // h
+    cols = torch.arange(w, device=x.device) * grid // w
+    block = (rows[:, None] * grid + cols[None, :])                         # (H, W): each pixel's block index
+    keep = (block[None] != torch.arange(grid * grid, device=x.device)[:, None, None]).to(x.dtype)   # (G, H, W)
+    with torch.no_grad():
+        full = torch.log_softmax(model.classifier(x)[0].float(), 1).gather(1, y[:, None])          # (B, 1)
+        hidden = x[:, None] * keep[None, :, None]                          # (B, G, C, H, W)
+        logits = model.classifier(hidden.flatten(0, 1))[0].float()
+        drop = full - torch.log_softmax(logits, 1).view(b, grid * grid, -1).gather(
+            2, y[:, None, None].expand(b, grid * grid, 1))[..., 0]            # (B, G)
+        return drop.gather(1, block.flatten()[None].expand(b, -1)).view(b, 1, h, w)
+
+
+def occlusion_loss(model, x, y, mask_logits, target: float) -> Tensor:
+    """BCE between the first OCCLUDED_IMAGES images' mask logits and 1[the occlusion map is in the top `target`]."""
+    k = min(OCCLUDED_IMAGES, x.shape[0])
+    return teacher_loss(occlusion_map(model, x[:k], y[:k]), mask_logits[:k], target)
 
 
 MASK_LOSSES = {  # name -> (out, cfg, target) -> scalar, weighted by cfg.beta

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .gates import BINARY_GATES, STRETCH, MaskGate
+from .gates import BINARY_GATES, MaskGate
 
 
 @dataclass
@@ -153,7 +153,8 @@ class MaskedClassifier(nn.Module):
 
         Training options (Config.random_masks, Config.deterministic): the first `random_rows` images see random
         block masks (each block kept with probability p ~ U(random_low, 1) per image, no gradient to the branch);
-        the last `deterministic_rows` see the noise-free hard mask 1[m_eval > 1/2] (straight-through)."""
+        the last `deterministic_rows` see the gate's noise-free eval mask (1[m_eval > 1/2] for a hard gate) with its
+        straight-through gradient."""
         if mask is None and self.oracle != "none":
             raise ValueError(f"an oracle-{self.oracle} model classifies x * the true {self.oracle} mask: pass it as "
                              f"`mask` (only its own dataset's images have one)")
@@ -162,34 +163,21 @@ class MaskedClassifier(nn.Module):
         if mask is None:
             mask = torch.ones_like(logits_m) if self.attention is None else self.mask_gate(logits_m, temperature, generator)
             if self.attention is not None and (random_rows or deterministic_rows):
-                mask = self._mix(mask, logits_m, soft, generator, random_rows, deterministic_rows, random_low)
+                mask = self._mix(mask, logits_m, temperature, generator, random_rows, deterministic_rows, random_low)
         logits, features = self.classifier(x * mask)
-        area = self.mask_gate.area(logits_m, mask, temperature)
-        if deterministic_rows and self.attention is not None:   # the area those rows saw, as the classifier saw it
-            n, d = x.shape[0], deterministic_rows
-            seen = mask[n - d:].mean() * d
-            if d < n:
-                seen = seen + self.mask_gate.area(logits_m[:n - d], mask[:n - d], temperature) * (n - d)
-            area = seen / n
+        n, d = x.shape[0], deterministic_rows if self.attention is not None else 0
+        area = self.mask_gate.area(logits_m[:n - d], mask[:n - d], temperature) if d < n else mask.new_zeros(())
+        if d:                                                 # the area those rows saw, as the classifier saw it
+            area = (area * (n - d) + mask[n - d:].mean() * d) / n
         return Output(logits, mask, logits_m, soft, features, area, temperature)
 
-    def _mix(self, mask: Tensor, logits_m: Tensor, soft: Tensor, generator, random_rows: int, deterministic_rows: int,
-             random_low: float) -> Tensor:
-        parts, n = [], mask.shape[0]
-        if random_rows:
-            s = self.attention.stride
-            h, w = logits_m.shape[-2:]
-            p = random_low + (1 - random_low) * torch.rand(random_rows, 1, 1, 1, generator=generator,
-                                                           device=mask.device)
-            blocks = torch.rand(random_rows, 1, -(-h // s), -(-w // s), generator=generator, device=mask.device) < p
-            parts.append(blocks.to(mask.dtype).repeat_interleave(s, 2).repeat_interleave(s, 3)[..., :h, :w])
-        middle = n - random_rows - deterministic_rows
-        parts.append(mask[random_rows:random_rows + middle])
-        if deterministic_rows:
-            l = logits_m[n - deterministic_rows:]
-            through = torch.sigmoid(l) * (STRETCH[1] - STRETCH[0]) + STRETCH[0]     # the unclamped stretch
-            hard = (soft[n - deterministic_rows:] > 0.5).to(mask.dtype)
-            parts.append(hard + (through - through.detach()))
+    def _mix(self, mask: Tensor, logits_m: Tensor, temperature: float, generator, random_rows: int,
+             deterministic_rows: int, random_low: float) -> Tensor:
+        n, d = mask.shape[0], deterministic_rows
+        parts = [random_mask(logits_m[:random_rows], generator, random_low, self.attention.stride),
+                 mask[random_rows:n - d]]
+        if d:
+            parts.append(self.mask_gate.deterministic(logits_m[n - d:], temperature))
         return torch.cat(parts)
 
     def gate_relaxed(self, x: Tensor, temperature: float) -> Tensor:
@@ -204,6 +192,15 @@ class MaskedClassifier(nn.Module):
     def binary(self) -> bool:
         """Whether the classifier sees an exactly 0/1 mask at eval time."""
         return self.gate in BINARY_GATES and self.hard_forward
+
+
+def random_mask(like: Tensor, generator: torch.Generator | None, low: float = 0.1, block: int = 1) -> Tensor:
+    """(B, 1, H, W) 0/1 in `like`'s shape: each image keeps each block of block x block pixels with its own
+    probability drawn from U(low, 1) (EVAL-X's evaluator and Config.random_masks train on these)."""
+    b, (h, w) = like.shape[0], like.shape[-2:]
+    keep = low + (1 - low) * torch.rand(b, 1, 1, 1, generator=generator, device=like.device)
+    blocks = torch.rand(b, 1, -(-h // block), -(-w // block), generator=generator, device=like.device) < keep
+    return blocks.to(like.dtype).repeat_interleave(block, 2).repeat_interleave(block, 3)[..., :h, :w]
 
 
 _INIT_LOCK = threading.Lock()

@@ -17,7 +17,7 @@ from typing import Iterator
 import torch
 
 from .constraint import AreaConstraint
-from .losses import objective, temperature_at
+from .losses import evidence_loss, objective, occlusion_loss, temperature_at
 from .metrics import bimodality
 
 
@@ -97,9 +97,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
             if masked and not frozen and cfg.evidence:
                 loss = loss + cfg.evidence * evidence_loss(model, x, y, out.mask_logits, target)
             if masked and not frozen and cfg.occlusion:
-                k = min(OCCLUDED_IMAGES, x.shape[0])
-                loss = loss + cfg.occlusion * teacher_loss(occlusion_map(model, x[:k], y[:k]), out.mask_logits[:k],
-                                                           target)
+                loss = loss + cfg.occlusion * occlusion_loss(model, x, y, out.mask_logits, target)
             if frozen:
                 loss = ce                              # nor beta * L_mask
         first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
@@ -128,49 +126,6 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         seconds = record.seconds
         yield record                                   # paused here for as long as the caller likes
         tic = time.perf_counter()
-
-
-def evidence_map(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W): the classifier's class activation map for class y on the whole image (its head's weights
-    for y dotted with its features at each place), upsampled to the image; no gradient."""
-    with torch.no_grad():
-        _, features = model.classifier(x)
-        cam = torch.einsum("bchw,bc->bhw", features.float(), model.classifier.head.weight[y].float())[:, None]
-        return torch.nn.functional.interpolate(cam, size=x.shape[-2:], mode="nearest")
-
-
-def evidence_loss(model, x, y, mask_logits, target: float) -> torch.Tensor:
-    """BCE between the mask logits and 1[the evidence map is in its image's top `target` fraction]."""
-    return teacher_loss(evidence_map(model, x, y), mask_logits, target)
-
-
-def teacher_loss(score: torch.Tensor, mask_logits: torch.Tensor, target: float) -> torch.Tensor:
-    """BCE between the mask logits and 1[`score` (B, 1, H, W) is in its image's top `target` fraction]."""
-    flat = score.flatten(1)
-    k = max(1, min(flat.shape[1], round(target * flat.shape[1])))
-    threshold = flat.topk(k, dim=1).values[:, -1:]
-    wanted = (flat >= threshold).float().view_as(mask_logits)
-    return torch.nn.functional.binary_cross_entropy_with_logits(mask_logits.float(), wanted)
-
-
-OCCLUDED_IMAGES, OCCLUSION_GRID = 8, 4
-
-
-def occlusion_map(model, x: torch.Tensor, y: torch.Tensor, grid: int = OCCLUSION_GRID) -> torch.Tensor:
-    """(B, 1, H, W): how much hiding each block of a grid x grid partition of the image lowers the classifier's
-    log p(y) (every pixel of a block gets its block's drop); one classifier pass per block, no gradient."""
-    b, _, h, w = x.shape
-    rows = torch.arange(h, device=x.device) * grid // h
-    cols = torch.arange(w, device=x.device) * grid // w
-    block = (rows[:, None] * grid + cols[None, :])                         # (H, W): each pixel's block index
-    keep = (block[None] != torch.arange(grid * grid, device=x.device)[:, None, None]).to(x.dtype)   # (G, H, W)
-    with torch.no_grad():
-        full = torch.log_softmax(model.classifier(x)[0].float(), 1).gather(1, y[:, None])          # (B, 1)
-        hidden = x[:, None] * keep[None, :, None]                          # (B, G, C, H, W)
-        logits = model.classifier(hidden.flatten(0, 1))[0].float()
-        drop = full - torch.log_softmax(logits, 1).view(b, grid * grid, -1).gather(
-            2, y[:, None, None].expand(b, grid * grid, 1))[..., 0]            # (B, G)
-        return drop.gather(1, block.flatten()[None].expand(b, -1)).view(b, 1, h, w)
 
 
 def lr_factor(cfg, i: int) -> float:

@@ -126,7 +126,7 @@ def test_an_exported_mask_module_keeps_the_prior_and_the_glimpse():
 
 
 def test_the_evidence_map_is_the_class_activation_map_of_the_true_class():
-    from masklab.train import evidence_map
+    from masklab.losses import evidence_map
     model = _model(classifier_width=4)
     x, y = torch.rand(3, 1, 16, 16), torch.tensor([0, 3, 7])
     cam = evidence_map(model, x, y)
@@ -139,7 +139,7 @@ def test_the_evidence_map_is_the_class_activation_map_of_the_true_class():
 
 
 def test_the_evidence_term_pulls_the_mask_toward_the_top_of_the_map_and_never_trains_the_classifier():
-    from masklab.train import evidence_loss, evidence_map
+    from masklab.losses import evidence_loss, evidence_map
     model = _model(classifier_width=4)
     x, y = torch.rand(2, 1, 16, 16), torch.tensor([1, 2])
     cam = evidence_map(model, x, y)
@@ -193,7 +193,7 @@ def test_the_results_report_has_the_changes_in_kind_and_the_fixed_mask_reference
 
 
 def test_the_occlusion_map_is_the_drop_in_log_p_y_when_each_block_is_hidden():
-    from masklab.train import occlusion_map
+    from masklab.losses import occlusion_map
     model = _model(classifier_width=4)
     x, y = torch.rand(2, 1, 8, 12), torch.tensor([3, 5])
     score = occlusion_map(model, x, y, grid=2)
@@ -210,7 +210,7 @@ def test_the_occlusion_map_is_the_drop_in_log_p_y_when_each_block_is_hidden():
 
 
 def test_the_occlusion_term_pulls_the_mask_toward_the_costliest_blocks_and_leaves_the_classifier_alone():
-    from masklab.train import occlusion_map, teacher_loss
+    from masklab.losses import occlusion_map, teacher_loss
     model = _model()
     x, y = torch.rand(4, 1, 24, 24), torch.arange(4)
     logits = torch.zeros(4, 1, 24, 24, requires_grad=True)
@@ -221,3 +221,15 @@ def test_the_occlusion_term_pulls_the_mask_toward_the_costliest_blocks_and_leave
     for i in range(4):
         assert score[i][pushed_open[i]].min() >= score[i][~pushed_open[i]].max()
     assert all(p.grad is None for p in model.classifier.parameters())
+
+
+@pytest.mark.parametrize("kind", ["hard_concrete", "binary_concrete", "straight_through", "top_k"])
+def test_a_gates_deterministic_mask_is_its_eval_mask_in_any_mode_with_a_gradient(kind):
+    from masklab.gates import MaskGate
+    gate = MaskGate(kind)
+    gate.keep = 0.3
+    logits = torch.randn(2, 1, 8, 8, requires_grad=True)
+    m = gate.train().deterministic(logits)
+    assert torch.equal(m, gate.eval()(logits))
+    m.sum().backward()
+    assert logits.grad.abs().sum() > 0
