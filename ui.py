@@ -18,7 +18,11 @@ from masklab.data import FOLDER_LAYOUT, DataError, check_dataset
 from masklab.gates import GATES
 from masklab.live import RunManager
 
-REFRESH_S = 1.0                 # live panels poll their run this often
+# Live panels poll their run this often. Each poll is a fragment run, and Streamlit's page re-renders every element
+# on it (the sidebar's form included) at each run's start and end: 40-100 ms of the browser's CPU a poll, measured
+# with Chrome's profiler on the Train page. A record arrives every log_every steps (about 2 s on 2 cores with the
+# defaults), so a 1 s poll redrew the same line half the time: 2 s halves that cost (tools/app_throughput.py).
+REFRESH_S = 2.0
 CHARTS_S = 8.0                  # ... and its curves, masks and histograms this often (see pages/train.py)
 DEMO, PHOTO_DEMO = DEMO_RUNS
 DEMOS = {DEMO: "shipped demo: digits, 48×48 grayscale",

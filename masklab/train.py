@@ -17,6 +17,7 @@ from typing import Iterator
 import torch
 
 from .constraint import AreaConstraint
+from .device import keep_heap
 from .losses import evidence_loss, objective, occlusion_loss, temperature_at
 from .metrics import bimodality
 
@@ -61,6 +62,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         device: where model and data live; bf16 autocast is used on CUDA.
     """
     device = torch.device(device)
+    keep_heap()                                        # CPU buffers stay allocated between steps (glibc)
     g_data = torch.Generator(device=device).manual_seed(cfg.seed)
     g_noise = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)

@@ -181,7 +181,7 @@ except RunError as e:
     run_id = run = None
 polling = run is not None and run.alive
 if polling:
-    # While the run trains, the page redraws every second: CSS transitions and animations (the progress bar's
+    # While the run trains, the page redraws every REFRESH_S: CSS transitions and animations (the progress bar's
     # slide, the running indicator) would make the browser render frames all the time, CPU the training needs
     # when they share the cores. Without them each update is one frame.
     st.html("<style>*, *::before, *::after {animation: none !important; transition: none !important}</style>")

@@ -1,11 +1,14 @@
 import math
+import resource
 import time
 
 import pytest
 import torch
 
-from masklab.config import preset
+from masklab import device
+from masklab.config import Config, preset
 from masklab.data import open_data
+from masklab.device import keep_heap
 from masklab.models import build_model
 from masklab.runs import fit
 from masklab.train import RECORD_FIELDS, NonFiniteLoss, train
@@ -168,3 +171,23 @@ def test_every_preset_trains_a_few_steps(tiny, name):
                                                         "test_size", "width", "classifier_width")})
     _, records = _run(cfg)
     assert len(records) == 3 and all(torch.isfinite(torch.tensor(r.loss)) for r in records)
+
+
+def test_training_keeps_its_buffers_instead_of_faulting_them_in_again_every_step():
+    """keep_heap (glibc): once warm, a default-sized step allocates from memory the process already has. glibc's
+    default hands a step's buffers back to the kernel and faults them in again: about 8,400 minor page faults a
+    step on this model, against about 130 kept (12 s of kernel time in a 600-step run on 2 cores)."""
+    if not keep_heap():
+        pytest.skip("not glibc, or the environment sets glibc's MALLOC_*_ variables: the allocator is left alone")
+    cfg = Config(steps=30, log_every=10, test_size=50, device="cpu")
+    data = open_data(cfg, "cpu")
+    faults = [resource.getrusage(resource.RUSAGE_SELF).ru_minflt for _ in
+              train(cfg, build_model(cfg, data.channels, data.classes), data)]
+    assert (faults[-1] - faults[0]) / 20 < 2000          # steps 11-30; the first ten allocate for the first time
+
+
+def test_keep_heap_leaves_a_users_own_malloc_settings_alone(monkeypatch):
+    monkeypatch.setattr(device, "_heap_kept", None)
+    monkeypatch.setenv("MALLOC_TOP_PAD_", "1048576")
+    monkeypatch.setattr(device.ctypes, "CDLL", lambda *a: pytest.fail("mallopt called despite MALLOC_TOP_PAD_"))
+    assert device.keep_heap() is False
