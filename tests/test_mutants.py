@@ -400,6 +400,21 @@ def test_an_area_constraint_resumes_from_its_state_dict():
     assert c.state_dict()["nu"].item() == pytest.approx(0.2) and c.multiplier.item() == pytest.approx(-0.2)
 
 
+def test_the_floor_multiplier_pushes_a_closed_mask_open_in_the_penalty_in_the_areas_dtype():
+    """With nu > 0 (the area fell under floor * target) the penalty is (mu - nu)(area - t): its gradient on the area
+    is negative, so the optimiser opens the mask; it has the area's dtype (bf16 under autocast). Kills
+    constraint.AreaConstraint.__call__ 8 (no cast) and 9 (mu + nu)."""
+    from masklab.constraint import AreaConstraint
+    c = AreaConstraint(target=0.4, steps=10, warmup=0.0, anneal_frac=0.0, dual_lr=1.0, floor=0.5)
+    c(torch.tensor(0.0), 5)
+    c.update()                                         # mu = 0, nu = 0.2
+    area = torch.tensor(0.1, requires_grad=True)
+    penalty = c(area, 5)
+    penalty.backward()
+    assert penalty.item() == pytest.approx(-0.2 * (0.1 - 0.4)) and area.grad.item() == pytest.approx(-0.2)
+    assert c(torch.tensor(0.1, dtype=torch.bfloat16), 5).dtype == torch.bfloat16
+
+
 def test_an_overlay_dims_removed_pixels_and_tints_kept_ones():
     """Removed pixels keep 35% of their value; kept ones are mixed 55/45 with the tint. Kills images.overlay's
     survivors (dim, the tint's weight)."""
