@@ -415,6 +415,64 @@ def test_the_floor_multiplier_pushes_a_closed_mask_open_in_the_penalty_in_the_ar
     assert c(torch.tensor(0.1, dtype=torch.bfloat16), 5).dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize("kwargs, ok", [
+    ({"target": 0.0}, False), ({"target": 1.0}, True), ({"target": 1.01}, False), ({"steps": 1}, True),
+    ({"steps": 0}, False), ({"floor": 0.0}, True), ({"floor": 1.0}, False), ({"floor": -0.1}, False),
+    ({"dual_lr": 0.0}, True), ({"dual_lr": -1.0}, False), ({"anneal": "geometric"}, True), ({"anneal": "cosine"}, False)])
+def test_an_area_constraint_accepts_exactly_the_ranges_it_states(kwargs, ok):
+    """0 < target <= 1, steps >= 1, 0 <= floor < 1, dual_lr >= 0, a known anneal: each end on its side. Kills
+    constraint.AreaConstraint.__init__ 13, 14 (a target of 0 accepted, of 1 refused)."""
+    from masklab.constraint import AreaConstraint
+    args = {"target": 0.1, "steps": 10, **kwargs}
+    if ok:
+        assert AreaConstraint(**args).goal == args["target"]
+    else:
+        with pytest.raises(ValueError, match="need 0 < target <= 1"):
+            AreaConstraint(**args)
+
+
+def test_an_area_constraints_defaults_are_the_default_methods_schedule():
+    """Built without the schedule's arguments (as in the README's own-model example), the constraint anneals as the
+    default Config does: target 1 through the first 10% of the steps, then linearly to the goal over the next 50%.
+    Kills constraint.AreaConstraint.__init__ 1, 2 (the defaults of warmup and anneal_frac)."""
+    from masklab.config import Config
+    from masklab.constraint import AreaConstraint
+    c, cfg = AreaConstraint(target=0.1, steps=100), Config()
+    assert (c.warmup, c.anneal_frac, c.anneal, c.dual_lr, c.floor) == (cfg.warmup, cfg.anneal_frac, cfg.anneal,
+                                                                        cfg.dual_lr, cfg.area_floor)
+    assert [c.target(s) for s in (10, 35, 60, 100)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
+
+
+def test_an_area_constraints_update_before_any_penalty_changes_nothing():
+    """update() before the first call has no area to step from: a no-op. Kills constraint.AreaConstraint.__init__ 32
+    (the last area initialised to "" instead of None)."""
+    from masklab.constraint import AreaConstraint
+    c = AreaConstraint(target=0.1, steps=10)
+    c.update()
+    assert c.mu.item() == c.nu.item() == 0.0
+
+
+def test_an_area_constraint_from_a_config_takes_every_one_of_its_fields():
+    """Off-default values, so that a field dropped or passed in another's place shows. Kills
+    constraint.AreaConstraint.from_config 13, 14 (the floor as the dual step; the floor dropped)."""
+    from masklab.config import Config
+    from masklab.constraint import AreaConstraint
+    cfg = Config(area_target=0.2, steps=40, warmup=0.05, anneal_frac=0.4, anneal="geometric", dual_lr=0.3,
+                 area_floor=0.25)
+    c = AreaConstraint.from_config(cfg)
+    assert (c.goal, c.steps, c.warmup, c.anneal_frac, c.anneal, c.dual_lr, c.floor) == (
+        0.2, 40, 0.05, 0.4, "geometric", 0.3, 0.25)
+
+
+def test_the_temperature_anneals_geometrically_from_its_start_to_its_end():
+    """tau(step) = start * (end / start) ** progress: the start at step 1, the geometric mean halfway, the end at the
+    last step, whatever the start (a start of 1 hides end * start). Kills losses.temperature_at 24."""
+    from types import SimpleNamespace
+    from masklab.losses import temperature_at
+    cfg = SimpleNamespace(temperature=2.0, temperature_end=0.5, steps=3)
+    assert [temperature_at(cfg, s) for s in (1, 2, 3)] == pytest.approx([2.0, 1.0, 0.5])
+
+
 def test_an_overlay_dims_removed_pixels_and_tints_kept_ones():
     """Removed pixels keep 35% of their value; kept ones are mixed 55/45 with the tint. Kills images.overlay's
     survivors (dim, the tint's weight)."""
