@@ -418,7 +418,8 @@ def test_the_floor_multiplier_pushes_a_closed_mask_open_in_the_penalty_in_the_ar
 @pytest.mark.parametrize("kwargs, ok", [
     ({"target": 0.0}, False), ({"target": 1.0}, True), ({"target": 1.01}, False), ({"steps": 1}, True),
     ({"steps": 0}, False), ({"floor": 0.0}, True), ({"floor": 1.0}, False), ({"floor": -0.1}, False),
-    ({"dual_lr": 0.0}, True), ({"dual_lr": -1.0}, False), ({"anneal": "geometric"}, True), ({"anneal": "cosine"}, False)])
+    ({"dual_lr": 0.0}, True), ({"dual_lr": -1.0}, False), ({"anneal": "geometric"}, True),
+    ({"anneal": "cosine"}, False)])
 def test_an_area_constraint_accepts_exactly_the_ranges_it_states(kwargs, ok):
     """0 < target <= 1, steps >= 1, 0 <= floor < 1, dual_lr >= 0, a known anneal: each end on its side. Kills
     constraint.AreaConstraint.__init__ 13, 14 (a target of 0 accepted, of 1 refused)."""
