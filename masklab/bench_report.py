@@ -8,8 +8,6 @@ import json
 import math
 import os
 import platform
-import statistics
-from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -38,30 +36,26 @@ def screen_table(paths) -> str:
     """A markdown table: per variant, seeds run, collapsed seeds, mean ± std of accuracy_hard over all seeds,
     and means of the rest over the seeds that did not collapse. Runs that did not finish are left out; a seed
     run twice (a screen appended to the same file again) counts once, its last run."""
-    latest = {}
-    for path in paths:
-        for line in Path(path).read_text().splitlines():
-            if not line.strip():
-                continue
-            r = json.loads(line)
-            if r.get("status", "done") == "done" and r.get("accuracy_hard") is not None:
-                latest[r["name"], r["seed"]] = r
-    by = defaultdict(list)
-    for (name, _), r in latest.items():
-        by[name].append(r)
+    import pandas as pd
+    rows = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines() if line.strip()]
+    cols = ["accuracy_hard", "area", "bimodality", "precision_in_box", "ink_recall"]
+    frame = pd.DataFrame(rows, columns=["name", "seed", "status", "collapsed", *cols])
+    frame = frame[frame["status"].fillna("done").eq("done") & frame["accuracy_hard"].notna()]
+    frame = frame.drop_duplicates(["name", "seed"], keep="last")
     lines = ["| variant | seeds | collapsed | accuracy_hard (all seeds) | accuracy_hard | area | bimodality | "
              "precision_in_box | ink_recall |", "|---" * 9 + "|"]
-    for name, rows in by.items():
-        live = [r for r in rows if not r["collapsed"]]
-        acc = [r["accuracy_hard"] for r in rows]
-        def mean(k):
-            values = [r[k] for r in live if r.get(k) is not None]
-            return f"{statistics.fmean(values):.3f}" if values else "n/a"
-        std = statistics.stdev(acc) if len(acc) > 1 else 0.0
-        lines.append(f"| {name} | {len(rows)} | {len(rows) - len(live)} | {statistics.fmean(acc):.3f} ± {std:.3f} | "
-                     f"{mean('accuracy_hard')} | {mean('area')} | {mean('bimodality')} | {mean('precision_in_box')} | "
-                     f"{mean('ink_recall')} |")
+    for name, group in frame.groupby("name", sort=False):
+        live = group.loc[~group["collapsed"].astype(bool), cols].astype(float).mean()   # NaN: no value
+        acc = group["accuracy_hard"].astype(float)
+        means = " | ".join("n/a" if pd.isna(live[c]) else f"{live[c]:.3f}" for c in cols)
+        lines.append(f"| {name} | {len(group)} | {int(group['collapsed'].astype(bool).sum())} | "
+                     f"{acc.mean():.3f} ± {_std(acc):.3f} | {means} |")
     return "\n".join(lines)
+
+
+def _std(values) -> float:
+    """The sample standard deviation, 0 for a single value (one seed has no spread to report)."""
+    return float(values.std()) if len(values) > 1 else 0.0
 
 
 # --- outputs ---------------------------------------------------------------------------------------------
@@ -151,15 +145,15 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              "occlusion 0.3.", "",
              screen_table([kind]), ""]
     if fixed.exists():
-        rows = [json.loads(line) for line in fixed.read_text().splitlines() if line.strip()]
+        import pandas as pd
+        frame = pd.read_json(fixed, lines=True)
         lines += [f"References (`python tools/fixed_masks.py --seeds 2`, {fixed.as_posix()}): the unmasked classifier "
                   "trained and tested on x times a mask that is not learned, on the same photos, steps and batches.",
                   "", "| mask | seeds | area | accuracy_hard |", "|---|---|---|---|"]
-        for kind_name in dict.fromkeys(r["kind"] for r in rows):
-            accs = [r["accuracy_hard"] for r in rows if r["kind"] == kind_name]
-            area = next(r["area"] for r in rows if r["kind"] == kind_name)
-            mean, std = statistics.mean(accs), statistics.stdev(accs) if len(accs) > 1 else 0.0
-            lines.append(f"| {kind_name} | {len(accs)} | {area:.3f} | {mean:.3f} ± {std:.3f} |")
+        for kind_name, group in frame.groupby("kind", sort=False):
+            acc = group["accuracy_hard"]
+            lines.append(f"| {kind_name} | {len(acc)} | {group['area'].iloc[0]:.3f} | {acc.mean():.3f} ± "
+                         f"{_std(acc):.3f} |")
         lines.append("")
     return lines
 
