@@ -17,12 +17,15 @@ from masklab.config import (CHECKPOINTS, DEFAULT_PRESET, DEMO_RUNS, FIELD_NAMES,
 from masklab.data import FOLDER_LAYOUT, DataError, check_dataset
 from masklab.gates import GATES
 from masklab.live import RunManager
+from masklab.explain import collapse
+from masklab.feed import LiveFeed
 
 # Live panels poll their run this often. Each poll is a fragment run, and Streamlit's page re-renders every element
 # on it (the sidebar's form included) at each run's start and end: 40-100 ms of the browser's CPU a poll, measured
 # with Chrome's profiler on the Train page. A record arrives every log_every steps (about 2 s on 2 cores with the
 # defaults), so a 1 s poll redrew the same line half the time: 2 s halves that cost (tools/app_throughput.py).
 REFRESH_S = 2.0
+STATUS_S = 1.0                  # ... but the Train page fetches its run's live feed file instead (no rerun)
 CHARTS_S = 8.0                  # ... and its curves, masks and histograms this often (see pages/train.py)
 DEMO, PHOTO_DEMO = DEMO_RUNS
 DEMOS = {DEMO: "shipped demo: digits, 48×48 grayscale",
@@ -30,6 +33,7 @@ DEMOS = {DEMO: "shipped demo: digits, 48×48 grayscale",
 MAX_LIVE = 2                    # concurrent trainings per server: they share the CPU
 WORKER_THREADS = None           # torch intra-op threads while training (None: torch's default); see the report
 APP = Path(__file__).resolve().parent / "app.py"
+STATIC = APP.parent / "static"  # served at app/static/ (server.enableStaticServing in .streamlit/config.toml)
 TRAIN_PAGE, RUNS_PAGE, INSPECT_PAGE = "pages/train.py", "pages/runs.py", "pages/inspect.py"
 
 
@@ -54,6 +58,27 @@ def manager() -> RunManager:
 
     Released (cache cleared) means stopped: its live runs stop and are saved rather than orphaned."""
     return RunManager(CHECKPOINTS, max_live=MAX_LIVE, threads=WORKER_THREADS)
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda f: f and f.close())
+def live_feed() -> LiveFeed | None:
+    """The live runs' status lines and chart images as files under static/live/, which the Train page fetches by
+    itself (masklab.feed says why); None where Streamlit does not serve static/ or the folder cannot be written:
+    the page then polls with fragment reruns."""
+    if not st.get_option("server.enableStaticServing"):
+        return None
+    runs = manager()
+    try:
+        return LiveFeed(STATIC / "live", lambda: [r.id for r in runs.live()], lambda i: runs.view(i, masks=False),
+                        charts_every=CHARTS_S, collapse=collapse)
+    except OSError:
+        return None
+
+
+def static_url(name: str) -> str:
+    """The path a file under static/ is served at, below the server's base URL."""
+    base = st.get_option("server.baseUrlPath").strip("/")
+    return "/" + "/".join(p for p in (base, "app/static", name) if p)
 
 
 # --- config widgets, bound to the URL ----------------------------------------------------------------------

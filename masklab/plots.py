@@ -135,26 +135,43 @@ def front_plot(frame):
 
 
 def curves_png(records, width: float = 12.0) -> bytes:
-    """A live run's training curves as a PNG, in the six panels of the app's interactive figure
+    """A run's training curves as a PNG, in the six panels of the app's interactive figure
     (masklab.figures.PANELS). While a run trains the Train page shows this image instead of the plotly figure:
     the browser only decodes an image, where laying out six plotly subplots every redraw cost the training
     thread's cores (tools/app_throughput.py)."""
-    from .figures import PANELS
-    fig = _figure(width, width * 0.36, layout=None)         # a fixed layout: constrained doubles the time
-    fig.subplots_adjust(left=0.05, right=0.99, top=0.93, bottom=0.07, wspace=0.2, hspace=0.35)
-    steps = [r.step for r in records]
-    for ax, (title, fields) in zip(fig.subplots(2, 3).flat, PANELS):
-        for i, field in enumerate(fields):
-            ax.plot(steps, [getattr(r, field) for r in records], color=PALETTE[i], linewidth=1.4, label=field,
-                    linestyle=":" if field == "target" else "-", marker="o" if len(records) < 12 else None,
-                    markersize=3)
-        ax.set_title(title, fontsize=10)
-        ax.tick_params(labelsize=8)
-        ax.locator_params(nbins=4)              # matplotlib's time goes to making ticks: few of them
-        ax.grid(True, alpha=0.3)
-        if len(fields) > 1:
-            ax.legend(fontsize=7, loc="upper right", frameon=False)
-    return _png(fig)
+    return LiveCurves(width)(records)
+
+
+class LiveCurves:
+    """curves_png for one live run, redrawn in place: the figure, its axes and lines are built once and later
+    calls only replace the data (half the CPU of a new figure; ticks and text are most of what is left)."""
+
+    def __init__(self, width: float = 12.0):
+        from .figures import PANELS
+        self.fig = _figure(width, width * 0.36, layout=None)     # a fixed layout: constrained doubles the time
+        self.fig.subplots_adjust(left=0.05, right=0.99, top=0.93, bottom=0.07, wspace=0.2, hspace=0.35)
+        self.lines = []
+        for ax, (title, fields) in zip(self.fig.subplots(2, 3).flat, PANELS):
+            for i, field in enumerate(fields):
+                line, = ax.plot([], [], color=PALETTE[i], linewidth=1.4, label=field, markersize=3,
+                                linestyle=":" if field == "target" else "-")
+                self.lines.append((field, line))
+            ax.set_title(title, fontsize=10)
+            ax.tick_params(labelsize=8)
+            ax.locator_params(nbins=4)              # matplotlib's time goes to making ticks: few of them
+            ax.grid(True, alpha=0.3)
+            if len(fields) > 1:
+                ax.legend(fontsize=7, loc="upper right", frameon=False)
+
+    def __call__(self, records) -> bytes:
+        steps = [r.step for r in records]
+        for field, line in self.lines:
+            line.set_data(steps, [getattr(r, field) for r in records])
+            line.set_marker("o" if len(records) < 12 else "None")
+        for ax in self.fig.axes:
+            ax.relim()
+            ax.autoscale_view()
+        return _png(self.fig)
 
 
 def histograms_png(snapshot, snapshots, threshold: float = 0.5, width: float = 12.0) -> bytes:

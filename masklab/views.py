@@ -16,7 +16,7 @@ from PIL import Image
 from .checkpoint import load_run, read_config, read_metrics, read_summary
 from .config import FIELD_NAMES, Config
 from .data import open_data
-from .images import overlay, png_bytes, run_mask, to_uint8
+from .images import enlarge, overlay, png_bytes, run_mask, to_uint8
 from .train import RECORD_FIELDS, Record
 
 SHOWN = 8              # test images whose masks the app shows at every snapshot
@@ -79,6 +79,16 @@ def take_snapshot(model, x: torch.Tensor, temperature: float, step: int) -> Snap
     hist = torch.histc(m, bins=BINS, min=0.0, max=1.0) / m.numel()
     masks = (m[:SHOWN, 0] * 255 + 0.5).to(torch.uint8).cpu().numpy()
     return Snapshot(step, masks, hist.cpu().numpy(), (m > 0.5).float().mean().item())
+
+
+def overlay_pngs(probe: Probe, snapshot: Snapshot) -> tuple[list[bytes], list[str]]:
+    """PNGs of the probe images with the snapshot's masks tinted on, and captions (true label · kept fraction)."""
+    images, captions = [], []
+    for i, mask in enumerate(snapshot.masks):
+        m = torch.from_numpy(mask.astype(np.float32) / 255.0)[None]            # (1, H, W)
+        images.append(png_bytes(enlarge(overlay(probe.x[i], m))))
+        captions.append(f"{probe.labels[i]} · kept {(mask > 127).mean():.0%}")
+    return images, captions
 
 
 def probe_of(data) -> tuple[torch.Tensor, Probe]:

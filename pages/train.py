@@ -1,31 +1,117 @@
 """Train: pick a method and its knobs (bound to the URL), start a run, watch it live, pause / step / stop it."""
-import numpy as np
 import streamlit as st
-import torch
 
 import ui
 from masklab.explain import Collapse, collapse, objective_latex
 from masklab.figures import curves_figure, histograms_figure
-from masklab.images import enlarge, overlay, png_bytes
 from masklab.live import RunError, check_id
 from masklab.plots import curves_png, histograms_png
-from masklab.views import PROBE, RunView, Snapshot
+from masklab.feed import BIMODALITY_HINT, masks_caption, status_of
+from masklab.views import RunView, Snapshot, overlay_pngs
 
 ui.own_navigation()
 
 
-STATUS_COLOURS = {"running": "blue", "pausing": "orange", "paused": "orange", "stopping": "orange",
-                  "saving": "violet", "starting": "gray", "indexing": "gray", "done": "green", "stopped": "gray",
-                  "failed": "red"}
+# The live status line, updated in place from its run's file (masklab.feed.LiveFeed): no Streamlit rerun per
+# update. It asks for one (trigger "changed") when the status changes or a collapse appears, and gives up (trigger
+# "lost") when the file cannot be fetched several times running; the page then polls with fragment reruns instead.
+STATUS_LINE = st.components.v2.component("masklab.status_line", isolate_styles=False, html="""
+<div class="ml-status"><span class="ml-badge"></span>
+<div class="ml-text"></div><div class="ml-track"><div class="ml-bar"></div></div>
+<div class="ml-reason"></div><div class="ml-values"></div></div>""", css="""
+.ml-status {font-family: var(--st-font); color: var(--st-text-color); font-size: 0.875rem}
+.ml-badge {display: inline-block; padding: 0 0.4rem; border-radius: 0.5rem; font-size: 0.875rem;
+           background: rgba(128, 132, 149, 0.15); color: var(--st-text-color)}
+.ml-badge[data-colour=blue] {background: rgba(28, 131, 225, 0.1); color: rgb(0, 84, 163)}
+.ml-badge[data-colour=orange] {background: rgba(255, 164, 33, 0.1); color: rgb(230, 110, 0)}
+.ml-badge[data-colour=violet] {background: rgba(128, 61, 245, 0.1); color: rgb(88, 63, 132)}
+.ml-text {margin: 0.75rem 0 0.25rem}
+.ml-track {height: 0.5rem; border-radius: 0.25rem; background: var(--st-secondary-background-color)}
+.ml-bar {height: 100%; border-radius: 0.25rem; background: var(--st-primary-color)}
+.ml-reason {opacity: 0.6; margin-top: 0.5rem}
+.ml-values {margin-top: 0.75rem; font-size: 1rem}""", js="""
+export default function ({ parentElement, data, setTriggerValue }) {
+  const $ = (c) => parentElement.querySelector(c);
+  const show = (s) => {
+    $(".ml-badge").textContent = s.status;
+    $(".ml-badge").dataset.colour = s.colour;
+    $(".ml-text").textContent = s.text;
+    $(".ml-bar").style.width = (100 * s.fraction).toFixed(2) + "%";
+    $(".ml-reason").textContent = s.reason || "";
+    const values = $(".ml-values");
+    values.replaceChildren();
+    s.values.forEach(([label, value], i) => {
+      values.append((i ? " · " : "") + label + " ");
+      values.append(Object.assign(document.createElement("b"), { textContent: value }));
+    });
+    if (s.where) values.append(` (${s.where})`);
+    values.title = data.hint;
+  };
+  show(data.state);
+  let failures = 0, done = false;
+  const end = (name, value) => { done = true; clearInterval(timer); setTriggerValue(name, value); };
+  const timer = setInterval(async () => {
+    try {
+      const response = await fetch(data.url, { cache: "no-store" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const s = await response.json();
+      if (done) return;
+      failures = 0;
+      // A new status or a collapse: Streamlit redraws the panel (the controls too) and mounts the line again.
+      if (s.status !== data.state.status || s.collapse !== data.state.collapse) end("changed", s.status);
+      else show(s);
+    } catch (e) {
+      if (!done && ++failures >= 5) end("lost", String(e));
+    }
+  }, data.every_ms);
+  return () => clearInterval(timer);
+}""")
 
 
-def clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
-        f"{seconds // 60}:{seconds % 60:02d}"
+def _feed_lost() -> None:
+    st.session_state["status-feed-lost"] = True
 
+
+# The live charts while a run trains and this tab follows it with images: curves, mask overlays and histograms as
+# PNGs the feed draws (masklab.feed), swapped in place when it has drawn new ones; no Streamlit rerun.
+LIVE_CHARTS = st.components.v2.component("masklab.live_charts", isolate_styles=False, html="""
+<div class="ml-charts"><div class="ml-wait">Masks appear with the first record.</div><img class="ml-curves">
+<div class="ml-masks"></div><div class="ml-caption"></div><img class="ml-histograms"></div>""", css="""
+.ml-charts {font-family: var(--st-font); color: var(--st-text-color)}
+.ml-charts img:not([src]) {display: none}
+.ml-wait {padding: 1rem; border-radius: 0.5rem; background: rgba(28, 131, 225, 0.1)}
+.ml-curves, .ml-histograms {width: 100%; margin: 0.5rem 0}
+.ml-masks {display: flex; flex-wrap: wrap; gap: 0.5rem}
+.ml-masks figure {margin: 0; text-align: center}
+.ml-masks figcaption, .ml-caption {font-size: 0.875rem; opacity: 0.6}""", js="""
+export default function ({ parentElement, data }) {
+  const $ = (c) => parentElement.querySelector(c);
+  let version = null;
+  const show = (c) => {
+    if (!c || c.version === version) return;
+    version = c.version;
+    $(".ml-wait").hidden = true;
+    $(".ml-curves").src = data.base + c.curves;
+    if (!c.masks) return;
+    $(".ml-masks").replaceChildren(...c.masks.map((src, i) => {
+      const figure = document.createElement("figure");
+      figure.append(Object.assign(document.createElement("img"),
+                                  { src: data.base + src, width: 132, alt: "mask overlay, " + c.captions[i] }),
+                    Object.assign(document.createElement("figcaption"), { textContent: c.captions[i] }));
+      return figure;
+    }));
+    $(".ml-caption").textContent = c.caption;
+    $(".ml-histograms").src = data.base + c.histograms;
+  };
+  show(data.charts);
+  const timer = setInterval(async () => {
+    try {
+      const response = await fetch(data.url, { cache: "no-store" });
+      if (response.ok) show((await response.json()).charts);
+    } catch (e) {}                                     // the status line reports a lost feed
+  }, data.every_ms);
+  return () => clearInterval(timer);
+}""")
 
 def run_controls(run, view: RunView) -> None:
     """Pause / Resume / Step / Stop for a run this server is training; links onward once it has ended."""
@@ -49,30 +135,25 @@ def run_controls(run, view: RunView) -> None:
                          query_params={"checkpoint": view.run_id})
 
 
-def run_progress(view: RunView) -> None:
-    """Status badge, progress bar with elapsed time, pace and ETA, and the failure reason if any."""
-    last = view.records[-1] if view.records else None
-    pace = f" · {last.step / last.seconds:.1f} steps/s" if last and last.seconds > 0 else ""
-    st.badge(view.status, color=STATUS_COLOURS.get(view.status, "gray"))
-    text = (f"step {view.step} of {view.cfg.steps} · {clock(last.seconds if last else 0)} training{pace}"
-            f" · ETA {clock(view.eta())}" if not view.final else f"step {view.step} of {view.cfg.steps}")
-    st.progress(min(1.0, view.step / view.cfg.steps), text=text)
+def run_status(view: RunView, feed) -> None:
+    """Status badge, progress bar with elapsed time, pace and ETA, the failure reason if any, and the latest values
+    (training batch while live; the test set once finished). Live with a feed: the component updates it in place."""
+    if feed is not None and not view.final:
+        state = feed.current(view.run_id)
+        STATUS_LINE(data={"state": state, "url": ui.static_url("live/" + feed.name(f"{view.run_id}.json")),
+                          "every_ms": int(ui.STATUS_S * 1000), "hint": BIMODALITY_HINT},
+                    key=f"status-line-{state['status']}", on_changed_change=lambda: None, on_lost_change=_feed_lost)
+        return
+    state = status_of(view)
+    st.badge(state["status"], color=state["colour"])
+    st.progress(state["fraction"], text=state["text"])
     if view.status == "failed":
         st.error(view.reason or "the run failed", title="Run failed")
     elif view.reason:
         st.caption(view.reason)
-
-
-def run_metrics(view: RunView) -> None:
-    """The latest values in one line (training batch while live; the test set once finished)."""
-    if not view.records:
-        return
-    last, test = view.records[-1], (view.summary or {}).get("metrics") or {}
-    where = "test set, hard mask" if test else "last training batch"
-    st.markdown(f"accuracy **{test.get('accuracy_hard', last.accuracy):.1%}** · area kept "
-                f"**{test.get('area', last.area):.1%}** · bimodality **{test.get('bimodality', last.bimodality):.1%}**"
-                f" · multiplier μ **{last.multiplier:.3g}** · temperature τ **{last.temperature:.3g}** ({where})",
-                help="bimodality: the fraction of m_eval values within 0.01 of 0 or 1")
+    if state["values"]:
+        st.markdown(" · ".join(f"{label} **{value}**" for label, value in state["values"]) + f" ({state['where']})",
+                    help=BIMODALITY_HINT)
 
 
 def collapse_warning(view: RunView) -> Collapse | None:
@@ -88,16 +169,6 @@ def collapse_warning(view: RunView) -> Collapse | None:
     return found
 
 
-def mask_overlays(view: RunView, snapshot: Snapshot) -> tuple[list[bytes], list[str]]:
-    """PNGs of the probe images with this snapshot's masks tinted on, and captions (true label · kept fraction)."""
-    images, captions = [], []
-    for i, mask in enumerate(snapshot.masks):
-        m = torch.from_numpy(mask.astype(np.float32) / 255.0)[None]            # (1, H, W)
-        images.append(png_bytes(enlarge(overlay(view.probe.x[i], m))))
-        captions.append(f"{view.probe.labels[i]} · kept {(mask > 127).mean():.0%}")
-    return images, captions
-
-
 def pick_snapshot(view: RunView, key: str) -> Snapshot:
     """A step slider back through the run's mask history; it follows the newest snapshot until moved."""
     snaps = view.snapshots
@@ -105,11 +176,15 @@ def pick_snapshot(view: RunView, key: str) -> Snapshot:
     if len(snaps) == 1:
         return snaps[0]
     chosen = st.session_state.get(f"{key}-chosen")
-    follow = view.live and st.toggle("Follow training", value=True, key=f"{key}-follow",
-                                     help="Show the newest masks; moving the slider turns this off.")
+    follow = view.live and follow_toggle(key)
     st.session_state[key] = steps[-1] if follow or chosen not in steps else chosen
     step = st.select_slider("Masks at step", options=steps, key=key, on_change=_unfollow, args=(key,))
     return snaps[steps.index(step)]
+
+
+def follow_toggle(key: str) -> bool:
+    return st.toggle("Follow training", value=True, key=f"{key}-follow",
+                     help="Show the newest masks; moving the slider (shown when this is off) turns it off.")
 
 
 def _unfollow(key: str) -> None:
@@ -125,13 +200,12 @@ def run_masks(view: RunView, key: str, static: bool = False) -> None:
                 "No mask snapshots for this run (its dataset is not available here).")
         return
     snap = pick_snapshot(view, key)
-    images, captions = ui.shared_memo("overlays", (view.run_id, snap.step), lambda: mask_overlays(view, snap))
+    images, captions = ui.shared_memo("overlays", (view.run_id, snap.step), lambda: overlay_pngs(view.probe, snap))
     st.image(images, caption=captions, width=132, output_format="PNG",      # PNG: no re-encoding per poll
              alt=[f"mask overlay, {c}" for c in captions])
     history = "" if len(view.snapshots) > 1 or view.live else (" The histogram's evolution needs the run's "
                                                                 "history, kept while its server is up.")
-    st.caption(f"Red tint: the mask m_eval on {len(images)} fixed test images (true label · pixels kept) at step "
-               f"{snap.step}; dimmed pixels are removed. Histograms over {PROBE} test images.{history}")
+    st.caption(masks_caption(len(images), snap.step) + history)
     version = (view.run_id, snap.step, len(view.snapshots), static)
     if static:
         st.image(ui.shared_memo("histograms", version, lambda: histograms_png(snap, view.snapshots)),
@@ -187,9 +261,18 @@ if polling:
     st.html("<style>*, *::before, *::after {animation: none !important; transition: none !important}</style>")
 
 
-@st.fragment(run_every=ui.REFRESH_S if polling else None)
+# Made on the page's first visit, so its thread imports matplotlib before a run trains rather than during one.
+feed = ui.live_feed() if not st.session_state.get("status-feed-lost") else None
+feed = feed if polling else None
+# This tab shows the feed's chart images unless it asked for interactive charts or a look back (Follow off).
+feed_charts = feed is not None and not st.session_state.get("train-interactive") and \
+    st.session_state.get("train-masks-follow", True)
+
+
+@st.fragment(run_every=ui.REFRESH_S if polling and feed is None else None)
 def status_panel(run_id: str) -> bool:
-    """Polls the run every REFRESH_S: controls, progress, collapse warning, latest values (cheap to draw)."""
+    """Controls, the status line and a collapse warning. With the live feed it reruns only when the status changes
+    or a collapse appears (the status line asks for it); without, it polls the run every REFRESH_S."""
     view = runs.view(run_id)
     if view is None:
         st.warning(f"No run {run_id} here: it is neither training in this server nor saved under "
@@ -199,19 +282,17 @@ def status_panel(run_id: str) -> bool:
         st.rerun()                      # the run just ended: redraw the page once and stop polling
     st.subheader(view.run_id)
     run_controls(runs.get(run_id), view)
-    run_progress(view)
+    run_status(view, feed)
     collapse_warning(view)
-    run_metrics(view)
     return True
 
 
-@st.fragment(run_every=ui.CHARTS_S if polling else None)
+@st.fragment(run_every=ui.CHARTS_S if polling and not feed_charts else None)
 def charts_panel(run_id: str) -> None:
-    """Polls every CHARTS_S: curves, masks and histograms, the costly part to send and for the browser to lay out.
-    While the run trains, curves and histograms are PNGs drawn by matplotlib (about 0.3 CPU-s a redraw, on the
-    server) unless the user asks for interactive ones: on the 2-core machine headless Chromium took 0.20-0.23 of a
-    core with interactive charts, 0.17-0.20 with the images and 0.13-0.17 with the images and no CSS animations
-    (30 s windows; tools/app_throughput.py measures the training's speed)."""
+    """Curves, masks and histograms. While the run trains they are PNGs drawn by matplotlib on the server (a
+    browser laying out interactive charts takes CPU from the training when they share the machine's cores), by
+    the live feed, which the page shows without rerunning; a tab that asks for interactive charts or turns
+    Follow off polls every CHARTS_S instead (tools/app_throughput.py measures the training's speed)."""
     view = runs.view(run_id)
     if view is None:
         return
@@ -220,6 +301,15 @@ def charts_panel(run_id: str) -> None:
         help="While a run trains its curves and histograms are images drawn on the server: a browser laying out "
              "interactive charts takes CPU from the training when they share the machine's cores. The charts "
              "become interactive when the run ends.")
+    if view.live and feed is not None:
+        follow = follow_toggle("train-masks")
+        if (static and follow) != feed_charts:
+            st.rerun()                  # the page decides how this panel polls: redraw it whole
+        if feed_charts:
+            LIVE_CHARTS(data={"charts": feed.current(run_id)["charts"], "every_ms": int(ui.CHARTS_S * 250),
+                              "url": ui.static_url("live/" + feed.name(f"{run_id}.json")),
+                              "base": ui.static_url("live/")}, key="live-charts")
+            return
     if view.records:
         version = (view.run_id, len(view.records), static)
         if static:

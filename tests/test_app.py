@@ -518,3 +518,57 @@ def test_the_shared_memo_builds_once_per_version_for_every_session_and_keeps_the
     ui.shared_memo("f", 1, make(1))
     ui.shared_memo("f", 2, make(2))
     assert built == [1, 2, "g", 2]
+
+
+@pytest.fixture
+def static_serving(lab, monkeypatch):
+    """Streamlit serving static/ (the repository's .streamlit/config.toml sets it; AppTest does not read it), with
+    the live feed's folder under lab/static."""
+    from streamlit import config
+    monkeypatch.setattr(ui, "STATIC", lab / "static")
+    config.set_option("server.enableStaticServing", True)
+    st.cache_resource.clear()
+    yield lab / "static" / "live"
+    config.set_option("server.enableStaticServing", False)
+
+
+def components(at: AppTest) -> dict[str, dict]:
+    """The custom components on the page: name -> the data mounted with."""
+    return {c.proto.component_name: json.loads(c.proto.json) for c in at.get("bidi_component")}
+
+
+def test_a_live_run_is_shown_from_the_feed_without_polling_the_page(static_serving):
+    """With static serving the status line and the charts are components fed by the run's file (no Streamlit
+    progress or image elements); asking for interactive charts brings the polled Streamlit charts back; a lost
+    feed falls back to the polled status line; the ended run is drawn by Streamlit."""
+    at = configure(app("pages/train.py"), device="cpu", **{**TINY, "steps": 100000})
+    at.button(key="start").click().run()
+    run = ui.manager().get(run_param(at))
+    wait(lambda: run.view().step >= 4)
+    at.run()
+    feed, mounted = ui.live_feed(), components(at)
+    line = mounted["masklab.status_line"]
+    assert line["state"]["status"] == "running" and line["state"]["run"] == run.id
+    assert line["url"] == f"/app/static/live/{feed.folder.name}/{run.id}.json"
+    assert (static_serving / feed.folder.name / f"{run.id}.json").is_file()
+    assert mounted["masklab.live_charts"]["url"] == line["url"] and status(at) is None
+    assert not at.get("progress") and images(at) == 0
+    at.toggle(key="train-interactive").set_value(True).run()
+    assert "masklab.live_charts" not in components(at) and at.get("plotly_chart")
+    at.session_state["status-feed-lost"] = True
+    at.run()
+    assert "masklab.status_line" not in components(at) and status(at) == "running" and at.get("progress")
+    run.stop()
+    assert run.join(60)
+    at.run()
+    assert status(at) == "stopped" and not components(at) and not at.exception
+
+
+def test_the_feed_url_follows_the_servers_base_path(static_serving):
+    from streamlit import config
+    config.set_option("server.baseUrlPath", "/lab/")
+    try:
+        assert ui.static_url("live/x.json") == "/lab/app/static/live/x.json"
+    finally:
+        config.set_option("server.baseUrlPath", "")
+    assert ui.static_url("live/x.json") == "/app/static/live/x.json"

@@ -138,17 +138,30 @@ def test_every_page_opens_without_exception(lab, shots, path):
     assert exceptions(page) == []
 
 
+# Counts the page's script runs from now on (Streamlit marks the app element while a script or fragment runs).
+SCRIPT_RUNS = """() => {
+  window.__scriptRuns = 0;
+  const app = document.querySelector("[data-testid='stApp']");
+  new MutationObserver(() => { if (app.dataset.testScriptState === "running") window.__scriptRuns += 1; })
+    .observe(app, {attributes: true, attributeFilter: ["data-test-script-state"]});
+}"""
+
+
 def test_a_run_updates_live_and_can_be_paused_resumed_and_stopped(lab, shots):
-    """Started from Train, the step counter advances with no interaction; Pause holds it, Resume and Stop
-    work, and the stopped run is listed on Runs and opens in Inspect."""
+    """Started from Train, the step counter and the masks advance with no interaction and no rerun of the page;
+    Pause holds it, Resume and Stop work, and the stopped run is listed on Runs and opens in Inspect."""
     page, base, cwd = lab
     page.goto(f"{base}train?{query(steps=100000, **TINY)}")
     settle(page)
     page.get_by_role("button", name="Start run").click()
-    progress = page.locator("[data-testid='stProgress']")
+    progress = page.locator(".ml-text")                               # the status line, fed by static/live/
     expect(progress).to_contain_text(re.compile(r"step [1-9]\d* of 100000"))
+    expect(page.locator(".ml-masks img")).to_have_count(8, timeout=30_000)     # the live charts' overlays
+    page.evaluate(SCRIPT_RUNS)
     first = progress.inner_text()
-    expect(progress).not_to_have_text(first, timeout=20_000)          # the fragment polls: no click needed
+    expect(progress).not_to_have_text(first, timeout=20_000)          # it fetches its file: no click needed ...
+    page.wait_for_timeout(3000)
+    assert page.evaluate("window.__scriptRuns") == 0                  # ... and no rerun of the page either
     assert "run=" in page.url and exceptions(page) == []
     run_id = re.search(r"run=([^&]+)", page.url).group(1)
     page.screenshot(path=shots / "train-live.png", full_page=True)
@@ -268,6 +281,8 @@ def test_server_shutdown_stops_and_saves_a_live_run(tmp_path, browser):
     """SIGTERM while a run trains: the atexit hook stops and joins it, its folder is saved as stopped, and
     the server exits cleanly instead of aborting. (A fresh server's first visit is a deep link to Train: it
     still gets the app's navigation, not a legacy pages/ listing.)"""
+    feeds = ROOT / "static" / "live"
+    before = set(feeds.glob("*"))
     server, base = start_server(tmp_path)
     try:
         page = new_page(browser)
@@ -275,13 +290,15 @@ def test_server_shutdown_stops_and_saves_a_live_run(tmp_path, browser):
         settle(page)
         expect(page.get_by_role("link", name="Overview")).to_be_visible()
         page.get_by_role("button", name="Start run").click()
-        expect(page.locator("[data-testid='stProgress']")).to_contain_text(re.compile(r"step [1-9]"))
+        expect(page.locator(".ml-text")).to_contain_text(re.compile(r"step [1-9]"))
+        assert len(set(feeds.glob("*")) - before) == 1                  # this server's live feed
         page.close()
     finally:
         code = stop_server(server)
     summaries = list((tmp_path / "checkpoints").glob("*/summary.json"))
     assert code == 0, (tmp_path / "server.log").read_text()[-2000:]
     assert len(summaries) == 1 and '"status": "stopped"' in summaries[0].read_text()
+    assert set(feeds.glob("*")) <= before                               # ... removed as the server exits
 
 
 def drag_slider(page, label: str, dx: float) -> None:

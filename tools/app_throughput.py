@@ -18,8 +18,10 @@ from pathlib import Path
 
 from _browser import ARGS, CHROMIUM, ROOT, start_server, stop_server
 
+# The status line: the feed's component (masklab.feed), or Streamlit's progress bar where the page polls instead.
+PROGRESS = ".ml-status, [data-testid='stProgress']"
 # Records when the progress line's step changes, and how long each script (fragment) run takes in the page.
-OBSERVER = """() => {
+OBSERVER = """(PROGRESS) => {
   window.__changes = []; window.__runs = [];
   const app = document.querySelector("[data-testid='stApp']");
   let started = null;
@@ -30,7 +32,7 @@ OBSERVER = """() => {
   }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
   let last = null;
   setInterval(() => {
-    const p = document.querySelector("[data-testid='stProgress']");
+    const p = document.querySelector(PROGRESS);
     const m = p && p.innerText.match(/step (\\d+) of/);
     if (m && m[1] !== last) { last = m[1]; window.__changes.push(Date.now()); }
   }, 20);
@@ -55,8 +57,8 @@ def app(page, base: str, cwd: Path, query: str, tabs: int = 1) -> tuple[float, l
     page.goto(f"{base}train?{query}")
     page.wait_for_timeout(2000)
     page.get_by_role("button", name="Start run").click()
-    expect(page.locator("[data-testid='stProgress']")).to_be_visible()
-    page.evaluate(OBSERVER)
+    expect(page.locator(PROGRESS).first).to_be_visible()
+    page.evaluate(OBSERVER, PROGRESS)
     run_id = page.url.split("run=")[1].split("&")[0]
     others = [page.context.browser.new_page() for _ in range(tabs - 1)]
     for other in others:

@@ -25,7 +25,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, app_page(Path(tmp), 1500, 1900) as (page, base):
         page.goto(base + "train")
         page.get_by_role("button", name="Start run").click()
-        progress = page.locator("[data-testid='stProgress']")
+        progress = page.locator(".ml-text")                   # the live status line (masklab.feed)
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             m = re.search(r"step (\d+) of", progress.inner_text()) if progress.count() else None
@@ -35,7 +35,7 @@ def main() -> int:
         else:
             raise SystemExit(f"training did not reach step {args.step} in 15 minutes")
         page.mouse.move(1490, 1890)                          # no tooltip left over the Start button
-        page.wait_for_timeout(9000)                          # the charts and masks redraw every ui.CHARTS_S (8 s)
+        page.wait_for_timeout(9000)                          # the feed redraws the charts every ui.CHARTS_S (8 s)
         page.screenshot(path=str(args.out), full_page=True)
         print(f"wrote {args.out} at {progress.inner_text().splitlines()[0]}")
     return 0
