@@ -1,7 +1,7 @@
-"""What every MaskLab page shares: the process-wide run and sweep managers, the page paths, the config form
-(widgets bound to the URL, built from each field's Knob), a per-session memo and one shared by every tab.
-Figures live in masklab.figures, each page's own helpers in that page; masklab never imports Streamlit. Nothing
-here runs in a worker thread: pages poll RunViews.
+"""What every MaskLab page shares: the process-wide run and sweep managers and live feed, the page paths, the
+config form (widgets bound to the URL, built from each field's Knob), a per-session memo and one shared by every
+tab. Figures live in masklab.figures, each page's own helpers in that page; masklab never imports Streamlit.
+Nothing here runs in a worker thread: pages read RunViews, and the live feed's thread (masklab.feed) writes files.
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import streamlit as st
 from masklab.config import (CHECKPOINTS, DEFAULT_PRESET, DEMO_RUNS, FIELD_NAMES, HELP, KNOBS, PRESETS, Config, ConfigError,
                             Knob)
 from masklab.data import FOLDER_LAYOUT, DataError, check_dataset
-from masklab.gates import GATES
-from masklab.live import RunManager
 from masklab.explain import collapse
 from masklab.feed import LiveFeed
+from masklab.gates import GATES
+from masklab.live import RunManager
 
 # Live panels poll their run this often. Each poll is a fragment run, and Streamlit's page re-renders every element
 # on it (the sidebar's form included) at each run's start and end: 40-100 ms of the browser's CPU a poll, measured
