@@ -5,7 +5,8 @@ import ui
 
 ui.own_navigation()
 
-st.set_page_config(page_title="MaskLab", page_icon=":material/blur_on:", layout="wide")
+# The icon is a file: a :material/...: page icon makes the browser fetch it from fonts.gstatic.com (offline: none).
+st.set_page_config(page_title="MaskLab", page_icon=str(ui.STATIC / "icon.png"), layout="wide")
 st.navigation([
     st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True,
             help="The question in a few lines, and one-click method presets."),
