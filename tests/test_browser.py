@@ -44,14 +44,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(cwd: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` with `cwd` as working directory (its checkpoints/), once /_stcore/health is ok."""
+def start_server(cwd: Path, root: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` (of the checkout at `root`) with `cwd` as working directory (its checkpoints/), once
+    /_stcore/health is ok."""
     port = free_port()
     log = open(cwd / "server.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+        [sys.executable, "-m", "streamlit", "run", str(root / "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(root)})
     end = time.monotonic() + 90
     while time.monotonic() < end:
         try:
