@@ -129,6 +129,7 @@ class LiveFeed:
         drawn = (len(view.records), len(view.snapshots)) if view is not None else pub.drawn
         if view is None or not view.records or drawn == pub.drawn:
             return False
+        pub.drawn_at = time.monotonic()                      # a drawing that fails is tried again only as often
         from .plots import LiveCurves, histograms_png        # matplotlib, on this thread only
         pub.curves = pub.curves or LiveCurves()
         pngs = {"curves": pub.curves(view.records)}
@@ -152,7 +153,7 @@ class LiveFeed:
             while len(pub.files) > 2:                # a page may still be loading the previous version
                 for name in pub.files.pop(0):
                     (self.folder / name).unlink(missing_ok=True)
-            pub.charts, pub.version, pub.drawn, pub.drawn_at = charts, version, drawn, time.monotonic()
+            pub.charts, pub.version, pub.drawn = charts, version, drawn
         self.current(run_id)
         return True
 
@@ -170,14 +171,14 @@ class LiveFeed:
             with self._lock:
                 open_ids = [i for i, pub in self._runs.items() if not pub.final]
             for run_id in dict.fromkeys([*self._live_ids(), *open_ids]):
-                try:
-                    with self._lock:
-                        pub = self._runs.get(run_id)
-                    if pub is None or time.monotonic() - pub.drawn_at >= self.charts_every:
-                        self.draw(run_id)
-                    self.current(run_id)
-                except OSError:                       # a full disk or a removed folder: the next tick tries again
-                    pass
+                with self._lock:
+                    pub = self._runs.get(run_id)
+                due = pub is None or time.monotonic() - pub.drawn_at >= self.charts_every
+                for publish in ((self.draw, self.current) if due else (self.current,)):
+                    try:
+                        publish(run_id)
+                    except Exception:                 # a full disk, a removed folder, a failed drawing: the thread
+                        pass                          # lives on, the status line too; the next tick tries again
 
     def close(self) -> None:
         self._closed.set()

@@ -121,3 +121,19 @@ def test_the_status_line_reads_as_the_page_showed_it(manager, tiny):
     assert state["where"] == "test set, hard mask"
     assert state["values"][0][1] == f"{view.summary['metrics']['accuracy_hard']:.1%}"
     assert clock(None) == "–" and clock(59.6) == "1:00" and clock(3600 + 61) == "1:01:01"
+
+
+def test_a_failing_drawing_does_not_stop_the_feed(manager, tiny, tmp_path, monkeypatch):
+    """The feed's thread outlives an exception in a drawing: the status line keeps being published."""
+    import masklab.plots
+    monkeypatch.setattr(masklab.plots, "LiveCurves", lambda: 1 / 0)
+    run = manager.start(tiny.replace(steps=400, log_every=2))
+    feed = feed_of(manager, tmp_path / "live", every=0.02, charts_every=0.01)
+    path = feed.folder / f"{run.id}.json"
+    wait(lambda: path.is_file() and " of 400" in read(feed, run.id)["text"])
+    first = read(feed, run.id)["text"]
+    wait(lambda: read(feed, run.id)["text"] != first)
+    assert read(feed, run.id)["charts"] is None and feed._thread.is_alive()
+    run.stop()
+    assert run.join(60)
+    feed.close()
