@@ -1,6 +1,6 @@
 """Training speed with the Train page open, two checkouts of the app side by side, and the headless CLI.
 
-    git worktree add /tmp/masklab-prev <commit> && python tools/app_ab.py /tmp/masklab-prev . [--rounds 4]
+    git worktree add ../masklab-prev <commit> && python tools/app_ab.py ../masklab-prev . [--rounds 4]
 
 Starts `streamlit run app.py` of each checkout (each over its own temporary checkpoints/), then runs rounds of
 (a CLI run, a run started from checkout A's Train page, one from B's), rotating the order, 600 steps each with the
