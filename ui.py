@@ -81,6 +81,11 @@ def static_url(name: str) -> str:
     return "/" + "/".join(p for p in (base, "app/static", name) if p)
 
 
+def feed_url(name: str = "") -> str:
+    """The path one of the live feed's files is served at (LiveFeed.name gives `name`); "" the folder's, with "/"."""
+    return static_url("live/" + name)
+
+
 # --- config widgets, bound to the URL ----------------------------------------------------------------------
 
 METHOD_FIELDS = tuple(f for f in FIELD_NAMES if any(f in p for p in PRESETS.values()))

@@ -140,7 +140,7 @@ def run_status(view: RunView, feed) -> None:
     (training batch while live; the test set once finished). Live with a feed: the component updates it in place."""
     if feed is not None and not view.final:
         state = feed.current(view.run_id)
-        STATUS_LINE(data={"state": state, "url": ui.static_url("live/" + feed.name(f"{view.run_id}.json")),
+        STATUS_LINE(data={"state": state, "url": ui.feed_url(feed.name(f"{view.run_id}.json")),
                           "every_ms": int(ui.STATUS_S * 1000), "hint": BIMODALITY_HINT},
                     key=f"status-line-{state['status']}", on_changed_change=lambda: None, on_lost_change=_feed_lost)
         return
@@ -307,8 +307,8 @@ def charts_panel(run_id: str) -> None:
             st.rerun()                  # the page decides how this panel polls: redraw it whole
         if feed_charts:
             LIVE_CHARTS(data={"charts": feed.current(run_id)["charts"], "every_ms": int(ui.CHARTS_S * 250),
-                              "url": ui.static_url("live/" + feed.name(f"{run_id}.json")),
-                              "base": ui.static_url("live/")}, key="live-charts")
+                              "url": ui.feed_url(feed.name(f"{run_id}.json")), "base": ui.feed_url()},
+                        key="live-charts")
             return
     if view.records:
         version = (view.run_id, len(view.records), static)

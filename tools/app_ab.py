@@ -9,20 +9,14 @@ app_throughput.py sessions. Prints one JSON object: steps/s per run, A/CLI and B
 """
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _browser import ARGS, CHROMIUM, ROOT  # noqa: I001  (puts tests/ on the path)
+from _browser import ARGS, CHROMIUM  # noqa: I001  (puts tests/ on the path)
+from app_throughput import app, cli
 from test_browser import start_server, stop_server
-
-
-def rate(run_dir: Path) -> float:
-    s = json.loads((run_dir / "summary.json").read_text())
-    return s["steps_done"] / s["train_s"]
 
 
 def main() -> None:
@@ -49,20 +43,12 @@ def main() -> None:
             for i in range(args.rounds):
                 for key in order[i % 3:] + order[:i % 3]:
                     if key == "cli":
-                        out = work / f"cli-{i}"
-                        subprocess.run([sys.executable, "-m", "masklab", "train", "--steps", str(args.steps), "--quiet",
-                                        "--out", str(out)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+                        steps_per_s = cli(work / f"cli-{i}", args.steps)
                     else:
                         _, base, cwd = servers[key]
-                        before = set((cwd / "checkpoints").glob("*"))
-                        page.goto(f"{base}train?steps={args.steps}")
-                        page.wait_for_timeout(2500)
-                        page.get_by_role("button", name="Start run").click()
-                        expect(page.get_by_text("done", exact=True).first).to_be_visible()
-                        out = next(q for q in (cwd / "checkpoints").glob("*") if q not in before)
+                        steps_per_s = app(page, base, cwd, f"steps={args.steps}")[0]
                         page.goto("about:blank")
-                    runs[key].append(round(rate(out), 2))
+                    runs[key].append(round(steps_per_s, 2))
                     print(f"round {i}: {key} {runs[key][-1]} steps/s", file=sys.stderr, flush=True)
             browser.close()
     finally:
