@@ -108,7 +108,7 @@ class LiveFeed:
             pub = self._runs.setdefault(run_id, _Published())
             state = {**status_of(view), "collapse": self._collapse_step(view, pub), "charts": pub.charts}
             text = json.dumps(state)
-            if text != pub.text and not self._closed.is_set():
+            if text != pub.text:
                 self._write(f"{run_id}.json", text.encode())
                 pub.text, pub.final = text, view.final
         return state
@@ -159,7 +159,9 @@ class LiveFeed:
 
     def _write(self, name: str, data: bytes) -> None:
         """Write atomically (a poll never reads half a file); the folder is made again if another server removed
-        it as stale."""
+        it as stale, never after close. Called under the lock, which close takes too."""
+        if self._closed.is_set():
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / f".{name}.tmp"
         tmp.write_bytes(data)
@@ -182,7 +184,8 @@ class LiveFeed:
 
     def close(self) -> None:
         self._closed.set()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        with self._lock:                              # a drawing's writes in flight finish first, none follow
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _remove_stale(folder: Path, max_age_s: float) -> None:

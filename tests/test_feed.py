@@ -137,3 +137,14 @@ def test_a_failing_drawing_does_not_stop_the_feed(manager, tiny, tmp_path, monke
     run.stop()
     assert run.join(60)
     feed.close()
+
+
+def test_a_closed_feed_writes_nothing_and_leaves_no_folder(manager, tiny, tmp_path):
+    """A drawing after close (the server's exit racing the feed's thread) must not make the folder again."""
+    run = manager.start(tiny)
+    assert run.join(60)
+    feed = feed_of(manager, tmp_path / "live", every=60)
+    feed.close()
+    feed.draw(run.id)
+    feed.current(run.id)
+    assert not feed.folder.exists()
