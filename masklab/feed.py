@@ -72,6 +72,7 @@ class _Published:
     drawn_at: float = 0.0
     collapse: tuple = (-1, None)     # (records seen, the collapse's step or None)
     curves: object = None            # the run's plots.LiveCurves
+    histograms: object = None        # and its plots.LiveHistograms
     files: list = field(default_factory=list)   # the PNGs of each version still on disk, oldest first
 
 
@@ -130,12 +131,13 @@ class LiveFeed:
         if view is None or not view.records or drawn == pub.drawn:
             return False
         pub.drawn_at = time.monotonic()                      # a drawing that fails is tried again only as often
-        from .plots import LiveCurves, histograms_png        # matplotlib, on this thread only
+        from .plots import LiveCurves, LiveHistograms        # matplotlib, on this thread only
         pub.curves = pub.curves or LiveCurves()
         pngs = {"curves": pub.curves(view.records)}
         snap = view.snapshots[-1] if view.snapshots and view.probe is not None else None
         if snap is not None:
-            pngs["histograms"] = histograms_png(snap, view.snapshots)
+            pub.histograms = pub.histograms or LiveHistograms(len(snap.histogram))
+            pngs["histograms"] = pub.histograms(snap, view.snapshots)
             overlays, captions = overlay_pngs(view.probe, snap)
         with self._lock:
             version = pub.version + 1

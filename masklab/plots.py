@@ -156,7 +156,7 @@ class LiveCurves:
                 line, = ax.plot([], [], color=PALETTE[i], linewidth=1.4, label=field, markersize=3,
                                 linestyle=":" if field == "target" else "-")
                 self.lines.append((field, line))
-            ax.set_title(title, fontsize=10)
+            ax.set_title(title, fontsize=10, y=1.0)       # a fixed y: no placing it above the ticks each draw
             ax.tick_params(labelsize=8)
             ax.locator_params(nbins=4)              # matplotlib's time goes to making ticks: few of them
             ax.grid(True, alpha=0.3)
@@ -177,24 +177,46 @@ class LiveCurves:
 def histograms_png(snapshot, snapshots, threshold: float = 0.5, width: float = 12.0) -> bytes:
     """The mask-value histogram at `snapshot` and its evolution over `snapshots` (darker = more pixels), as the
     app's interactive histograms_figure draws them, as a PNG for a live run (see curves_png)."""
-    import numpy as np
-    fig = _figure(width, width * 0.25, layout=None)
-    fig.subplots_adjust(left=0.06, right=0.99, top=0.88, bottom=0.17, wspace=0.15)
-    now, over = fig.subplots(1, 2)
-    bins = len(snapshot.histogram)
-    centres = (np.arange(bins) + 0.5) / bins
-    now.bar(centres, snapshot.histogram, width=0.9 / bins, color=PALETTE[0])
-    now.axvline(threshold, color=REFERENCE, linestyle=":")
-    now.set(xlim=(0, 1), xlabel="m_eval", ylabel="fraction of pixels", title=f"mask values at step {snapshot.step}")
-    if len(snapshots) > 1:
-        z = np.sqrt(np.stack([s.histogram for s in snapshots], axis=1))          # (bins, snapshots)
-        steps = [s.step for s in snapshots]
-        over.imshow(z, origin="lower", aspect="auto", cmap="Reds", vmin=0, interpolation="nearest",
-                    extent=(steps[0], steps[-1], 0, 1))
-    over.set(xlabel="step", ylabel="m_eval", ylim=(0, 1), title="mask values over training (darker = more pixels)")
-    for ax in (now, over):
-        ax.title.set_fontsize(10)
-    return _png(fig)
+    return LiveHistograms(len(snapshot.histogram), threshold, width)(snapshot, snapshots)
+
+
+class LiveHistograms:
+    """histograms_png for one live run, redrawn in place like LiveCurves: the bars, the heat map and the text are
+    built once; later calls set the bars' heights, the heat map's data and extent, and the title."""
+
+    def __init__(self, bins: int, threshold: float = 0.5, width: float = 12.0):
+        import numpy as np
+        self.fig = _figure(width, width * 0.25, layout=None)
+        self.fig.subplots_adjust(left=0.06, right=0.99, top=0.88, bottom=0.17, wspace=0.15)
+        self.now, self.over = self.fig.subplots(1, 2)
+        self.bars = self.now.bar((np.arange(bins) + 0.5) / bins, np.zeros(bins), width=0.9 / bins, color=PALETTE[0])
+        self.now.axvline(threshold, color=REFERENCE, linestyle=":")
+        self.now.set(xlim=(0, 1), xlabel="m_eval", ylabel="fraction of pixels")
+        self.heat = None                            # the heat map, from the second snapshot on
+        self.over.set_title("mask values over training (darker = more pixels)", y=1.0)
+        self.over.set(xlabel="step", ylabel="m_eval", ylim=(0, 1))
+        for ax in (self.now, self.over):
+            ax.title.set_fontsize(10)
+
+    def __call__(self, snapshot, snapshots) -> bytes:
+        import numpy as np
+        for bar, height in zip(self.bars, snapshot.histogram):
+            bar.set_height(height)
+        self.now.relim()
+        self.now.autoscale_view(scalex=False)
+        self.now.set_title(f"mask values at step {snapshot.step}", fontsize=10, y=1.0)
+        if len(snapshots) > 1:
+            z = np.sqrt(np.stack([s.histogram for s in snapshots], axis=1))          # (bins, snapshots)
+            extent = (snapshots[0].step, snapshots[-1].step, 0, 1)
+            if self.heat is None:
+                self.heat = self.over.imshow(z, origin="lower", aspect="auto", cmap="Reds", vmin=0,
+                                             interpolation="nearest", extent=extent)
+            else:
+                self.heat.set_data(z)
+                self.heat.set_extent(extent)
+                self.heat.set_clim(0, z.max())
+            self.over.set_ylim(0, 1)
+        return _png(self.fig)
 
 
 def _png(fig, dpi: int = 80) -> bytes:

@@ -1,4 +1,5 @@
 """The static figures (masklab.plots): what each one shows, drawn from made-up rows without training."""
+import io
 import subprocess
 import sys
 
@@ -89,7 +90,6 @@ def test_importing_masklab_does_not_import_matplotlib():
 
 
 def _colours(png: bytes) -> set[tuple]:
-    import io
     return {tuple(c) for c in np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).reshape(-1, 3).tolist()}
 
 
@@ -100,8 +100,6 @@ def _rgb(hex_colour: str) -> tuple:
 def test_a_live_runs_curves_and_histograms_are_png_images_of_what_the_interactive_figures_show():
     """The Train page shows these while a run trains: six curve panels in the palette's colours, and the mask-value
     histogram beside its evolution (a heat map once there are two snapshots)."""
-    import io
-
     from masklab.train import Record
     from masklab.views import BINS, Snapshot
     records = [Record(s, 2 / (s + 1), 1.0, 0.1, s / 100, 0.5, 0.5, 0.8, 0.1, 0.5, 0.3, s / 10)
@@ -116,3 +114,28 @@ def test_a_live_runs_curves_and_histograms_are_png_images_of_what_the_interactiv
     assert _rgb(PALETTE[0]) in _colours(two)                                           # the bars
     assert len(_colours(two)) > len(_colours(one))                                     # + the heat map's reds
     assert Image.open(io.BytesIO(two)).size == Image.open(io.BytesIO(one)).size
+
+
+def test_a_live_runs_redrawn_figures_give_the_images_a_fresh_drawing_gives():
+    """The feed redraws one figure per run in place (LiveCurves, LiveHistograms): after drawing an earlier state of
+    the run, the image of the latest state is the one a new figure draws, pixel for pixel (no stale bars, heat map
+    range, axis limits or title)."""
+    from masklab.train import Record
+    from masklab.views import BINS, Snapshot
+    records = [Record(s, 2 / (s + 1), 1.0, 0.1, s / 100, 0.5, 0.5, 0.8, 0.1, 0.5, 0.3, s / 10)
+               for s in range(0, 200, 10)]
+    rng = np.random.default_rng(0)
+    snaps = []
+    for s in range(0, 200, 10):
+        hist = rng.random(BINS)
+        hist[[0, -1]] += s / 2                      # from uniform to bimodal: the bars' range grows
+        snaps.append(Snapshot(s, np.zeros((1, 2, 2), np.uint8), hist / hist.sum(), 0.5))
+    curves, histograms = plots.LiveCurves(), plots.LiveHistograms(BINS)
+    first = curves(records[:3]), histograms(snaps[0], snaps[:1]), histograms(snaps[4], snaps[:5])
+    latest = curves(records), histograms(snaps[-1], snaps)
+    fresh = plots.curves_png(records), plots.histograms_png(snaps[-1], snaps)
+    for redrawn, new in zip(latest, fresh):
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(redrawn))), np.asarray(Image.open(io.BytesIO(new))))
+    assert not np.array_equal(np.asarray(Image.open(io.BytesIO(first[2]))), np.asarray(Image.open(io.BytesIO(latest[1]))))
+    low, high = histograms.now.get_ylim()                     # the bars' axis follows the tallest bar
+    assert low == 0 and snaps[-1].histogram.max() <= high < 1.2 * snaps[-1].histogram.max()
