@@ -20,9 +20,10 @@ from _browser import ARGS, CHROMIUM, ROOT, start_server, stop_server
 
 # The status line: the feed's component (masklab.feed), or Streamlit's progress bar where the page polls instead.
 PROGRESS = ".ml-status, [data-testid='stProgress']"
-# Records when the progress line's step changes, and how long each script (fragment) run takes in the page.
-OBSERVER = """(PROGRESS) => {
-  window.__changes = []; window.__runs = [];
+# How long each script (fragment) run takes in the page: a MutationObserver on Streamlit's script state, which
+# costs the page nothing between runs.
+RUNS = """() => {
+  window.__runs = [];
   const app = document.querySelector("[data-testid='stApp']");
   let started = null;
   new MutationObserver(() => {
@@ -30,6 +31,11 @@ OBSERVER = """(PROGRESS) => {
     if (s === 'running' && started === null) started = performance.now();
     if (s !== 'running' && started !== null) { window.__runs.push(performance.now() - started); started = null; }
   }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+# When the status line's step changes: read every 20 ms, which forces the page's layout, so only on the run that
+# times the display's cadence, never on one whose training speed is measured.
+CADENCE = """(PROGRESS) => {
+  window.__changes = [];
   let last = null;
   setInterval(() => {
     const p = document.querySelector(PROGRESS);
@@ -50,23 +56,29 @@ def cli(out: Path, steps: int) -> float:
     return rate(out)
 
 
-def app(page, base: str, cwd: Path, query: str, tabs: int = 1) -> tuple[float, list, list]:
-    """One run started from a Train tab; `tabs` - 1 more tabs follow it (all on Train, each polling the run)."""
+def app(page, base: str, cwd: Path, query: str, tabs: int = 1, cadence: bool = False) -> tuple[float, list, list]:
+    """One run started from a Train tab; `tabs` - 1 more tabs follow it (all on Train, each following the run).
+    The end of training is awaited on disk, not by querying the page: Playwright's polling of a locator searches the
+    page's DOM several times a second, and that browser CPU would be counted against the app."""
     from playwright.sync_api import expect
     before = set((cwd / "checkpoints").glob("*"))
     page.goto(f"{base}train?{query}")
     page.wait_for_timeout(2000)
     page.get_by_role("button", name="Start run").click()
     expect(page.locator(PROGRESS).first).to_be_visible()
-    page.evaluate(OBSERVER, PROGRESS)
+    page.evaluate(RUNS)
+    if cadence:
+        page.evaluate(CADENCE, PROGRESS)
     run_id = page.url.split("run=")[1].split("&")[0]
     others = [page.context.browser.new_page() for _ in range(tabs - 1)]
     for other in others:
         other.goto(f"{base}train?run={run_id}")
+    while not any((p / "summary.json").exists() for p in (cwd / "checkpoints").glob("*") if p not in before):
+        time.sleep(0.5)
     expect(page.get_by_text("done", exact=True)).to_be_visible()
     for other in others:
         other.close()
-    changes, runs = page.evaluate("[window.__changes, window.__runs]")
+    changes, runs = page.evaluate("[window.__changes || [], window.__runs]")
     new = [p for p in (cwd / "checkpoints").glob("*") if p not in before]
     return rate(new[0]), changes, runs
 
@@ -100,7 +112,7 @@ def main() -> None:
                 res["app"].append(r)
                 res["fragment_ms"] += runs
                 print(f"rep {i}: cli {res['cli'][-1]:.2f}  app {r:.2f} steps/s", file=sys.stderr, flush=True)
-            _, changes, _ = app(page, base, cwd, f"steps={args.steps}&log_every=1")
+            _, changes, _ = app(page, base, cwd, f"steps={args.steps}&log_every=1", cadence=True)
             browser.close()
     finally:
         stop_server(server)
