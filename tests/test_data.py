@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from masklab.config import Config
-from masklab.data import DataError, _source_digits, open_data, stratified_split, SPLIT_SEED
+from masklab.data import DataError, open_data, stratified_split, SPLIT_SEED
+from masklab.synthetic import source_digits
 
 
 def _gen(seed=0):
@@ -28,7 +29,7 @@ def test_cluttered_digits_geometry_matches_the_benchmark_preset():
 
 def test_train_and_test_source_digits_are_disjoint_and_stratified():
     """The 1797 UCI digits split into disjoint sets with every class in both, the same every time."""
-    _, labels = _source_digits()
+    _, labels = source_digits()
     train, test = stratified_split(labels, 0.2, SPLIT_SEED)
     assert len(set(train.tolist()) & set(test.tolist())) == 0
     assert len(train) + len(test) == 1797
