@@ -769,3 +769,60 @@ def test_a_damaged_image_says_what_the_decoder_said_or_at_least_its_kind(monkeyp
     with pytest.raises(ImageError) as e:
         open_image(b"bytes", "scan.png")
     assert str(e.value) == f"scan.png: damaged or truncated image ({shown})"
+
+
+# --- fifth pass -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["straight_through", "binary_concrete"])
+def test_a_gates_deterministic_mask_takes_its_gradient_at_the_temperature_it_is_given(kind):
+    """The deterministic rows of a batch (models._mix) are 0/1 at any temperature, but their straight-through
+    gradient is the annealed one the step passes in, not the gate's own (hard concrete's and top-k's eval
+    backward does not depend on it). Kills gates.MaskGate.deterministic 3."""
+    from masklab.gates import MaskGate
+    gate = MaskGate(kind)
+
+    def grad(temperature):
+        logits = torch.linspace(-3, 3, 16).reshape(1, 1, 4, 4).requires_grad_()
+        gate.deterministic(logits, temperature).sum().backward()
+        return logits.grad
+
+    def direct(temperature):
+        logits = torch.linspace(-3, 3, 16).reshape(1, 1, 4, 4).requires_grad_()
+        GATES[kind](logits, temperature, False, gate.hard).sum().backward()
+        return logits.grad
+
+    assert gate.temperature not in (0.2, 2.0)
+    assert torch.allclose(grad(0.2), direct(0.2)) and torch.allclose(grad(2.0), direct(2.0))
+    assert not torch.allclose(grad(0.2), grad(2.0))
+
+
+def test_the_teacher_keeps_one_pixel_per_image_when_its_fraction_rounds_below_one():
+    """A teacher target below half a pixel still asks for the single best pixel of each image (k = 1), not two.
+    Kills losses.teacher_loss 9."""
+    import torch.nn.functional as F
+
+    from masklab.losses import teacher_loss
+    score = torch.rand(3, 1, 5, 5, generator=_gen(1))
+    logits = torch.randn(3, 1, 5, 5, generator=_gen(2))
+    best = torch.zeros(3, 25).scatter_(1, score.flatten(1).argmax(1, keepdim=True), 1.0).view_as(logits)
+    assert teacher_loss(score, logits, 0.01) == pytest.approx(F.binary_cross_entropy_with_logits(logits, best).item())
+    two = torch.zeros(3, 25).scatter_(1, score.flatten(1).topk(2, dim=1).indices, 1.0).view_as(logits)
+    assert teacher_loss(score, logits, 2 / 25) == pytest.approx(F.binary_cross_entropy_with_logits(logits, two).item())
+
+
+@pytest.mark.parametrize("batch", [3, 10])
+def test_the_occlusion_term_teaches_the_first_eight_images_of_a_batch_or_all_of_a_smaller_one(batch):
+    """occlusion_loss is the teacher loss of the occlusion map over the first min(8, batch) images: not over as
+    many images as the batch has channels. Kills losses.occlusion_loss 6."""
+    from masklab.losses import OCCLUDED_IMAGES, occlusion_loss, occlusion_map, teacher_loss
+    from masklab.models import build_model
+    torch.manual_seed(0)
+    model = build_model(Config(width=4, classifier_width=4), 1, 10).eval()
+    torch.nn.init.normal_(model.classifier.head.weight, std=0.1)        # off its near-zero start: a real map
+    x, y = torch.rand(batch, 1, 16, 16, generator=_gen(3)), torch.arange(batch) % 10
+    logits = torch.randn(batch, 1, 16, 16, generator=_gen(4))
+    k = min(OCCLUDED_IMAGES, batch)
+    expected = teacher_loss(occlusion_map(model, x[:k], y[:k]), logits[:k], 0.25)
+    assert occlusion_loss(model, x, y, logits, 0.25).item() == pytest.approx(expected.item())
+    assert k > 1 and occlusion_loss(model, x, y, logits, 0.25).item() != pytest.approx(
+        teacher_loss(occlusion_map(model, x[:1], y[:1]), logits[:1], 0.25).item())
