@@ -826,3 +826,114 @@ def test_the_occlusion_term_teaches_the_first_eight_images_of_a_batch_or_all_of_
     assert occlusion_loss(model, x, y, logits, 0.25).item() == pytest.approx(expected.item())
     assert k > 1 and occlusion_loss(model, x, y, logits, 0.25).item() != pytest.approx(
         teacher_loss(occlusion_map(model, x[:1], y[:1]), logits[:1], 0.25).item())
+
+
+def test_clean_turns_every_non_finite_float_into_none_and_keeps_the_rest():
+    """A metric that is NaN or infinite becomes null in summary.json (JSON has no NaN); finite floats, ints, strings
+    and None stay as they are. Kills metrics.clean 1."""
+    from masklab.metrics import clean
+    d = {"nan": float("nan"), "inf": float("inf"), "-inf": -float("inf"), "x": 0.25, "n": 3, "s": "nan", "none": None}
+    assert clean(d) == {"nan": None, "inf": None, "-inf": None, "x": 0.25, "n": 3, "s": "nan", "none": None}
+
+
+def test_write_atomic_renames_a_hidden_temp_file_of_the_same_folder_readable_by_all(tmp_path, monkeypatch):
+    """The temp file lies in the target's own folder (a rename within one file system is atomic), hidden and named
+    after the target (.NAME.*.tmp: listings and zips of a run folder skip it, a crash leaves a file that says what
+    it was), and the result is rw-r--r--, not mkstemp's 0600. Kills checkpoint.write_atomic 4-11, 24."""
+    import os
+    import re
+    import stat
+
+    from masklab import checkpoint
+    renamed = []
+    real = os.replace
+    monkeypatch.setattr(checkpoint.os, "replace", lambda src, dst: (renamed.append(src), real(src, dst)))
+    target = tmp_path / "run" / "summary.json"
+    target.parent.mkdir()
+    checkpoint.write_atomic(target, b"{}\n")
+    assert target.read_bytes() == b"{}\n" and len(renamed) == 1
+    tmp = os.path.abspath(renamed[0])
+    assert os.path.dirname(tmp) == str(target.parent)
+    assert re.fullmatch(r"\.summary\.json\.[^/]+\.tmp", os.path.basename(tmp))
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert os.listdir(target.parent) == ["summary.json"]
+
+
+def test_a_failed_write_raises_its_own_error_even_when_its_temp_file_is_gone(tmp_path, monkeypatch):
+    """If the rename fails after the temp file has vanished (another process cleaned the folder), the caller sees
+    the rename's error, not a FileNotFoundError from the cleanup. Kills checkpoint.write_atomic 29, 31."""
+    import os
+
+    from masklab import checkpoint
+
+    def failing(src, dst):
+        os.unlink(src)
+        raise PermissionError("read-only folder")
+    monkeypatch.setattr(checkpoint.os, "replace", failing)
+    with pytest.raises(PermissionError, match="read-only folder"):
+        checkpoint.write_atomic(tmp_path / "model.pt", b"x")
+
+
+def test_save_run_makes_missing_parents_writes_into_an_existing_folder_and_keeps_its_files_readable(tmp_path):
+    """A run folder is made with its parents, or written into when it exists (the app and the CLI make it before
+    training starts); summary.json is indented by two spaces and metrics.csv has plain newlines, as the committed
+    run folders are. Kills checkpoint.save_run 3-8, 55, 57, 58 and metrics_csv 8, 11."""
+    import json
+
+    from masklab.checkpoint import read_metrics, save_run
+    from masklab.models import build_model
+    cfg = Config(width=4, classifier_width=4)
+    model = build_model(cfg, 1, 10)
+    records = [{"step": 0.0, "loss": 2.5}, {"step": 25.0, "loss": 1.25}]
+    summary = {"status": "done", "metrics": {"accuracy_hard": 0.5}}
+    deep = tmp_path / "a" / "b" / "run"
+    assert save_run(deep, cfg, model, records, summary) == deep
+    again = tmp_path / "existing"
+    again.mkdir()
+    save_run(again, cfg, model, records, summary)
+    for folder in (deep, again):
+        assert (folder / "summary.json").read_text() == json.dumps(summary, indent=2) + "\n"
+        assert (folder / "metrics.csv").read_bytes() == b"step,loss\n0.0,2.5\n25.0,1.25\n"
+        assert read_metrics(folder) == records
+
+
+class _Marker:
+    """A pickle that, if unpickled by the full unpickler, creates the file named by its argument."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_pickle_that_runs_code_is_refused_even_where_the_environment_asks_torch_for_full_pickles(tmp_path,
+                                                                                                    monkeypatch):
+    """TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 makes torch.load unpickle anything when weights_only is not passed; a
+    run folder's model.pt is read with weights_only=True explicitly, so a foreign file still runs nothing. Kills
+    checkpoint.load_state 4, 7."""
+    import pickle
+
+    from masklab.checkpoint import CheckpointError, load_state
+    marker = tmp_path / "executed"
+    path = tmp_path / "model.pt"
+    path.write_bytes(pickle.dumps({"w": _Marker(marker)}))
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(CheckpointError, match="nothing in the file was executed"):
+        load_state(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("error, reason", [(RuntimeError("bad magic number\nsecond line"), "(bad magic number)"),
+                                           (EOFError(), "(EOFError)"), (ValueError("  \n "), "(ValueError)")])
+def test_an_unreadable_state_says_the_loaders_first_line_or_its_kind(tmp_path, monkeypatch, error, reason):
+    """The refusal names the first line of torch's message, or the exception's type where it has none. Kills
+    checkpoint.load_state 13-15."""
+    from masklab.checkpoint import CheckpointError, load_state
+
+    def failing(*args, **kwargs):
+        raise error
+    monkeypatch.setattr(torch, "load", failing)
+    with pytest.raises(CheckpointError) as e:
+        load_state(tmp_path / "model.pt")
+    assert f"refused or unreadable as plain weights {reason}." in str(e.value)
