@@ -937,3 +937,45 @@ def test_an_unreadable_state_says_the_loaders_first_line_or_its_kind(tmp_path, m
     with pytest.raises(CheckpointError) as e:
         load_state(tmp_path / "model.pt")
     assert f"refused or unreadable as plain weights {reason}." in str(e.value)
+
+
+def test_a_mask_is_collapsed_strictly_below_half_a_percent_or_strictly_above_95_percent():
+    """Kills metrics.collapsed 1-3 (`and` for `or`, `<=` and `>=` at the bounds)."""
+    from masklab.metrics import COLLAPSE_HIGH, COLLAPSE_LOW, collapsed
+    assert (COLLAPSE_LOW, COLLAPSE_HIGH) == (0.005, 0.95)
+    assert [collapsed(a) for a in (0.0, 0.0049, 0.005, 0.05, 0.95, 0.951, 1.0)] == \
+        [True, True, False, False, False, True, True]
+
+
+def test_an_oracle_is_evaluated_on_its_own_kind_of_true_mask_and_a_learned_mask_on_none():
+    """truth_of: the ink or the box for an oracle model, None for a model without an `oracle` attribute or with
+    "none". Kills metrics.truth_of 1, 3, 6, 14, 18."""
+    from masklab.data import TestSet
+    from masklab.metrics import box_masks, truth_of
+    x = torch.rand(2, 1, 6, 6, generator=_gen(5))
+    ink = torch.rand(2, 1, 6, 6, generator=_gen(6)) > 0.5
+    boxes = torch.tensor([[0.0, 0.0, 3.0, 3.0], [2.0, 1.0, 6.0, 5.0]])
+    test = TestSet(x, torch.tensor([0, 1]), boxes, ink)
+    assert torch.equal(truth_of(SimpleNamespace(oracle="ink"), test), ink.float())
+    assert torch.equal(truth_of(SimpleNamespace(oracle="box"), test), box_masks(boxes, x.shape).float())
+    assert truth_of(SimpleNamespace(oracle="none"), test) is None and truth_of(SimpleNamespace(), test) is None
+
+
+def test_evaluate_counts_the_correct_predictions_of_each_view():
+    """accuracy_full / soft / hard are the fractions of test images whose argmax is the label: 7 of 10 labels set to
+    the prediction and 3 to another class give exactly 0.7. Kills metrics.evaluate 23."""
+    from masklab.data import TestSet
+    from masklab.metrics import evaluate, predict
+    from masklab.models import build_model
+    torch.manual_seed(0)
+    model = build_model(Config(width=4, classifier_width=4), 1, 10).eval()
+    torch.nn.init.normal_(model.classifier.head.weight, std=0.1)
+    x = torch.rand(10, 1, 16, 16, generator=_gen(7))
+    _, _, hard, soft, full = predict(model, x, 0.5, 0.5, truth=None)
+    result = {}
+    for name, logits in (("accuracy_full", full), ("accuracy_soft", soft), ("accuracy_hard", hard)):
+        y = logits.argmax(1).clone()
+        y[7:] = (y[7:] + 1) % 10
+        result[name] = evaluate(model, TestSet(x, y), 0.5)[name]
+    assert result == {"accuracy_full": pytest.approx(0.7), "accuracy_soft": pytest.approx(0.7),
+                      "accuracy_hard": pytest.approx(0.7)}
