@@ -979,3 +979,39 @@ def test_evaluate_counts_the_correct_predictions_of_each_view():
         result[name] = evaluate(model, TestSet(x, y), 0.5)[name]
     assert result == {"accuracy_full": pytest.approx(0.7), "accuracy_soft": pytest.approx(0.7),
                       "accuracy_hard": pytest.approx(0.7)}
+
+
+def test_an_oracle_is_evaluated_through_its_true_mask_and_a_pixel_is_kept_strictly_above_the_threshold():
+    """evaluate hands an oracle model its test set's true mask (without it predict refuses), so its area is the
+    ink's; m_eval is exactly 0 or 1 there, and at threshold 0 only the ink is kept (strictly above). Kills
+    metrics.evaluate 7, 13, 14 and 18."""
+    from masklab.config import preset
+    from masklab.data import TestSet
+    from masklab.metrics import evaluate
+    from masklab.models import build_model
+    model = build_model(preset("oracle-ink", width=4, classifier_width=4), 1, 10)
+    x = torch.rand(4, 1, 8, 8, generator=_gen(8))
+    ink = torch.rand(4, 1, 8, 8, generator=_gen(9)) > 0.7
+    test = TestSet(x, torch.arange(4), None, ink)
+    assert evaluate(model, test, 1.0)["area"] == pytest.approx(ink.float().mean().item())
+    assert evaluate(model, test, 1.0, threshold=0.0)["area"] == pytest.approx(ink.float().mean().item())
+
+
+def test_evaluate_masks_at_the_temperature_and_threshold_it_is_given():
+    """A binary-concrete mask is sigmoid(l / temperature) at eval: evaluate's bimodality and hard-mask accuracy are
+    predict's at the same temperature and threshold, not at predict's defaults. Kills metrics.evaluate 5, 10-12."""
+    from masklab.data import TestSet
+    from masklab.metrics import bimodality, evaluate, predict
+    from masklab.models import build_model
+    torch.manual_seed(0)
+    model = build_model(Config(gate="binary_concrete", width=4, classifier_width=4), 1, 10).eval()
+    torch.nn.init.normal_(model.classifier.head.weight, std=0.1)
+    x = torch.rand(12, 1, 16, 16, generator=_gen(10))
+    m, _, hard, _, _ = predict(model, x, 5.0, 0.65, truth=None)
+    _, _, hard_default, _, _ = predict(model, x, 5.0, truth=None)
+    y = hard.argmax(1)
+    assert not torch.equal(hard_default.argmax(1), y)                      # the threshold changes predictions
+    result = evaluate(model, TestSet(x, y), 5.0, threshold=0.65)
+    assert result["accuracy_hard"] == 1.0
+    assert result["bimodality"] == pytest.approx(bimodality(m))
+    assert result["bimodality"] != pytest.approx(bimodality(predict(model, x, 0.65, truth=None)[0]))
