@@ -193,10 +193,8 @@ class LiveHistograms:
         self.now.axvline(threshold, color=REFERENCE, linestyle=":")
         self.now.set(xlim=(0, 1), xlabel="m_eval", ylabel="fraction of pixels")
         self.heat = None                            # the heat map, from the second snapshot on
-        self.over.set_title("mask values over training (darker = more pixels)", y=1.0)
+        self.over.set_title("mask values over training (darker = more pixels)", fontsize=10, y=1.0)
         self.over.set(xlabel="step", ylabel="m_eval", ylim=(0, 1))
-        for ax in (self.now, self.over):
-            ax.title.set_fontsize(10)
 
     def __call__(self, snapshot, snapshots) -> bytes:
         import numpy as np
