@@ -773,6 +773,16 @@ def test_a_damaged_image_says_what_the_decoder_said_or_at_least_its_kind(monkeyp
 
 # --- fifth pass -------------------------------------------------------------------------------------------
 
+def _small_model(**over):
+    """A seeded 4-channel model for 1-channel images of 10 classes, in eval mode, its classifier's head off its
+    near-zero start (real logits, a real occlusion map)."""
+    from masklab.models import build_model
+    torch.manual_seed(0)
+    model = build_model(Config(width=4, classifier_width=4, **over), 1, 10).eval()
+    torch.nn.init.normal_(model.classifier.head.weight, std=0.1)
+    return model
+
+
 @pytest.mark.parametrize("kind", ["straight_through", "binary_concrete"])
 def test_a_gates_deterministic_mask_takes_its_gradient_at_the_temperature_it_is_given(kind):
     """The deterministic rows of a batch (models._mix) are 0/1 at any temperature, but their straight-through
@@ -815,10 +825,7 @@ def test_the_occlusion_term_teaches_the_first_eight_images_of_a_batch_or_all_of_
     """occlusion_loss is the teacher loss of the occlusion map over the first min(8, batch) images: not over as
     many images as the batch has channels. Kills losses.occlusion_loss 6."""
     from masklab.losses import OCCLUDED_IMAGES, occlusion_loss, occlusion_map, teacher_loss
-    from masklab.models import build_model
-    torch.manual_seed(0)
-    model = build_model(Config(width=4, classifier_width=4), 1, 10).eval()
-    torch.nn.init.normal_(model.classifier.head.weight, std=0.1)        # off its near-zero start: a real map
+    model = _small_model()
     x, y = torch.rand(batch, 1, 16, 16, generator=_gen(3)), torch.arange(batch) % 10
     logits = torch.randn(batch, 1, 16, 16, generator=_gen(4))
     k = min(OCCLUDED_IMAGES, batch)
@@ -966,10 +973,7 @@ def test_evaluate_counts_the_correct_predictions_of_each_view():
     the prediction and 3 to another class give exactly 0.7. Kills metrics.evaluate 23."""
     from masklab.data import TestSet
     from masklab.metrics import evaluate, predict
-    from masklab.models import build_model
-    torch.manual_seed(0)
-    model = build_model(Config(width=4, classifier_width=4), 1, 10).eval()
-    torch.nn.init.normal_(model.classifier.head.weight, std=0.1)
+    model = _small_model()
     x = torch.rand(10, 1, 16, 16, generator=_gen(7))
     _, _, hard, soft, full = predict(model, x, 0.5, 0.5, truth=None)
     result = {}
@@ -1002,10 +1006,7 @@ def test_evaluate_masks_at_the_temperature_and_threshold_it_is_given():
     predict's at the same temperature and threshold, not at predict's defaults. Kills metrics.evaluate 5, 10-12."""
     from masklab.data import TestSet
     from masklab.metrics import bimodality, evaluate, predict
-    from masklab.models import build_model
-    torch.manual_seed(0)
-    model = build_model(Config(gate="binary_concrete", width=4, classifier_width=4), 1, 10).eval()
-    torch.nn.init.normal_(model.classifier.head.weight, std=0.1)
+    model = _small_model(gate="binary_concrete")
     x = torch.rand(12, 1, 16, 16, generator=_gen(10))
     m, _, hard, _, _ = predict(model, x, 5.0, 0.65, truth=None)
     _, _, hard_default, _, _ = predict(model, x, 5.0, truth=None)
