@@ -1016,3 +1016,29 @@ def test_evaluate_masks_at_the_temperature_and_threshold_it_is_given():
     assert result["accuracy_hard"] == 1.0
     assert result["bimodality"] == pytest.approx(bimodality(m))
     assert result["bimodality"] != pytest.approx(bimodality(predict(model, x, 0.65, truth=None)[0]))
+
+
+# --- sixth pass (the rest of the fifth's unchecked mutants, docs/MUTATION.md "Sixth pass") ------------------
+
+def test_config_json_is_one_field_a_line_indented_by_two_spaces():
+    """config.json is read by people (a run's settings, diffed between runs): one field a line, two spaces in,
+    as json.dumps(indent=2) writes it. Kills config.Config.to_json 2, 4 and 5 (no indent, indent 3)."""
+    import json
+    cfg = Config(alpha=0.8, data="shapes")
+    lines = cfg.to_json().splitlines()
+    assert lines[0] == "{" and lines[-1] == "}" and len(lines) == len(cfg.to_dict()) + 2
+    assert '  "alpha": 0.8,' in lines and '  "data": "shapes",' in lines
+    assert all(line.startswith('  "') and not line.startswith('   ') for line in lines[1:-1])
+    assert json.loads(cfg.to_json()) == cfg.to_dict()
+
+
+def test_iou_of_a_one_pixel_box_kept_exactly_is_one():
+    """The union is clamped at 1 pixel only to avoid 0/0: a mask that keeps exactly a one-pixel box has IoU 1,
+    and one that keeps nothing of it 0. Kills metrics.localisation 28 (clamp at 2 pixels)."""
+    from masklab.metrics import localisation
+    boxes = torch.tensor([[2.0, 3.0, 3.0, 4.0]])                     # x0, y0, x1, y1: the pixel (row 3, col 2)
+    hard = torch.zeros(1, 1, 6, 6, dtype=torch.bool)
+    hard[0, 0, 3, 2] = True
+    score = hard.float()
+    assert localisation(score, hard, boxes, None)["iou_box"] == 1.0
+    assert localisation(score, torch.zeros_like(hard), boxes, None)["iou_box"] == 0.0
