@@ -98,7 +98,7 @@ MASK_LOSS_NAMES = ("none", "seed", "mse_zero", "pooled_l1", "l1", "l0", "sorted_
 DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 ANNEAL_NAMES = ("linear", "geometric")
 ORACLE_NAMES = ("none", "ink", "box")
-UPSAMPLE_NAMES = ("nearest", "bilinear")
+UPSAMPLE_NAMES = ("nearest", "bilinear", "shuffle")
 BACKBONE_NAMES = ("small", "resnet18")
 
 
@@ -134,8 +134,10 @@ class Config:
     width: int = _f(16, "channels of the attention branch", lo=1)
     mask_stride: int = _f(2, "compute mask logits at 1/stride resolution, then upsample them (mask_upsample)", lo=1)
     mask_upsample: str = _f("nearest", "how stride > 1 mask logits reach full resolution: nearest (blocks of stride x "
-                            "stride pixels) or bilinear (logits interpolated, so a 0/1 mask follows edges within a "
-                            "block)", choices=UPSAMPLE_NAMES)
+                            "stride pixels), bilinear (logits interpolated, so a 0/1 mask follows edges within a "
+                            "block) or shuffle (an experiment: every pixel of a block read in, a logit for each "
+                            "out; pixel-exact masks at the cost of stride, but on photos it learned a lattice, not a "
+                            "region: README, 'Why the photos lose')", choices=UPSAMPLE_NAMES)
     mask_norm: bool = _f(True, "group-normalise the attention branch's features, so that no single step can move "
                          "every gate's logit by much at once (photos' unnormalised features can)")
     logit_bound: float = _f(8.0, "soft bound on the mask logits, bound * tanh(l / bound), so no gate saturates past "

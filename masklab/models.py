@@ -37,7 +37,9 @@ class AttentionBranch(nn.Module):
     cores (cluttered-digits, batch 64): with stride 1 a step costs 1.7-2.3x the unmasked classifier's,
     with stride 2 about 1.4x. A full-resolution skip into the head (sharper edges) cost 0.25x more and
     changed nothing measurable (one seed, 1500 steps: area 0.075 / accuracy 0.93 with it, 0.079 / 0.92
-    without), so it went."""
+    without), so it went. shuffle reads each block whole (pixel_unshuffle) and writes a logit for each of its
+    pixels (pixel_shuffle), at nearest's cost: no gain on the digits, and on photos it learned a lattice (one pixel
+    of every block, in every photo) rather than a region (README, "Why the photos lose")."""
 
     def __init__(self, channels: int, width: int, stride: int, init_bias: float, upsample: str = "nearest",
                  norm: bool = False, bound: float = 0.0, prior: int = 0):
@@ -46,7 +48,9 @@ class AttentionBranch(nn.Module):
         self.prior = nn.Parameter(torch.zeros(1, 1, prior, prior)) if prior else None
         block = lambda c_in, dilation: [nn.Conv2d(c_in, width, 3, padding=dilation, dilation=dilation),
                                         *([nn.GroupNorm(4 if width % 4 == 0 else 1, width)] if norm else []), nn.ReLU()]
-        self.body = nn.Sequential(*block(channels, 1), *block(width, 2), *block(width, 4), nn.Conv2d(width, 1, 1))
+        cells = stride * stride if upsample == "shuffle" and stride > 1 else 1   # pixels of a block, each its own
+        self.body = nn.Sequential(*block(channels * cells, 1), *block(width, 2), *block(width, 4),
+                                  nn.Conv2d(width, cells, 1))
         nn.init.constant_(self.body[-1].bias, init_bias)   # gates start open: the classifier sees everything
 
     def forward(self, x: Tensor, extra: Tensor | None = None) -> Tensor:
@@ -62,6 +66,10 @@ class AttentionBranch(nn.Module):
     def _logits(self, x: Tensor) -> Tensor:
         if self.stride == 1:
             return self.body(x)                               # (B, 1, H, W)
+        if self.upsample == "shuffle":                        # every pixel of a block in, a logit for each out
+            h, w, s = *x.shape[-2:], self.stride
+            x = F.pad(x, (0, -w % s, 0, -h % s))
+            return F.pixel_shuffle(self.body(F.pixel_unshuffle(x, s)), s)[..., :h, :w]
         logits = self.body(F.avg_pool2d(x, self.stride, ceil_mode=True))       # (B, 1, H/s, W/s)
         if self.upsample == "bilinear":                       # logit of a pixel from its 4 nearest block centres
             return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)

@@ -100,6 +100,24 @@ def test_bilinear_mask_logits_follow_edges_inside_a_block():
         assert same == blocky, upsample
 
 
+def test_shuffled_mask_logits_see_every_pixel_of_a_block_and_give_each_its_own_logit():
+    """mask_upsample shuffle: the branch reads each stride x stride block whole (pixel_unshuffle, not an average)
+    and writes a logit for each of its pixels (pixel_shuffle): two images whose blocks have the same mean but
+    different pixels get different masks (avg-pooled nearest and bilinear cannot tell them apart), the logits are
+    not constant over blocks, and odd sizes come back whole."""
+    x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    swapped = x.clone()
+    swapped[..., 0::2, :], swapped[..., 1::2, :] = x[..., 1::2, :], x[..., 0::2, :]   # rows swapped in each block
+    for upsample, tells in (("nearest", False), ("bilinear", False), ("shuffle", True)):
+        model = build_model(preset("hard-concrete", mask_upsample=upsample, init_bias=0.0), 1, 10)
+        assert (not torch.allclose(model.mask_logits(x), model.mask_logits(swapped), atol=1e-5)) == tells, upsample
+    model = build_model(preset("hard-concrete", mask_upsample="shuffle", init_bias=0.0, mask_stride=3), 3, 10)
+    logits = model.mask_logits(torch.rand(2, 3, 17, 16, generator=torch.Generator().manual_seed(1)))
+    assert logits.shape == (2, 1, 17, 16)
+    assert not torch.equal(logits[..., 0:15:3, 0:15:3], logits[..., 1:16:3, 1:16:3])
+    assert [p.shape for p in model.attention.body[0].parameters()][0][1] == 3 * 9   # a 3x3 block of RGB read in
+
+
 def test_logit_bound_keeps_every_logit_inside_it():
     """logit_bound b: the attention branch's logits are b * tanh(l / b), inside (-b, b) however large l is."""
     cfg = preset("hard-concrete-plain", logit_bound=3.0, init_bias=50.0)

@@ -136,6 +136,18 @@ SCREENS["evidence2"] = [("tk_cifar_pr_ev_t3", {**TOPK, **CIFAR3, **PR, "evidence
 SCREENS["occlusion"] = [("tk_cifar_oc_t3", {**TOPK, **CIFAR3, "occlusion": 0.3}, range(3))]
 # The same changes on the digits (seed k is run k of the benchmark's default: compare with bench/results.csv).
 SCREENS["realx_digits"] = [(name, over, range(3)) for name, over in [("det", DET), ("rm_det", {**RM, **DET})]]
+# 2026-11-30 (seventh session), 2 CPU cores: `shuf`: mask_upsample shuffle (the branch at stride 2 reads every
+# pixel of a 2x2 block, pixel_unshuffle, and writes a logit for each, pixel_shuffle: pixel-exact masks at nearest's
+# cost, where bilinear only interpolates logits computed from block averages). Digits first (seed k is run k of
+# the benchmark's default), then CIFAR-10 at 0.1 and 0.3, where bilinear collapsed on seed 1.
+SHUF = {"mask_upsample": "shuffle"}
+SCREENS["shuffle"] = [(name, over, range(3)) for name, over in [
+    ("shuf", SHUF), ("cifar_shuf_t3", {**CIFAR3, **SHUF}), ("cifar_shuf_t1", {**CIFAR, **SHUF, "area_target": 0.1})]]
+# shuffle's photo masks turned out to be a lattice (one pixel of every 2x2 block kept, the same in every photo: a
+# half-resolution view of the whole photo, not a region). `tv`: tv 0.5, the total-variation term against it.
+TV = {"tv": 0.5}
+SCREENS["shuffle_tv"] = [(name, over, range(2)) for name, over in [
+    ("cifar_shuf_tv_t3", {**CIFAR3, **SHUF, **TV}), ("shuf_tv", {**SHUF, **TV}), ("cifar_tv_t3", {**CIFAR3, **TV})]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "precision_in_box", "ink_recall", "collapsed")
 
 
