@@ -1032,13 +1032,16 @@ def test_config_json_is_one_field_a_line_indented_by_two_spaces():
     assert json.loads(cfg.to_json()) == cfg.to_dict()
 
 
-def test_iou_of_a_one_pixel_box_kept_exactly_is_one():
-    """The union is clamped at 1 pixel only to avoid 0/0: a mask that keeps exactly a one-pixel box has IoU 1,
-    and one that keeps nothing of it 0. Kills metrics.localisation 28 (clamp at 2 pixels)."""
+def test_a_one_pixel_box_and_ink_kept_exactly_score_one():
+    """The union and the ink are floored at 1 pixel only to avoid 0/0: a mask that keeps exactly a one-pixel box
+    has IoU 1 and keeps all of one-pixel ink, and one that keeps nothing of them scores 0. Kills
+    metrics.localisation 28 and 57 (floors of 2 pixels)."""
     from masklab.metrics import localisation
     boxes = torch.tensor([[2.0, 3.0, 3.0, 4.0]])                     # x0, y0, x1, y1: the pixel (row 3, col 2)
     hard = torch.zeros(1, 1, 6, 6, dtype=torch.bool)
     hard[0, 0, 3, 2] = True
     score = hard.float()
-    assert localisation(score, hard, boxes, None)["iou_box"] == 1.0
-    assert localisation(score, torch.zeros_like(hard), boxes, None)["iou_box"] == 0.0
+    assert localisation(score, hard, boxes, hard.clone()) == pytest.approx(
+        {"precision_in_box": 1.0, "iou_box": 1.0, "pointing_game": 1.0, "ink_recall": 1.0})
+    empty = localisation(score, torch.zeros_like(hard), boxes, hard.clone())
+    assert empty["iou_box"] == 0.0 and empty["ink_recall"] == 0.0
