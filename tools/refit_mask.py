@@ -2,6 +2,7 @@
 classifier (new initialisation, the run's steps, lr and batch) on x * its deterministic hard mask.
 
     python tools/refit_mask.py RUN [--steps N] [--seed 777] [--batch-seed 5]
+    python tools/refit_mask.py RUN --ink        # which of the digit's ink the mask keeps, by the ink's intensity
 
 Prints the run's own hard-mask accuracy and the fresh classifier's on the same test set: if the fresh one is
 far better, the jointly trained classifier was the bottleneck; if both stay below oracle-ink (the same
@@ -27,10 +28,13 @@ def main() -> int:
     parser.add_argument("--steps", type=int, help="default: the run's own")
     parser.add_argument("--seed", type=int, default=777, help="the fresh classifier's initialisation")
     parser.add_argument("--batch-seed", type=int, default=5, help="the order of its training batches")
+    parser.add_argument("--ink", action="store_true", help="print the share of the ink kept by intensity instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg, model, summary = load_run(args.run)
     data = open_data(cfg)
+    if args.ink:
+        return ink_kept(args.run, cfg, model, data.test)
     fresh = build_model(cfg.replace(seed=args.seed), data.channels, data.classes)
     model.classifier.load_state_dict(fresh.classifier.state_dict())
     opt = torch.optim.Adam(model.classifier.parameters(), lr=cfg.lr)
@@ -47,6 +51,20 @@ def main() -> int:
     m = evaluate(model, data.test, tau)
     print(f"{args.run}: its own classifier {summary['metrics']['accuracy_hard']:.3f}, a fresh one trained "
           f"{args.steps or cfg.steps} steps on its frozen hard mask {m['accuracy_hard']:.3f} (area {m['area']:.3f})")
+    return 0
+
+
+def ink_kept(run, cfg, model, test) -> int:
+    """Of the test set's ink pixels (the digit's own), the share the run's hard mask keeps, by intensity band."""
+    with torch.no_grad():
+        hard = model.eval().gate_relaxed(test.x, cfg.temperature_end) > 0.5
+    ink = test.ink.bool()
+    values, kept = test.x[ink], hard[ink]
+    print(f"{run}: area {hard.float().mean():.3f}, ink {ink.float().mean():.3f}, ink kept {kept.float().mean():.3f}; "
+          f"kept pixels that are not ink {(hard & ~ink).sum() / hard.sum():.3f}")
+    for lo, hi in ((0.0, 0.5), (0.5, 0.75), (0.75, 1.0)):
+        band = (values > lo) & (values <= hi)
+        print(f"  ink of intensity ({lo}, {hi}]: {band.float().mean():.3f} of the ink, {kept[band].float().mean():.3f} kept")
     return 0
 
 
