@@ -1045,3 +1045,28 @@ def test_a_one_pixel_box_and_ink_kept_exactly_score_one():
         {"precision_in_box": 1.0, "iou_box": 1.0, "pointing_game": 1.0, "ink_recall": 1.0})
     empty = localisation(score, torch.zeros_like(hard), boxes, hard.clone())
     assert empty["iou_box"] == 0.0 and empty["ink_recall"] == 0.0
+
+
+def test_a_float_image_is_rounded_to_8_bits_in_double_precision():
+    """A float ("F") picture is brought to 0..255 in float64: the float32 nearest to 128.5/255 lies just under
+    it, so its pixel is 128 (in float32 arithmetic x * 255 + 0.5 rounds up to 129). Kills images.to_mode 57, 59
+    (the pixels read in the image's own float32)."""
+    import numpy as np
+    from PIL import Image
+    from masklab.images import to_mode
+    values = ((np.arange(249, 255, dtype=np.float64) + 0.5) / 255).astype(np.float32)[None]
+    values = np.concatenate([values, np.float32([[128.5 / 255, 0.0, 1.0, 0.5, 0.25, 0.75]])])
+    got = np.asarray(to_mode(Image.fromarray(values, "F"), 1))
+    assert got.tolist() == np.floor(values.astype(np.float64) * 255 + 0.5).clip(0, 255).astype(np.uint8).tolist()
+    assert got[1, 0] == 128
+
+
+def test_a_box_keeps_the_pixel_centres_on_its_top_and_left_edges_not_on_its_bottom_and_right():
+    """box_masks takes a pixel when its centre lies in [x0, x1) x [y0, y1): a box whose edges fall on pixel centres
+    (a box scaled with its image) keeps the row and column on its top-left edges and not those on its bottom-right.
+    Kills metrics.box_masks 31 (ys > y0)."""
+    from masklab.metrics import box_masks
+    inside = box_masks(torch.tensor([[1.5, 2.5, 3.5, 4.5]]), (6, 6))[0, 0]
+    expected = torch.zeros(6, 6, dtype=torch.bool)
+    expected[2:4, 1:3] = True
+    assert torch.equal(inside, expected)
