@@ -1070,3 +1070,76 @@ def test_a_box_keeps_the_pixel_centres_on_its_top_and_left_edges_not_on_its_bott
     expected = torch.zeros(6, 6, dtype=torch.bool)
     expected[2:4, 1:3] = True
     assert torch.equal(inside, expected)
+
+
+def test_a_mask_gates_forward_uses_the_temperature_and_generator_it_is_given():
+    """MaskGate(logits, temperature, generator): the annealed temperature passed in is the one used (a soft
+    binary-concrete sample is sigmoid((l + noise) / T)), and the noise comes from the generator passed in, so equal
+    generators give equal samples and the global RNG is neither used nor advanced. Kills gates.MaskGate.forward 3,
+    9, 14."""
+    from masklab.gates import MaskGate
+    logits = torch.linspace(-2, 2, 16).reshape(1, 1, 4, 4)
+    soft = MaskGate("binary_concrete", hard=False, temperature=2 / 3).train()
+    noise = _logistic_noise(logits, torch.Generator().manual_seed(4))
+    assert torch.allclose(soft(logits, 0.25, torch.Generator().manual_seed(4)), torch.sigmoid((logits + noise) / 0.25))
+    gate = MaskGate("hard_concrete", hard=True).train()
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    a = gate(logits, 2 / 3, torch.Generator().manual_seed(1))
+    b = gate(logits, 2 / 3, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and torch.equal(torch.get_rng_state(), before)
+    assert not torch.equal(a, gate(logits, 2 / 3, torch.Generator().manual_seed(2)))
+
+
+def test_evaluate_without_boxes_names_every_metric_and_leaves_localisation_empty():
+    """On a test set without boxes evaluate still returns every metric the summaries and the CLI list, with the
+    localisation ones None. Kills metrics.evaluate 49-51 (iou_box, ink_recall renamed)."""
+    from masklab.data import TestSet
+    from masklab.metrics import METRIC_NAMES, evaluate
+    result = evaluate(_small_model(), TestSet(torch.rand(4, 1, 8, 8, generator=_gen(3)), torch.arange(4)), 2 / 3)
+    assert set(result) == set(METRIC_NAMES)
+    assert [result[k] for k in ("precision_in_box", "iou_box", "ink_recall", "pointing_game")] == [None] * 4
+
+
+def test_checkpoint_errors_say_which_file_and_what_a_run_folder_holds(tmp_path):
+    """A path that is not a folder is refused with the files a run folder has; a summary that is not JSON with
+    its path and the parser's reason. Kills checkpoint.load_run 6-8 and read_summary 9."""
+    from masklab.checkpoint import FILES, CheckpointError, load_run, read_summary
+    not_a_folder = tmp_path / "model.pt"
+    not_a_folder.write_bytes(b"x")
+    with pytest.raises(CheckpointError) as e:
+        load_run(not_a_folder)
+    assert str(e.value) == f"{not_a_folder}: not a folder (expected a run folder with {', '.join(FILES)})"
+    assert "config.json, " in str(e.value)
+    (tmp_path / "summary.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"summary\.json: not valid JSON \(Expecting property name"):
+        read_summary(tmp_path)
+
+
+def test_a_refusal_quotes_at_most_200_characters_of_the_loaders_reason(tmp_path, monkeypatch):
+    """The first line of the loader's reason is quoted up to 200 characters and cut there (a foreign file can make
+    torch's message as long as it likes). Kills checkpoint.load_state 20."""
+    import re
+    from masklab import checkpoint
+    long = "r" * 150 + "s" * 150
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError(long + "\nsecond line")
+    monkeypatch.setattr(checkpoint.torch, "load", refuse)
+    (tmp_path / "model.pt").write_bytes(b"x")
+    with pytest.raises(checkpoint.CheckpointError) as e:
+        checkpoint.load_state(tmp_path / "model.pt")
+    assert re.search(r"plain weights \((.*)\)\. Only", str(e.value)).group(1) == long[:200]
+
+
+def test_a_dict_of_names_to_numbers_is_not_a_state_dict(tmp_path):
+    """Every value must be a tensor and every key a string: {"w": 3} and {3: tensor} are refused, not loaded
+    into a model. Kills checkpoint.load_state 25 (and for or)."""
+    from masklab.checkpoint import CheckpointError, load_state
+    for i, bad in enumerate(({"w": 3}, {3: torch.zeros(1)})):
+        path = tmp_path / f"{i}.pt"
+        torch.save(bad, path)
+        with pytest.raises(CheckpointError, match="not a state_dict"):
+            load_state(path)
+    torch.save({"w": torch.zeros(1)}, tmp_path / "ok.pt")
+    assert list(load_state(tmp_path / "ok.pt")) == ["w"]
