@@ -1143,3 +1143,71 @@ def test_a_dict_of_names_to_numbers_is_not_a_state_dict(tmp_path):
             load_state(path)
     torch.save({"w": torch.zeros(1)}, tmp_path / "ok.pt")
     assert list(load_state(tmp_path / "ok.pt")) == ["w"]
+
+
+def test_a_mask_gates_area_is_taken_at_the_temperature_it_is_given():
+    """Louizos' expected L0, P(z > 0), depends on the temperature: MaskGate.area uses the one passed in (the
+    annealed one), not its own. Kills gates.MaskGate.area 3."""
+    from masklab.gates import MaskGate
+    logits = torch.linspace(-3, 3, 16).reshape(1, 1, 4, 4)
+    gate = MaskGate("hard_concrete", seen_area=False)
+    mask = torch.ones_like(logits)
+    assert torch.equal(gate.area(logits, mask, 0.2), area_estimate("hard_concrete", logits, mask, 0.2))
+    assert not torch.allclose(gate.area(logits, mask, 0.2), gate.area(logits, mask))
+
+
+def test_bimodality_counts_values_exactly_at_001_and_099():
+    """A value within 0.01 of 0 or of 1, the bounds included, counts as binary. Kills metrics.bimodality 2, 4."""
+    from masklab.metrics import bimodality
+    assert bimodality(torch.tensor([0.0, 0.01, 0.5, 0.99, 1.0])) == pytest.approx(0.8)
+    assert bimodality(torch.tensor([0.0101, 0.9899])) == 0.0
+
+
+def _saved_run(tmp_path, state_edit=None, summary_edit=None):
+    from masklab.checkpoint import save_run
+    from masklab.models import build_model
+    cfg = Config(width=4, classifier_width=4)
+    model = build_model(cfg, 1, 10)
+    summary = {"status": "done", "data": {"channels": 1, "classes": 10}, "metrics": {}}
+    run_dir = save_run(tmp_path / "run", cfg, model, [], summary_edit(summary) if summary_edit else summary)
+    if state_edit:
+        state = dict(model.state_dict())
+        state_edit(state)
+        torch.save(state, run_dir / "model.pt")
+    return run_dir
+
+
+def test_load_run_says_which_file_is_wrong_and_how(tmp_path):
+    """Each refusal of load_run names the file at fault and quotes what is wrong: a summary without the data's
+    shape; weights that do not fit (the first three lines of torch's reason, joined by '; '); non-finite weights
+    (the first three such tensors). Kills checkpoint.load_run 28, 29, 44, 47, 48, 50, 51, 58, 59, 61, 62."""
+    from masklab.checkpoint import CheckpointError, load_run
+    from masklab.models import build_model
+    run = _saved_run(tmp_path, summary_edit=lambda s: {**s, "data": {"channels": 1}})
+    with pytest.raises(CheckpointError) as e:
+        load_run(run)
+    assert str(e.value) == f"{run / 'summary.json'}: lacks data.channels / data.classes"
+
+    def misfit(state):
+        state["extra"] = torch.zeros(1)
+        del state["classifier.head.bias"]
+        state["classifier.head.weight"] = torch.zeros(3, 3)
+        state["attention.body.0.weight"] = torch.zeros(1)
+    run = _saved_run(tmp_path / "misfit", state_edit=misfit)
+    with pytest.raises(RuntimeError) as torch_error:
+        build_model(Config(width=4, classifier_width=4), 1, 10).load_state_dict(torch.load(run / "model.pt", weights_only=True))
+    lines = [line.strip() for line in str(torch_error.value).strip().splitlines()]
+    assert len(lines) > 3
+    with pytest.raises(CheckpointError) as e:
+        load_run(run)
+    assert str(e.value) == (f"{run / 'model.pt'}: weights do not fit the model of config.json "
+                            f"({'; '.join(lines[:3])})")
+
+    def poison(state):
+        for name in list(state)[:4]:
+            state[name] = torch.full_like(state[name], float("nan"))
+    run = _saved_run(tmp_path / "nan", state_edit=poison)
+    with pytest.raises(CheckpointError) as e:
+        load_run(run)
+    first = [k for k in torch.load(run / "model.pt", weights_only=True)][:3]
+    assert str(e.value) == f"{run / 'model.pt'}: non-finite weights in {', '.join(first)}"
