@@ -1211,3 +1211,28 @@ def test_load_run_says_which_file_is_wrong_and_how(tmp_path):
         load_run(run)
     first = [k for k in torch.load(run / "model.pt", weights_only=True)][:3]
     assert str(e.value) == f"{run / 'model.pt'}: non-finite weights in {', '.join(first)}"
+
+
+def test_top_k_reports_its_expected_area_from_the_logits_not_its_exact_mask():
+    """A top-k mask keeps exactly its fraction, so its area estimate is the logits' mean sigmoid (what the records'
+    area_expected and the l0/l1 penalties see move), not the mask's mean. Kills gates.area_estimate 13, 14."""
+    logits = torch.linspace(-3, 1, 16).reshape(1, 1, 4, 4)
+    mask = GATES["top_k"](logits, 2 / 3, False, True, None, keep=0.5)
+    assert mask.mean() == 0.5
+    assert torch.equal(area_estimate("top_k", logits, mask, 2 / 3), torch.sigmoid(logits).mean())
+
+
+def test_config_json_that_is_not_an_object_and_values_of_the_wrong_type_are_refused_by_name():
+    """The refusals a user sees for a config file: JSON that is not an object says what it must be; a value of
+    the wrong type says the field, the type expected and the type and value found. Kills config.Config.from_json
+    5-8 and config._coerce 8 (a string for a float passed on to __post_init__, which words it otherwise)."""
+    from masklab.config import ConfigError
+    with pytest.raises(ConfigError) as e:
+        Config.from_json("[1, 2]")
+    assert str(e.value) == "config JSON must be an object of field: value"
+    for given, message in (({"alpha": "0.5"}, "alpha: expected float, got str '0.5'"),
+                           ({"steps": True}, "steps: expected int, got bool True"),
+                           ({"data": 3}, "data: expected str, got int 3")):
+        with pytest.raises(ConfigError) as e:
+            Config.from_dict(given)
+        assert str(e.value) == message
