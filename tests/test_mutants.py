@@ -1236,3 +1236,47 @@ def test_config_json_that_is_not_an_object_and_values_of_the_wrong_type_are_refu
         with pytest.raises(ConfigError) as e:
             Config.from_dict(given)
         assert str(e.value) == message
+
+
+def test_a_mask_gate_by_default_is_hard_concrete_with_the_unclamped_backward_and_the_seen_area():
+    """MaskGate()'s defaults are the default method's gate; seen_area holds only for a hard gate, as asked; an
+    unknown kind is refused with the list of gates. Kills gates.MaskGate.__init__ 1, 2, 4, 5, 9, 22."""
+    from masklab.gates import MaskGate
+    gate = MaskGate()
+    assert (gate.kind, gate.hard, gate.options, gate.seen_area) == ("hard_concrete", True,
+                                                                    {"clamp_backward": False}, True)
+    assert MaskGate(seen_area=False).seen_area is False and MaskGate(hard=False).seen_area is False
+    with pytest.raises(ValueError) as e:
+        MaskGate("nope")
+    assert str(e.value) == f"unknown gate 'nope': one of {', '.join(GATES)}"
+
+
+def test_an_int_for_a_float_field_is_stored_as_a_float_and_a_string_is_a_config_error():
+    """Config(beta=1) stores 1.0 (so its JSON, URL and CLI forms agree with Config(beta=1.0)); a string for a
+    float field is a ConfigError that names the field, never a raw ValueError from float(). Kills
+    config.Config.__post_init__ 1, 7, 9-12."""
+    from masklab.config import ConfigError
+    cfg = Config(beta=1, area_target=1)
+    assert type(cfg.beta) is float and type(cfg.area_target) is float
+    assert '"beta": 1.0' in cfg.to_json() and cfg.to_query()["beta"] == Config(beta=1.0).to_query()["beta"]
+    assert type(Config(steps=7).steps) is int
+    with pytest.raises(ConfigError, match="alpha: expected float, got 'x'"):
+        Config(alpha="x")
+
+
+def test_a_knob_with_an_off_value_still_refuses_values_outside_its_range():
+    """image_size is 0 (off: native size) or in [8, 1024]: 0 is accepted, 4 and 2048 are not. Kills
+    config.Knob.admits 1 (off set: everything admitted)."""
+    from masklab.config import ConfigError
+    assert Config(image_size=0).image_size == 0 and Config(image_size=8).image_size == 8
+    for bad in (4, 2048):
+        with pytest.raises(ConfigError, match="image_size"):
+            Config(image_size=bad)
+
+
+def test_unknown_config_keys_are_refused_with_the_known_ones_listed():
+    """Kills config._check_known 8 (the known fields joined otherwise)."""
+    from masklab.config import FIELD_NAMES, ConfigError
+    with pytest.raises(ConfigError) as e:
+        Config.from_dict({"alpah": 0.5, "zeta": 1})
+    assert str(e.value) == f"unknown config keys: ['alpah', 'zeta'] (known: {', '.join(FIELD_NAMES)})"
