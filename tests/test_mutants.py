@@ -1280,3 +1280,21 @@ def test_unknown_config_keys_are_refused_with_the_known_ones_listed():
     with pytest.raises(ConfigError) as e:
         Config.from_dict({"alpah": 0.5, "zeta": 1})
     assert str(e.value) == f"unknown config keys: ['alpah', 'zeta'] (known: {', '.join(FIELD_NAMES)})"
+
+
+def test_a_config_built_directly_names_each_wrong_value_once_joined_by_semicolons():
+    """Config(...) built in code (not through from_dict) is checked by its own validation: a bool or a string for a
+    float, an int for a string, NaN, a choice not offered, each named once, all of them in one message joined by
+    '; ', and no range or cross-field message about a value already refused (NaN warmup is not also 'warmup +
+    anneal_frac must be <= 1'). Kills config._problems 9-13, 15, 16, 20, 21, 26, 27, 37 and Config.__post_init__
+    13-17, 23."""
+    from masklab.config import GATE_NAMES, ConfigError
+    cases = [({"alpha": True}, "alpha: expected float, got True"),
+             ({"data": 3}, "data: expected str, got 3"),
+             ({"warmup": float("nan")}, "warmup: must be a finite number, got nan"),
+             ({"gate": "nope"}, f"gate: 'nope' is not one of {', '.join(GATE_NAMES)}"),
+             ({"alpha": "x", "steps": "y"}, "alpha: expected float, got 'x'; steps: expected int, got 'y'")]
+    for given, message in cases:
+        with pytest.raises(ConfigError) as e:
+            Config(**given)
+        assert str(e.value) == message
