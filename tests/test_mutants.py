@@ -1298,3 +1298,27 @@ def test_a_config_built_directly_names_each_wrong_value_once_joined_by_semicolon
         with pytest.raises(ConfigError) as e:
             Config(**given)
         assert str(e.value) == message
+
+
+def test_the_rules_that_tie_fields_together_hold_at_their_bounds_and_say_which_rule():
+    """warmup + anneal_frac <= 1 and warmup + anneal_frac + finetune <= 1 (exactly 1 allowed); an oracle has no
+    learned mask (gate none *and* no constraint); gate none has no mask to penalise. Each refusal is its rule's
+    own sentence. Kills config._problems 46-56, 62, 66, 67, 70, 71."""
+    from masklab.config import ConfigError
+    for ok in ({"warmup": 0.5, "anneal_frac": 0.5, "finetune": 0.0},
+               {"warmup": 0.3, "anneal_frac": 0.5, "finetune": 0.2}, {"oracle": "ink", "gate": "none", "constraint": False}):
+        Config(**ok)
+    oracle = "an oracle run has no learned mask: use gate none and constraint false (preset oracle-ink / oracle-box)"
+    cases = [({"warmup": 0.6, "anneal_frac": 0.5, "finetune": 0.0},
+              "warmup + anneal_frac must be <= 1; warmup + anneal_frac + finetune must be <= 1 (the mask freezes "
+              "after its anneal)"),
+             ({"warmup": 0.3, "anneal_frac": 0.5, "finetune": 0.3},
+              "warmup + anneal_frac + finetune must be <= 1 (the mask freezes after its anneal)"),
+             ({"oracle": "ink", "gate": "none", "constraint": True}, oracle),
+             ({"oracle": "box", "gate": "hard_concrete", "constraint": False}, oracle),
+             ({"gate": "none", "constraint": False, "mask_loss": "seed"},
+              "gate none (unmasked) has no mask to penalise: use mask_loss none")]
+    for given, message in cases:
+        with pytest.raises(ConfigError) as e:
+            Config(**given)
+        assert str(e.value) == message
