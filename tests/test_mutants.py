@@ -1195,7 +1195,8 @@ def test_load_run_says_which_file_is_wrong_and_how(tmp_path):
         state["attention.body.0.weight"] = torch.zeros(1)
     run = _saved_run(tmp_path / "misfit", state_edit=misfit)
     with pytest.raises(RuntimeError) as torch_error:
-        build_model(Config(width=4, classifier_width=4), 1, 10).load_state_dict(torch.load(run / "model.pt", weights_only=True))
+        state = torch.load(run / "model.pt", weights_only=True)
+        build_model(Config(width=4, classifier_width=4), 1, 10).load_state_dict(state)
     lines = [line.strip() for line in str(torch_error.value).strip().splitlines()]
     assert len(lines) > 3
     with pytest.raises(CheckpointError) as e:
@@ -1306,7 +1307,8 @@ def test_the_rules_that_tie_fields_together_hold_at_their_bounds_and_say_which_r
     own sentence. Kills config._problems 46-56, 62, 66, 67, 70, 71."""
     from masklab.config import ConfigError
     for ok in ({"warmup": 0.5, "anneal_frac": 0.5, "finetune": 0.0},
-               {"warmup": 0.3, "anneal_frac": 0.5, "finetune": 0.2}, {"oracle": "ink", "gate": "none", "constraint": False}):
+               {"warmup": 0.3, "anneal_frac": 0.5, "finetune": 0.2},
+               {"oracle": "ink", "gate": "none", "constraint": False}):
         Config(**ok)
     oracle = "an oracle run has no learned mask: use gate none and constraint false (preset oracle-ink / oracle-box)"
     cases = [({"warmup": 0.6, "anneal_frac": 0.5, "finetune": 0.0},
