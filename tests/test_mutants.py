@@ -1324,3 +1324,20 @@ def test_the_rules_that_tie_fields_together_hold_at_their_bounds_and_say_which_r
         with pytest.raises(ConfigError) as e:
             Config(**given)
         assert str(e.value) == message
+
+
+def test_evaluate_says_collapsed_for_a_learned_mask_and_nothing_for_the_unmasked_classifier():
+    """collapsed is a verdict on a learned mask: True for one that keeps nothing or everything, False for one that
+    keeps some, None for a model without a mask (the unmasked classifier has nothing to collapse). Kills
+    metrics.evaluate 42-44 (timeouts in the pass: a collapse never reported keeps trials running that should stop)."""
+    from masklab.config import preset
+    from masklab.data import TestSet
+    from masklab.metrics import evaluate
+    from masklab.models import build_model
+    test = TestSet(torch.rand(4, 1, 8, 8, generator=_gen(5)), torch.arange(4))
+    some = evaluate(_small_model(init_bias=-0.5), test, 2 / 3)
+    assert 0.05 < some["area"] < 0.95 and some["collapsed"] is False
+    assert evaluate(_small_model(init_bias=-8.0), test, 2 / 3)["collapsed"] is True         # keeps nothing
+    assert evaluate(_small_model(init_bias=8.0), test, 2 / 3)["collapsed"] is True          # keeps everything
+    unmasked = build_model(preset("unmasked", width=4, classifier_width=4), 1, 10)
+    assert evaluate(unmasked, test, 2 / 3)["collapsed"] is None
