@@ -1194,8 +1194,8 @@ def test_load_run_says_which_file_is_wrong_and_how(tmp_path):
         state["classifier.head.weight"] = torch.zeros(3, 3)
         state["attention.body.0.weight"] = torch.zeros(1)
     run = _saved_run(tmp_path / "misfit", state_edit=misfit)
-    with pytest.raises(RuntimeError) as torch_error:
-        state = torch.load(run / "model.pt", weights_only=True)
+    state = torch.load(run / "model.pt", weights_only=True)
+    with pytest.raises(RuntimeError) as torch_error:                 # torch's own words, to compare with
         build_model(Config(width=4, classifier_width=4), 1, 10).load_state_dict(state)
     lines = [line.strip() for line in str(torch_error.value).strip().splitlines()]
     assert len(lines) > 3
