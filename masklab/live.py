@@ -10,7 +10,6 @@ hook stops and joins the workers so a server shutdown saves live runs instead of
 from __future__ import annotations
 
 import atexit
-import math
 import re
 import shutil
 import threading
@@ -51,12 +50,12 @@ class Run:
         self._phase, self._reason = "starting", None
         self._records: list[Record] = []
         self._snapshots: list[Snapshot] = []
+        self._snapshot_at: list[int] = []           # the record number of each snapshot
         self._probe: Probe | None = None
         self._summary: dict | None = None
         self._model, self._x = None, None            # set by fit's on_start, on this run's thread
         self._updated = time.time()
-        total = math.ceil(cfg.steps / cfg.log_every)
-        self._every = max(1, math.ceil(total / MAX_SNAPSHOTS))
+        self._every = 1                              # a snapshot every _every records; doubles when they are thinned
         self._thread = threading.Thread(target=self._work, name=f"masklab-{self.id}", daemon=True)
 
     # --- control (any thread) ----------------------------------------------------------------------------
@@ -139,6 +138,15 @@ class Run:
             self._phase, self._reason, self._summary = status, reason, summary
             self._waiting = False
 
+    def _thin(self) -> None:
+        """Keep every other snapshot (those on the doubled interval) and the newest: the history stays bounded on
+        any run length, and the first masks still come with the first record. Under the lock."""
+        self._every *= 2
+        newest = len(self._snapshots) - 1
+        keep = [i for i, n in enumerate(self._snapshot_at) if n % self._every == 0 or i == newest]
+        self._snapshots = [self._snapshots[i] for i in keep]
+        self._snapshot_at = [self._snapshot_at[i] for i in keep]
+
     def _indexing(self, done: int, total: int) -> None:
         with self._lock:
             self._phase, self._reason = "indexing", f"checking the folder's files: {done:,} of {total:,}"
@@ -158,6 +166,9 @@ class Run:
             self._records.append(record)
             if snap is not None:
                 self._snapshots.append(snap)
+                self._snapshot_at.append(n)
+                if len(self._snapshots) > MAX_SNAPSHOTS:
+                    self._thin()
             self._updated = time.time()
             if last or self._stop.is_set():
                 self._phase = "saving"               # fit evaluates and writes the folder next

@@ -13,8 +13,10 @@ ui.own_navigation()
 
 
 # The live status line, updated in place from its run's file (masklab.feed.LiveFeed): no Streamlit rerun per
-# update. It asks for one (trigger "changed") when the status changes or a collapse appears, and gives up (trigger
-# "lost") when the file cannot be fetched several times running; the page then polls with fragment reruns instead.
+# update. It asks for one (trigger "changed") when the status changes or a collapse appears, keeps showing the file
+# and asks again every 10 s until that rerun mounts a new line (a rerun queued behind a slow one, or lost, never
+# freezes it), and gives up (trigger "lost") when the file cannot be fetched several times running; the page then
+# polls with fragment reruns instead.
 STATUS_LINE = st.components.v2.component("masklab.status_line", isolate_styles=False, html="""
 <div class="ml-status"><span class="ml-badge"></span>
 <div class="ml-text"></div><div class="ml-track"><div class="ml-bar"></div></div>
@@ -48,20 +50,27 @@ export default function ({ parentElement, data, setTriggerValue }) {
     values.title = data.hint;
   };
   show(data.state);
-  let failures = 0, done = false;
-  const end = (name, value) => { done = true; clearInterval(timer); setTriggerValue(name, value); };
+  // Polls since the line asked for a redraw; it asks again every `again` polls until the redraw unmounts it.
+  let failures = 0, asked = 0, lost = false;
+  const again = Math.ceil(10000 / data.every_ms);
   const timer = setInterval(async () => {
     try {
       const response = await fetch(data.url, { cache: "no-store" });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const s = await response.json();
-      if (done) return;
+      if (lost) return;
       failures = 0;
+      show(s);                        // the line stays live while a redraw is pending (a slow or queued rerun)
       // A new status or a collapse: Streamlit redraws the panel (the controls too) and mounts the line again.
-      if (s.status !== data.state.status || s.collapse !== data.state.collapse) end("changed", s.status);
-      else show(s);
+      if (s.status !== data.state.status || s.collapse !== data.state.collapse) {
+        if (asked++ % again === 0) setTriggerValue("changed", s.status);
+      }
     } catch (e) {
-      if (!done && ++failures >= 5) end("lost", String(e));
+      if (!lost && ++failures >= 5) {
+        lost = true;
+        clearInterval(timer);
+        setTriggerValue("lost", String(e));
+      }
     }
   }, data.every_ms);
   return () => clearInterval(timer);

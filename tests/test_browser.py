@@ -128,6 +128,18 @@ def query(**fields) -> str:
     return "&".join(f"{k}={v}" for k, v in fields.items())
 
 
+def status_line(page):
+    """The Train page's live status line (fed by static/live/). While the panel redraws after a status change the
+    old line and the new one can both be on the page for a moment, one of them still empty: the last that shows a
+    step."""
+    return page.locator(".ml-text", has_text=re.compile(r"^step ")).last
+
+
+def badge(page, status: str):
+    """The run's status badge showing `status` (the last such: see status_line)."""
+    return page.get_by_text(status, exact=True).last
+
+
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_opens_without_exception(lab, shots, path):
     """Each page loads in Chromium with its title and no exception; a screenshot is kept."""
@@ -155,7 +167,7 @@ def test_a_run_updates_live_and_can_be_paused_resumed_and_stopped(lab, shots):
     page.goto(f"{base}train?{query(steps=100000, **TINY)}")
     settle(page)
     page.get_by_role("button", name="Start run").click()
-    progress = page.locator(".ml-text")                               # the status line, fed by static/live/
+    progress = status_line(page)
     expect(progress).to_contain_text(re.compile(r"step [1-9]\d* of 100000"))
     expect(page.locator(".ml-masks img")).to_have_count(8, timeout=30_000)     # the live charts' overlays
     page.evaluate(SCRIPT_RUNS)
@@ -167,11 +179,11 @@ def test_a_run_updates_live_and_can_be_paused_resumed_and_stopped(lab, shots):
     run_id = re.search(r"run=([^&]+)", page.url).group(1)
     page.screenshot(path=shots / "train-live.png", full_page=True)
     page.get_by_role("button", name="Pause").click()
-    expect(page.get_by_text("paused", exact=True)).to_be_visible()
+    expect(badge(page, "paused")).to_be_visible()
     page.get_by_role("button", name="Resume").click()
-    expect(page.get_by_text("running", exact=True)).to_be_visible()
+    expect(badge(page, "running")).to_be_visible()
     page.get_by_role("button", name="Stop").click()
-    expect(page.get_by_text("stopped", exact=True)).to_be_visible(timeout=90_000)
+    expect(badge(page, "stopped")).to_be_visible(timeout=90_000)
     page.screenshot(path=shots / "train-stopped.png", full_page=True)
     assert (cwd / "checkpoints" / run_id / "summary.json").is_file() and exceptions(page) == []
     page.goto(base + "runs")
@@ -291,7 +303,7 @@ def test_server_shutdown_stops_and_saves_a_live_run(tmp_path, browser):
         settle(page)
         expect(page.get_by_role("link", name="Overview")).to_be_visible()
         page.get_by_role("button", name="Start run").click()
-        expect(page.locator(".ml-text")).to_contain_text(re.compile(r"step [1-9]"))
+        expect(status_line(page)).to_contain_text(re.compile(r"step [1-9]"))
         assert len(set(feeds.glob("*")) - before) == 1                  # this server's live feed
         page.close()
     finally:

@@ -44,6 +44,23 @@ def test_a_run_trains_on_its_thread_saves_its_folder_and_reloads(manager, tiny):
     assert read_summary(run.dir)["run_id"] == run.id and manager.saved_ids() == [run.id]
 
 
+def test_a_long_run_shows_masks_from_its_first_record_and_keeps_a_bounded_evenly_spaced_history(manager, tiny,
+                                                                                                monkeypatch):
+    """However long the run, the first record brings masks; past MAX_SNAPSHOTS every other snapshot is dropped and
+    the interval doubles, so the history stays bounded and evenly spaced, and the last record's masks are kept."""
+    long = manager.start(tiny.replace(steps=100000, log_every=1))
+    wait(lambda: long.view().snapshots)
+    assert long.view().snapshots[0].step == 1
+    long.stop()
+    assert long.join(60)
+    import masklab.live
+    monkeypatch.setattr(masklab.live, "MAX_SNAPSHOTS", 4)
+    run = manager.start(tiny.replace(steps=23, log_every=1))
+    assert run.join(60)
+    # 1-5 -> thinned to 2 4 5 (the newest stays); 6 8 -> 4 8 (every 4th); 12 16 20 -> 8 16 20; 23 (the last)
+    assert [s.step for s in run.view().snapshots] == [8, 16, 20, 23]
+
+
 def test_runs_are_reproducible_even_when_two_train_at_once(manager, tiny, tmp_path):
     """Each run has its own generators: two concurrent runs of one config match each other and the CLI's fit()."""
     cfg = tiny.replace(steps=10)

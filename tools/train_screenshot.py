@@ -25,7 +25,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, app_page(Path(tmp), 1500, 1900) as (page, base):
         page.goto(base + "train")
         page.get_by_role("button", name="Start run").click()
-        progress = page.locator(".ml-text")                   # the live status line (masklab.feed)
+        progress = page.locator(".ml-text", has_text=re.compile(r"^step ")).last   # the live status line
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             m = re.search(r"step (\d+) of", progress.inner_text()) if progress.count() else None
