@@ -11,13 +11,29 @@ from torch import Tensor
 
 
 COLLAPSE_LOW, COLLAPSE_HIGH = 0.005, 0.95
-METRIC_NAMES = ("accuracy_full", "accuracy_soft", "accuracy_hard", "area", "bimodality", "collapsed",
+METRIC_NAMES = ("accuracy_full", "accuracy_soft", "accuracy_hard", "area", "bimodality", "contiguity", "collapsed",
                 "precision_in_box", "iou_box", "ink_recall", "pointing_game")
 
 
 def bimodality(m: Tensor) -> float:
     """Fraction of mask values within 0.01 of 0 or of 1."""
     return ((m <= 0.01) | (m >= 0.99)).float().mean().item()
+
+
+def contiguity(hard: Tensor) -> float | None:
+    """Of the pixels a hard mask (N, 1, H, W) keeps, the fraction with a kept 4-neighbour in the same image: about
+    1 for regions and strokes, 0 for a lattice of isolated pixels (a random mask keeping 30%: about 0.75). None
+    when nothing is kept."""
+    hard = hard.bool()
+    kept = hard.sum().item()
+    if not kept:
+        return None
+    near = torch.zeros_like(hard)
+    near[..., 1:, :] |= hard[..., :-1, :]
+    near[..., :-1, :] |= hard[..., 1:, :]
+    near[..., :, 1:] |= hard[..., :, :-1]
+    near[..., :, :-1] |= hard[..., :, 1:]
+    return (hard & near).sum().item() / kept
 
 
 def collapsed(area: float) -> bool:
@@ -86,8 +102,8 @@ def evaluate(model, test, temperature: float, threshold: float = 0.5) -> dict:
     area = hard.float().mean().item()
     result = {"accuracy_full": acc(full_logits), "accuracy_soft": acc(soft_logits),
               "accuracy_hard": acc(hard_logits), "area": area, "bimodality": bimodality(m),
-              "collapsed": None if model.attention is None else collapsed(area), "precision_in_box": None, "iou_box": None, "ink_recall": None,
-              "pointing_game": None}
+              "contiguity": contiguity(hard), "collapsed": None if model.attention is None else collapsed(area),
+              "precision_in_box": None, "iou_box": None, "ink_recall": None, "pointing_game": None}
     if test.boxes is not None:
         result.update(localisation(mask_logits, hard, test.boxes, test.ink))
     return result

@@ -136,7 +136,8 @@ def row(view: RunView) -> dict:
         "gate": view.cfg.gate, "mask_loss": view.cfg.mask_loss, "constraint": view.cfg.constraint,
         "steps": f"{view.step}/{view.cfg.steps}",
         "accuracy": pick("accuracy_hard", "accuracy"), "area": pick("area", "area"),
-        "bimodality": pick("bimodality", "bimodality"), "precision_in_box": metrics.get("precision_in_box"),
+        "bimodality": pick("bimodality", "bimodality"), "contiguity": metrics.get("contiguity"),
+        "precision_in_box": metrics.get("precision_in_box"),
         "collapsed": metrics.get("collapsed"), "train_s": last.seconds if last else None,
         "created": (view.summary or {}).get("created"),
     }

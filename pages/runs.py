@@ -9,13 +9,15 @@ from masklab.views import config_diff, masks_zip, zip_folder
 
 ui.own_navigation()
 
-RUNS_ORDER = ("run", "status", "accuracy", "area", "bimodality", "precision_in_box", "collapsed", "steps", "label",
-              "gate", "mask_loss", "constraint", "train_s", "created")
+RUNS_ORDER = ("run", "status", "accuracy", "area", "bimodality", "contiguity", "precision_in_box", "collapsed", "steps",
+              "label", "gate", "mask_loss", "constraint", "train_s", "created")
 RUNS_COLUMNS = {
     "run": st.column_config.TextColumn("run", width="medium"),
     "accuracy": st.column_config.NumberColumn("accuracy", format="percent", help="test, hard mask (live: batch)"),
     "area": st.column_config.NumberColumn("area", format="percent", help="fraction of pixels kept"),
     "bimodality": st.column_config.NumberColumn("bimodality", format="percent"),
+    "contiguity": st.column_config.NumberColumn("contiguity", format="percent",
+                                                help="kept pixels with a kept neighbour: low for scattered pixels"),
     "precision_in_box": st.column_config.NumberColumn("in box", format="percent",
                                                       help="kept pixels inside the object's box / kept pixels"),
     "train_s": st.column_config.NumberColumn("train s", format="%.0f"),

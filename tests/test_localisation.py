@@ -5,7 +5,7 @@ them from the mask logits of a real model."""
 import pytest
 import torch
 
-from masklab.metrics import box_masks, evaluate, localisation
+from masklab.metrics import box_masks, contiguity, evaluate, localisation
 
 NAN = float("nan")
 
@@ -63,6 +63,22 @@ def test_localisation_edge_cases():
     everything = localisation(score, torch.ones_like(hard), boxes, ink)
     assert everything["precision_in_box"] == pytest.approx(7 / 32) and everything["ink_recall"] == 1.0
     assert everything["iou_box"] == pytest.approx(7 / 32)
+
+
+def test_contiguity_counts_kept_pixels_with_a_kept_four_neighbour_in_the_same_image():
+    """By hand: a 2x2 block (4 of 4) and two isolated pixels gives 4/6; a pixel at the place in another image that
+    would touch one of them is no neighbour (4/7); a lattice of single pixels gives 0, everything 1; opposite
+    borders do not touch; nothing kept gives None."""
+    a = _pixels([(0, 0), (0, 1), (1, 0), (1, 1), (3, 3), (3, 1)], n=4)
+    b = _pixels([(3, 0)], n=4)                                                    # beside a's (3, 1), in image b
+    assert contiguity(torch.stack([a])) == pytest.approx(4 / 6)
+    assert contiguity(torch.stack([a, b])) == pytest.approx(4 / 7)
+    lattice = torch.zeros(1, 1, 6, 6, dtype=torch.bool)
+    lattice[..., ::2, ::2] = True
+    assert contiguity(lattice) == 0.0 and contiguity(torch.ones(1, 1, 6, 6)) == 1.0
+    wrap = _pixels([(0, 0), (0, 3), (3, 0)], n=4)                                 # the torus would join these
+    assert contiguity(torch.stack([wrap])) == 0.0
+    assert contiguity(torch.zeros(2, 1, 4, 4)) is None
 
 
 def test_evaluate_reports_localisation_from_the_mask_logits(tiny):

@@ -16,7 +16,7 @@ from masklab import config as config_module
 from masklab.cli import build_parser, config_from_args
 from masklab.config import FIELD_NAMES, PRESETS, Config, ConfigError
 from masklab.gates import BINARY_GATES, GATES, relaxed
-from masklab.metrics import bimodality, evaluate, localisation
+from masklab.metrics import bimodality, contiguity, evaluate, localisation
 
 DEFAULTS = Config()
 
@@ -170,6 +170,7 @@ def test_localisation_and_bimodality_do_not_depend_on_the_order_of_images(case):
     assert localisation(score, hard, boxes, ink) == pytest.approx(
         localisation(score[order], hard[order], boxes[order], ink[order]), abs=1e-12)
     assert bimodality(score.sigmoid()) == bimodality(score.sigmoid()[order])
+    assert contiguity(hard) == contiguity(hard[order])
 
 
 _MODELS = {}

@@ -148,7 +148,8 @@ SCREENS["shuffle"] = [(name, over, range(3)) for name, over in [
 TV = {"tv": 0.5}
 SCREENS["shuffle_tv"] = [(name, over, range(2)) for name, over in [
     ("cifar_shuf_tv_t3", {**CIFAR3, **SHUF, **TV}), ("shuf_tv", {**SHUF, **TV}), ("cifar_tv_t3", {**CIFAR3, **TV})]]
-METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "precision_in_box", "ink_recall", "collapsed")
+METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
+           "collapsed")
 
 
 def jobs_of(screen: str) -> list[tuple[str, dict, int]]:

@@ -2,6 +2,7 @@
 classifier (new initialisation, the run's steps, lr and batch) on x * its deterministic hard mask.
 
     python tools/refit_mask.py RUN [--steps N] [--seed 777] [--batch-seed 5]
+    python tools/refit_mask.py RUN --keep       # or go on training the run's own classifier on it
     python tools/refit_mask.py RUN --ink        # which of the digit's ink the mask keeps, by the ink's intensity
 
 Prints the run's own hard-mask accuracy and the fresh classifier's on the same test set: if the fresh one is
@@ -28,6 +29,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, help="default: the run's own")
     parser.add_argument("--seed", type=int, default=777, help="the fresh classifier's initialisation")
     parser.add_argument("--batch-seed", type=int, default=5, help="the order of its training batches")
+    parser.add_argument("--keep", action="store_true",
+                        help="go on training the run's own classifier instead of a fresh one (under-trained or damaged?)")
     parser.add_argument("--ink", action="store_true", help="print the share of the ink kept by intensity instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -35,8 +38,9 @@ def main() -> int:
     data = open_data(cfg)
     if args.ink:
         return ink_kept(args.run, cfg, model, data.test)
-    fresh = build_model(cfg.replace(seed=args.seed), data.channels, data.classes)
-    model.classifier.load_state_dict(fresh.classifier.state_dict())
+    if not args.keep:
+        fresh = build_model(cfg.replace(seed=args.seed), data.channels, data.classes)
+        model.classifier.load_state_dict(fresh.classifier.state_dict())
     opt = torch.optim.Adam(model.classifier.parameters(), lr=cfg.lr)
     g, tau = torch.Generator().manual_seed(args.batch_seed), cfg.temperature_end
     model.train()
@@ -49,7 +53,8 @@ def main() -> int:
         loss.backward()
         opt.step()
     m = evaluate(model, data.test, tau)
-    print(f"{args.run}: its own classifier {summary['metrics']['accuracy_hard']:.3f}, a fresh one trained "
+    which = "the same one trained on" if args.keep else "a fresh one trained"
+    print(f"{args.run}: its own classifier {summary['metrics']['accuracy_hard']:.3f}, {which} "
           f"{args.steps or cfg.steps} steps on its frozen hard mask {m['accuracy_hard']:.3f} (area {m['area']:.3f})")
     return 0
 
