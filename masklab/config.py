@@ -225,6 +225,14 @@ class Config:
                              lo=0, hi=1, hi_open=True, slider="linear", step=0.05,
                              formula="A fraction r of the batch sees x·m_rand, m_rand ~ Bernoulli(p) per block, "
                                      "p ~ U(t, 1); no gradient reaches the branch from it.")
+    ahead: float = _f(0.0, "this fraction of each batch is classified through the branch's mask at the final "
+                      "area already, the top area_target of each image's current logits (no gradient to the branch, "
+                      "not counted by the constraint), so the classifier trains on masks like those it is tested on "
+                      "while the target still anneals, instead of only in the closing phase (an experiment: README, "
+                      "'The classifier, not the mask')",
+                      lo=0, hi=1, hi_open=True, slider="linear", step=0.05,
+                      formula="A fraction a of the batch sees x·1[l in the image's top area_target], no gradient "
+                              "to the branch.")
     deterministic: float = _f(0.0, "this fraction of each batch sees the noise-free hard mask 1[m_eval > 1/2] "
                               "(straight-through) instead of a noisy sample, so a gate left near 1/2 buys "
                               "no random view: what the classifier trains on is what it is tested on (an experiment: "

@@ -209,6 +209,9 @@ def objective_latex(cfg) -> list[str]:
         total += (r" + \text{occlusion}\cdot \mathrm{BCE}\big(l, \mathbb{1}[\log p(y|x) - \log p(y|x_{\setminus b})"
                   r" \in \text{top } t]\big)")
     lines = [total, gate_latex(cfg)]
+    if masked and cfg.ahead:
+        lines.append(rf"\text{{of each batch: {cfg.ahead:g} sees }} x \odot \mathbb{{1}}[l \in \text{{the image's top }}"
+                     rf"{cfg.area_target:g}],\ \text{{no gradient to the branch}}")
     if masked and (cfg.random_masks or cfg.deterministic):
         lines.append(rf"\text{{of each batch: {cfg.random_masks:g} sees }} x \odot m_{{\text{{rand}}}},\ "
                      rf"m_{{\text{{rand}}}} \sim \mathrm{{Bernoulli}}(p),\ p \sim U(t, 1)"

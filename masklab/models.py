@@ -156,12 +156,14 @@ class MaskedClassifier(nn.Module):
 
     def forward(self, x: Tensor, temperature: float = 2 / 3, generator: torch.Generator | None = None,
                 mask: Tensor | None = None, random_rows: int = 0, deterministic_rows: int = 0,
-                random_low: float = 0.0) -> Output:
+                random_low: float = 0.0, ahead_rows: int = 0, ahead_area: float = 0.0) -> Output:
         """Gate the image and classify it; pass `mask` to classify x * mask with a mask of your own.
 
-        Training options (Config.random_masks, Config.deterministic): the first `random_rows` images see random
-        block masks (each block kept with probability p ~ U(random_low, 1) per image, no gradient to the branch);
-        the last `deterministic_rows` see the gate's noise-free eval mask (1[m_eval > 1/2] for a hard gate) with its
+        Training options (Config.ahead, Config.random_masks, Config.deterministic): the first `ahead_rows` images
+        see the branch's mask at the final area already, the top `ahead_area` fraction of their logits (no gradient
+        to the branch, and left out of the area the constraint counts); the next `random_rows` see random block
+        masks (each block kept with probability p ~ U(random_low, 1) per image, no gradient to the branch); the
+        last `deterministic_rows` see the gate's noise-free eval mask (1[m_eval > 1/2] for a hard gate) with its
         straight-through gradient."""
         if mask is None and self.oracle != "none":
             raise ValueError(f"an oracle-{self.oracle} model classifies x * the true {self.oracle} mask: pass it as "
@@ -170,20 +172,23 @@ class MaskedClassifier(nn.Module):
         soft = self.mask_gate.relaxed(logits_m, temperature)
         if mask is None:
             mask = torch.ones_like(logits_m) if self.attention is None else self.mask_gate(logits_m, temperature, generator)
-            if self.attention is not None and (random_rows or deterministic_rows):
-                mask = self._mix(mask, logits_m, temperature, generator, random_rows, deterministic_rows, random_low)
+            if self.attention is not None and (random_rows or deterministic_rows or ahead_rows):
+                mask = self._mix(mask, logits_m, temperature, generator, random_rows, deterministic_rows, random_low,
+                                 ahead_rows, ahead_area)
         logits, features = self.classifier(x * mask)
-        n, d = x.shape[0], deterministic_rows if self.attention is not None else 0
-        area = self.mask_gate.area(logits_m[:n - d], mask[:n - d], temperature) if d < n else mask.new_zeros(())
+        masked = self.attention is not None
+        n, d, a = x.shape[0], deterministic_rows if masked else 0, ahead_rows if masked else 0
+        area = self.mask_gate.area(logits_m[a:n - d], mask[a:n - d], temperature) if a + d < n else \
+            mask.new_zeros(())
         if d:                                                 # the area those rows saw, as the classifier saw it
-            area = (area * (n - d) + mask[n - d:].mean() * d) / n
+            area = (area * (n - a - d) + mask[n - d:].mean() * d) / (n - a)
         return Output(logits, mask, logits_m, soft, features, area, temperature)
 
     def _mix(self, mask: Tensor, logits_m: Tensor, temperature: float, generator, random_rows: int,
-             deterministic_rows: int, random_low: float) -> Tensor:
-        n, d = mask.shape[0], deterministic_rows
-        parts = [random_mask(logits_m[:random_rows], generator, random_low, self.attention.stride),
-                 mask[random_rows:n - d]]
+             deterministic_rows: int, random_low: float, ahead_rows: int = 0, ahead_area: float = 0.0) -> Tensor:
+        n, d, a, r = mask.shape[0], deterministic_rows, ahead_rows, ahead_rows + random_rows
+        parts = [top_fraction(logits_m[:a], ahead_area)] if a else []
+        parts += [random_mask(logits_m[a:r], generator, random_low, self.attention.stride), mask[r:n - d]]
         if d:
             parts.append(self.mask_gate.deterministic(logits_m[n - d:], temperature))
         return torch.cat(parts)
@@ -209,6 +214,14 @@ def random_mask(like: Tensor, generator: torch.Generator | None, low: float = 0.
     keep = low + (1 - low) * torch.rand(b, 1, 1, 1, generator=generator, device=like.device)
     blocks = torch.rand(b, 1, -(-h // block), -(-w // block), generator=generator, device=like.device) < keep
     return blocks.to(like.dtype).repeat_interleave(block, 2).repeat_interleave(block, 3)[..., :h, :w]
+
+
+def top_fraction(logits: Tensor, fraction: float) -> Tensor:
+    """(B, 1, H, W) 0/1, no gradient: each image keeps its `fraction` of pixels with the highest logits (at least
+    one; ties with the last one kept are kept too)."""
+    flat = logits.detach().flatten(1)
+    k = min(flat.shape[1], max(1, round(fraction * flat.shape[1])))
+    return (flat >= flat.topk(k, dim=1).values[:, -1:]).to(logits.dtype).view_as(logits)
 
 
 _INIT_LOCK = threading.Lock()

@@ -88,9 +88,11 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
             mix = {}
             if masked and mask is None:
                 n = x.shape[0]
-                mix = dict(random_rows=int(round(cfg.random_masks * n)),
-                           deterministic_rows=int(round(cfg.deterministic * n)), random_low=target)
-                mix["deterministic_rows"] = min(mix["deterministic_rows"], n - mix["random_rows"])
+                ahead = int(round(cfg.ahead * n))
+                mix = dict(random_rows=min(int(round(cfg.random_masks * n)), n - ahead),
+                           deterministic_rows=int(round(cfg.deterministic * n)), random_low=target,
+                           ahead_rows=ahead, ahead_area=cfg.area_target)
+                mix["deterministic_rows"] = min(mix["deterministic_rows"], n - ahead - mix["random_rows"])
             out = model(x, tau, g_noise, mask=mask, **mix)
             penalty = None
             if masked and not frozen:                  # frozen: no mask term may move the attention branch

@@ -20,8 +20,8 @@ def _model(**over):
 
 def test_the_options_are_off_by_default():
     cfg = Config()
-    options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion)
-    assert options == (0, 0, 0, False, 0, 0)
+    options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion, cfg.ahead)
+    assert options == (0, 0, 0, False, 0, 0, 0)
     model = build_model(cfg, 1, 10)
     assert model.glimpse is None and model.attention.prior is None
 
@@ -65,6 +65,24 @@ def test_deterministic_rows_see_the_eval_mask_and_count_it_as_their_area():
     assert torch.allclose(everything.area, (everything.relaxed > 0.5).float().mean())
 
 
+def test_ahead_rows_see_the_top_of_their_logits_at_the_final_area_without_gradient_or_counting_in_the_area():
+    """The first ahead_rows keep exactly their top ahead_area of pixels by logit (whatever the gate's own mask),
+    send no gradient to the branch, and are left out of the area the constraint counts; the random row follows."""
+    model = _model(mask_stride=1)
+    x, g = torch.rand(6, 1, 20, 20), torch.Generator().manual_seed(0)
+    out = model(x, 2 / 3, g, ahead_rows=2, ahead_area=0.1, random_rows=1, random_low=0.5)
+    logits = out.mask_logits.detach()
+    for i in range(2):
+        kept = out.mask[i, 0].bool()
+        assert kept.sum() == 40 and logits[i, 0][kept].min() > logits[i, 0][~kept].max()
+    assert torch.allclose(out.area, model.mask_gate.area(out.mask_logits[2:], out.mask[2:], 2 / 3))
+    assert ((out.mask[2] == 0) | (out.mask[2] == 1)).all() and 0 < out.mask[2].mean() < 1    # the random row
+    model.zero_grad()
+    F.cross_entropy(out.logits[:2], torch.arange(2)).backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.attention.parameters())
+    assert model.classifier.body[0].weight.grad.abs().sum() > 0
+
+
 def test_train_splits_each_batch_as_configured():
     """train() gives round(fraction * batch) rows to each option; the closing phase uses neither."""
     from masklab.data import open_data
@@ -77,12 +95,16 @@ def test_train_splits_each_batch_as_configured():
     original = model.forward
 
     def spy(*args, **kwargs):
-        seen.append((kwargs.get("random_rows", 0), kwargs.get("deterministic_rows", 0), kwargs.get("random_low")))
+        seen.append((kwargs.get("random_rows", 0), kwargs.get("deterministic_rows", 0), kwargs.get("random_low"),
+                     kwargs.get("ahead_rows", 0), kwargs.get("ahead_area")))
         return original(*args, **kwargs)
 
     model.forward = spy
     list(train(cfg, model, data))
     assert [s[:2] for s in seen] == [(2, 4), (2, 4), (2, 4), (0, 0)]
+    seen.clear()
+    list(train(cfg.replace(ahead=0.5), model, data))                   # ahead first; the others share the rest
+    assert [s[:2] + s[3:4] for s in seen[:3]] == [(2, 2, 4)] * 3 and seen[0][4] == cfg.area_target
     from masklab.constraint import AreaConstraint
     assert seen[0][2] == AreaConstraint.from_config(cfg).target(1) < 1      # p ~ U(target of the step, 1)
 
@@ -168,9 +190,10 @@ def test_the_objective_panel_shows_the_options_only_when_on():
     from masklab.explain import objective_latex
     plain = "\n".join(objective_latex(Config()))
     assert "CAM" not in plain and "rand" not in plain and "occlusion" not in plain
-    on = objective_latex(Config(evidence=0.3, occlusion=0.3, random_masks=0.25, deterministic=0.5))
+    on = objective_latex(Config(evidence=0.3, occlusion=0.3, random_masks=0.25, deterministic=0.5, ahead=0.25))
     assert r"\text{evidence}\cdot \mathrm{BCE}" in on[0] and r"\text{occlusion}\cdot \mathrm{BCE}" in on[0]
     assert any("0.25 sees" in line and "0.5 sees" in line for line in on)
+    assert any("0.25 sees" in line and "top }0.045" in line for line in on) and "top }" not in plain
 
 
 def test_the_results_report_has_the_changes_in_kind_and_the_fixed_mask_references(tmp_path):
