@@ -21,19 +21,39 @@ def bimodality(m: Tensor) -> float:
 
 
 def contiguity(hard: Tensor) -> float | None:
-    """Of the pixels a hard mask (N, 1, H, W) keeps, the fraction with a kept 4-neighbour in the same image: about
-    1 for regions and strokes, 0 for a lattice of isolated pixels (a random mask keeping 30%: about 0.75). None
-    when nothing is kept."""
-    hard = hard.bool()
+    """Of the pixels a hard mask (N, 1, H, W) keeps, the fraction in their image's largest 4-connected piece (pooled
+    over the images): 1 for one region, low for scattered pixels or blocks (a lattice of isolated pixels: 1 / their
+    number; a random mask keeping 30%: about 0.05). None when nothing is kept."""
+    hard = hard.bool().flatten(0, -3)                                   # (N, H, W)
     kept = hard.sum().item()
     if not kept:
         return None
-    near = torch.zeros_like(hard)
-    near[..., 1:, :] |= hard[..., :-1, :]
-    near[..., :-1, :] |= hard[..., 1:, :]
-    near[..., :, 1:] |= hard[..., :, :-1]
-    near[..., :, :-1] |= hard[..., :, 1:]
-    return (hard & near).sum().item() / kept
+    h, w = hard.shape[-2:]
+    largest = 0
+    for part in hard.split(max(1, EVAL_PIXELS // (h * w))):
+        largest += _largest_pieces(part).sum().item()
+    return largest / kept
+
+
+def _largest_pieces(hard: Tensor) -> Tensor:
+    """(N, H, W) bool -> (N,) the size of each image's largest 4-connected piece of True pixels: every pixel takes
+    the largest label among its kept neighbours until nothing changes, so each piece ends with one label."""
+    n, h, w = hard.shape
+    labels = torch.arange(1, h * w + 1, device=hard.device).view(1, h, w) * hard
+    while True:
+        grown = labels.clone()
+        grown[:, 1:] = torch.maximum(grown[:, 1:], labels[:, :-1])
+        grown[:, :-1] = torch.maximum(grown[:, :-1], labels[:, 1:])
+        grown[:, :, 1:] = torch.maximum(grown[:, :, 1:], labels[:, :, :-1])
+        grown[:, :, :-1] = torch.maximum(grown[:, :, :-1], labels[:, :, 1:])
+        grown *= hard
+        if torch.equal(grown, labels):
+            break
+        labels = grown
+    keys = (torch.arange(n, device=hard.device).view(n, 1, 1) * (h * w + 1) + labels)[hard]
+    pieces, sizes = keys.unique(return_counts=True)
+    return torch.zeros(n, dtype=sizes.dtype, device=hard.device).scatter_reduce(
+        0, pieces // (h * w + 1), sizes, reduce="amax")
 
 
 def collapsed(area: float) -> bool:

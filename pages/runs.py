@@ -17,7 +17,8 @@ RUNS_COLUMNS = {
     "area": st.column_config.NumberColumn("area", format="percent", help="fraction of pixels kept"),
     "bimodality": st.column_config.NumberColumn("bimodality", format="percent"),
     "contiguity": st.column_config.NumberColumn("contiguity", format="percent",
-                                                help="kept pixels with a kept neighbour: low for scattered pixels"),
+                                                help="kept pixels in their image's largest connected piece: low "
+                                                     "for scattered pixels or blocks"),
     "precision_in_box": st.column_config.NumberColumn("in box", format="percent",
                                                       help="kept pixels inside the object's box / kept pixels"),
     "train_s": st.column_config.NumberColumn("train s", format="%.0f"),

@@ -65,20 +65,25 @@ def test_localisation_edge_cases():
     assert everything["iou_box"] == pytest.approx(7 / 32)
 
 
-def test_contiguity_counts_kept_pixels_with_a_kept_four_neighbour_in_the_same_image():
-    """By hand: a 2x2 block (4 of 4) and two isolated pixels gives 4/6; a pixel at the place in another image that
-    would touch one of them is no neighbour (4/7); a lattice of single pixels gives 0, everything 1; opposite
-    borders do not touch; nothing kept gives None."""
+def test_contiguity_is_the_share_of_kept_pixels_in_their_images_largest_piece():
+    """By hand: a 2x2 block and two isolated pixels: 4 of 6; with another image keeping one pixel (beside where a's
+    (3, 1) is, but in another image: no neighbour), (4 + 1) / 7; two 2x2 blocks apart: 4 / 8 (scattered blocks are
+    not a region, whatever their size); a lattice of 9 single pixels 1/9, everything 1; opposite borders do not
+    touch; a winding stroke is one piece; nothing kept gives None."""
     a = _pixels([(0, 0), (0, 1), (1, 0), (1, 1), (3, 3), (3, 1)], n=4)
-    b = _pixels([(3, 0)], n=4)                                                    # beside a's (3, 1), in image b
+    b = _pixels([(3, 0)], n=4)
     assert contiguity(torch.stack([a])) == pytest.approx(4 / 6)
-    assert contiguity(torch.stack([a, b])) == pytest.approx(4 / 7)
+    assert contiguity(torch.stack([a, b])) == pytest.approx(5 / 7)
+    assert contiguity(torch.stack([_pixels([(0, 0), (0, 1), (1, 0), (1, 1), (2, 3), (3, 3), (2, 2), (3, 2)])])) == 0.5
     lattice = torch.zeros(1, 1, 6, 6, dtype=torch.bool)
     lattice[..., ::2, ::2] = True
-    assert contiguity(lattice) == 0.0 and contiguity(torch.ones(1, 1, 6, 6)) == 1.0
+    assert contiguity(lattice) == pytest.approx(1 / 9) and contiguity(torch.ones(2, 1, 6, 6)) == 1.0
     wrap = _pixels([(0, 0), (0, 3), (3, 0)], n=4)                                 # the torus would join these
-    assert contiguity(torch.stack([wrap])) == 0.0
-    assert contiguity(torch.zeros(2, 1, 4, 4)) is None
+    assert contiguity(torch.stack([wrap])) == pytest.approx(1 / 3)
+    snake = torch.zeros(1, 1, 9, 9, dtype=torch.bool)
+    snake[0, 0, ::2] = True                                                       # rows 0, 2, 4, 6, 8 ...
+    snake[0, 0, 1::4, -1] = snake[0, 0, 3::4, 0] = True                           # ... joined at alternate ends
+    assert contiguity(snake) == 1.0 and contiguity(torch.zeros(2, 1, 4, 4)) is None
 
 
 def test_evaluate_reports_localisation_from_the_mask_logits(tiny):
