@@ -154,6 +154,9 @@ SCREENS["shuffle_tv"] = [(name, over, range(2)) for name, over in [
 # each batch sees the branch's mask at the final area already, the top area_target of its current logits).
 SCREENS["ahead"] = [(name, over, range(3)) for name, over in [
     ("ah", {"ahead": 0.25}), ("ah5", {"ahead": 0.5}), ("cifar_ah_t3", {**CIFAR3, "ahead": 0.25})]]
+# The rest of it: the first run stopped starting jobs at --seconds' default 420.
+SCREENS["ahead2"] = [("ah", {"ahead": 0.25}, range(2, 3)), ("ah5", {"ahead": 0.5}, range(2, 3)),
+                     ("cifar_ah_t3", {**CIFAR3, "ahead": 0.25}, range(1, 3))]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
