@@ -157,6 +157,10 @@ SCREENS["ahead"] = [(name, over, range(3)) for name, over in [
 # The rest of it: the first run stopped starting jobs at --seconds' default 420.
 SCREENS["ahead2"] = [("ah", {"ahead": 0.25}, range(2, 3)), ("ah5", {"ahead": 0.5}, range(2, 3)),
                      ("cifar_ah_t3", {**CIFAR3, "ahead": 0.25}, range(1, 3))]
+# Under-trained: does annealing the learning rate (lr_decay, a cosine to 5% over the run) let the classifier
+# settle on the final mask in the steps it has? `lrd`.
+SCREENS["lrdecay"] = [(name, over, range(3)) for name, over in [
+    ("lrd", {"lr_decay": True}), ("cifar_lrd_t3", {**CIFAR3, "lr_decay": True})]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
