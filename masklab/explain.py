@@ -210,8 +210,8 @@ def objective_latex(cfg) -> list[str]:
                   r" \in \text{top } t]\big)")
     lines = [total, gate_latex(cfg)]
     if masked and cfg.ahead:
-        lines.append(rf"\text{{of each batch: {cfg.ahead:g} sees }} x \odot \mathbb{{1}}[l \in \text{{the image's top }}"
-                     rf"{cfg.area_target:g}],\ \text{{no gradient to the branch}}")
+        lines.append(rf"\text{{of each batch: {cfg.ahead:g} sees }} x \odot \mathbb{{1}}[l \in "
+                     rf"\text{{the image's top }}{cfg.area_target:g}],\ \text{{no gradient to the branch}}")
     if masked and (cfg.random_masks or cfg.deterministic):
         lines.append(rf"\text{{of each batch: {cfg.random_masks:g} sees }} x \odot m_{{\text{{rand}}}},\ "
                      rf"m_{{\text{{rand}}}} \sim \mathrm{{Bernoulli}}(p),\ p \sim U(t, 1)"

@@ -22,7 +22,7 @@ from .train import RECORD_FIELDS, Record
 SHOWN = 8              # test images whose masks the app shows at every snapshot
 PROBE = 64             # test images the mask histogram is taken over
 BINS = 20              # histogram bins over [0, 1]
-MAX_SNAPSHOTS = 120    # snapshots kept per live run: every record, then every other one dropped and the interval doubled
+MAX_SNAPSHOTS = 120    # snapshots kept per live run: every record, then every other one dropped, interval doubled
 FINAL = ("done", "stopped", "failed")
 
 

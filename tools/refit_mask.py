@@ -29,8 +29,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, help="default: the run's own")
     parser.add_argument("--seed", type=int, default=777, help="the fresh classifier's initialisation")
     parser.add_argument("--batch-seed", type=int, default=5, help="the order of its training batches")
-    parser.add_argument("--keep", action="store_true",
-                        help="go on training the run's own classifier instead of a fresh one (under-trained or damaged?)")
+    parser.add_argument("--keep", action="store_true", help="go on training the run's own classifier instead of a "
+                                                                "fresh one (under-trained or damaged?)")
     parser.add_argument("--ink", action="store_true", help="print the share of the ink kept by intensity instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
