@@ -139,13 +139,15 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              f"Why the learned mask loses on photos, and what was tried against it: README, \"Why the photos lose\". "
              f"Runs: `python tools/gpu_screen.py run SCREEN {kind.as_posix()} --workers 2 --device cpu` for SCREEN in "
              "realx, glimpse, prior, tkprior, tkstride, evidence, evidence2, occlusion and realx_digits (3 seeds "
-             "each; glimpse cut for time), then shuffle (3 seeds), shuffle_tv (2 seeds) and ahead (3 seeds). "
+             "each; glimpse cut for time), then shuffle (3 seeds), shuffle_tv (2 seeds), ahead and lrdecay (3 seeds "
+             "each). "
              "`cifar_..._t3`: CIFAR-10 (1,000 / 200 photos a class, 32 px) at target 0.3 (`_t1` at 0.1), the "
              "default's preset; `tk_`: preset top-k; no prefix: the digits. `rm`: random_masks 0.25; `det`: deterministic 0.5; `gl`: glimpse; `pr`: "
              "prior 16; `s4`: mask_stride 4; `ev`: evidence 0.3; `oc`: occlusion 0.3; `shuf`: mask_upsample shuffle "
              "(on photos it learned a lattice, one pixel of every 2x2 block in every photo: not a region, see the "
              "README); `tv`: tv 0.5; `ah`: ahead 0.25, `ah5`: ahead 0.5 (that share of each batch sees the "
-             "branch's mask at the final area already: README, \"The classifier, not the mask\").", "",
+             "branch's mask at the final area already: README, \"The classifier, not the mask\"); `lrd`: "
+             "lr_decay true.", "",
              screen_table([kind]), ""]
     if fixed.exists():
         import pandas as pd
