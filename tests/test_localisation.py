@@ -86,6 +86,25 @@ def test_contiguity_is_the_share_of_kept_pixels_in_their_images_largest_piece():
     assert contiguity(snake) == 1.0 and contiguity(torch.zeros(2, 1, 4, 4)) is None
 
 
+def test_contiguity_never_joins_a_pixel_to_a_piece_it_does_not_touch():
+    """Labels grow from every side: a piece whose largest label is far away does not reach an isolated pixel in the
+    same column (or row) as one of its pixels. An L along row 0 and column 3 (7 pixels) and a pixel at (2, 0): 7/8;
+    the same turned (column 0 and row 3, a pixel at (0, 2)): 7/8."""
+    ell = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 3), (2, 3), (3, 3)]
+    assert contiguity(torch.stack([_pixels(ell + [(2, 0)])])) == pytest.approx(7 / 8)
+    turned = [(c, r) for r, c in ell]
+    assert contiguity(torch.stack([_pixels(turned + [(0, 2)])])) == pytest.approx(7 / 8)
+
+
+def test_contiguity_pools_over_chunks_of_images(monkeypatch):
+    """Large test sets are measured in chunks (metrics.EVAL_PIXELS pixels each): every chunk counts."""
+    import masklab.metrics
+    a = _pixels([(0, 0), (0, 1), (1, 0), (1, 1), (3, 3), (3, 1)], n=4)
+    b = _pixels([(3, 0)], n=4)
+    monkeypatch.setattr(masklab.metrics, "EVAL_PIXELS", 2 * 16)                  # two 4x4 images a chunk
+    assert contiguity(torch.stack([a, b, a, b, a])) == pytest.approx((4 + 1 + 4 + 1 + 4) / (6 + 1 + 6 + 1 + 6))
+
+
 def test_evaluate_reports_localisation_from_the_mask_logits(tiny):
     """evaluate() on a test set with boxes and ink gives every localisation metric; the pointing game looks at the
     mask logits (a clamped mask has ties at 1), so moving the logits' peak into or out of the box decides it."""
