@@ -96,6 +96,14 @@ def test_contiguity_never_joins_a_pixel_to_a_piece_it_does_not_touch():
     assert contiguity(torch.stack([_pixels(turned + [(0, 2)])])) == pytest.approx(7 / 8)
 
 
+def test_contiguity_credits_each_piece_to_its_own_image():
+    """Pieces are told apart by image and label: image 5's pair on row 0 (small labels) is its own largest piece,
+    not a smaller piece of image 4 (a 2x2 block), so everything kept is in its image's largest piece."""
+    empty = _pixels([])
+    images = [empty] * 4 + [_pixels([(2, 2), (2, 3), (3, 2), (3, 3)]), _pixels([(0, 0), (0, 1)])]
+    assert contiguity(torch.stack(images)) == 1.0
+
+
 def test_contiguity_pools_over_chunks_of_images(monkeypatch):
     """Large test sets are measured in chunks (metrics.EVAL_PIXELS pixels each): every chunk counts."""
     import masklab.metrics
