@@ -50,7 +50,6 @@ class Run:
         self._phase, self._reason = "starting", None
         self._records: list[Record] = []
         self._snapshots: list[Snapshot] = []
-        self._snapshot_at: list[int] = []           # the record number of each snapshot
         self._probe: Probe | None = None
         self._summary: dict | None = None
         self._model, self._x = None, None            # set by fit's on_start, on this run's thread
@@ -142,10 +141,9 @@ class Run:
         """Keep every other snapshot (those on the doubled interval) and the newest: the history stays bounded on
         any run length, and the first masks still come with the first record. Under the lock."""
         self._every *= 2
-        newest = len(self._snapshots) - 1
-        keep = [i for i, n in enumerate(self._snapshot_at) if n % self._every == 0 or i == newest]
-        self._snapshots = [self._snapshots[i] for i in keep]
-        self._snapshot_at = [self._snapshot_at[i] for i in keep]
+        newest = self._snapshots[-1]
+        self._snapshots = [s for s in self._snapshots            # record n is at step n * log_every (the last: steps)
+                           if -(-s.step // self.cfg.log_every) % self._every == 0 or s is newest]
 
     def _indexing(self, done: int, total: int) -> None:
         with self._lock:
@@ -166,7 +164,6 @@ class Run:
             self._records.append(record)
             if snap is not None:
                 self._snapshots.append(snap)
-                self._snapshot_at.append(n)
                 if len(self._snapshots) > MAX_SNAPSHOTS:
                     self._thin()
             self._updated = time.time()

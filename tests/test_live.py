@@ -59,6 +59,9 @@ def test_a_long_run_shows_masks_from_its_first_record_and_keeps_a_bounded_evenly
     assert run.join(60)
     # 1-5 -> thinned to 2 4 5 (the newest stays); 6 8 -> 4 8 (every 4th); 12 16 20 -> 8 16 20; 23 (the last)
     assert [s.step for s in run.view().snapshots] == [8, 16, 20, 23]
+    every_other = manager.start(tiny.replace(steps=45, log_every=2))          # records at steps 2, 4, ..., 44, 45
+    assert every_other.join(60)
+    assert [s.step for s in every_other.view().snapshots] == [16, 32, 40, 45]
 
 
 def test_runs_are_reproducible_even_when_two_train_at_once(manager, tiny, tmp_path):
