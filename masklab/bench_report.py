@@ -34,16 +34,17 @@ def _ref(table, method: str, col: str = "accuracy_hard") -> float:
 
 def screen_table(paths) -> str:
     """A markdown table: per variant, seeds run, collapsed seeds, mean ± std of accuracy_hard over all seeds,
-    and means of the rest over the seeds that did not collapse. Runs that did not finish are left out; a seed
+    and means of the rest over the seeds that did not collapse (a metric a run predates, such as contiguity, is
+    averaged over the runs that have it, n/a where none has). Runs that did not finish are left out; a seed
     run twice (a screen appended to the same file again) counts once, its last run."""
     import pandas as pd
     rows = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines() if line.strip()]
-    cols = ["accuracy_hard", "area", "bimodality", "precision_in_box", "ink_recall"]
+    cols = ["accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall"]
     frame = pd.DataFrame(rows, columns=["name", "seed", "status", "collapsed", *cols])
     frame = frame[frame["status"].fillna("done").eq("done") & frame["accuracy_hard"].notna()]
     frame = frame.drop_duplicates(["name", "seed"], keep="last")
     lines = ["| variant | seeds | collapsed | accuracy_hard (all seeds) | accuracy_hard | area | bimodality | "
-             "precision_in_box | ink_recall |", "|---" * 9 + "|"]
+             "contiguity | precision_in_box | ink_recall |", "|---" * 10 + "|"]
     for name, group in frame.groupby("name", sort=False):
         live = group.loc[~group["collapsed"].astype(bool), cols].astype(float).mean()   # NaN: no value
         acc = group["accuracy_hard"].astype(float)
@@ -142,14 +143,19 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              f"Runs: `python tools/gpu_screen.py run SCREEN {kind.as_posix()} --workers 2 --device cpu` for SCREEN in "
              "realx, glimpse, prior, tkprior, tkstride, evidence, evidence2, occlusion and realx_digits (3 seeds "
              "each; glimpse cut for time), then shuffle (3 seeds), shuffle_tv (2 seeds), ahead and lrdecay (3 seeds "
-             "each). `cifar_..._t3`: CIFAR-10 (1,000 / 200 photos a class, 32 px) at target 0.3 (`_t1` at 0.1), "
-             "the default's preset; `tk_`: preset top-k; no prefix: the digits. `rm`: random_masks 0.25; `det`: "
+             "each), shadow and context (3 seeds each), context2 (the rest of five seeds, and `cifar_now_`: the "
+             "default with the code of that day, on the same five seeds; `cifar_t3` is from before photos streamed). "
+             "`cifar_..._t3`: CIFAR-10 (1,000 / 200 photos a class, 32 px) at target 0.3 (`_t1` at 0.1, `_t5` at "
+             "0.5), the default's preset; `tk_`: preset top-k; `shapes_`: the shapes set at 0.045; no prefix: the "
+             "digits. `rm`: random_masks 0.25; `det`: "
              "deterministic 0.5; `gl`: glimpse; `pr`: prior 16; `s4`: mask_stride 4; `ev`: evidence 0.3; `oc`: "
              "occlusion 0.3; `shuf`: mask_upsample shuffle (on photos it learned a lattice, "
              "one pixel of every 2x2 block in every photo: not a region, see the "
              "README); `tv`: tv 0.5; `ah`: ahead 0.25, `ah5`: ahead 0.5 (that share of each batch sees the "
              "branch's mask at the final area already: README, \"The classifier, not the mask\"); `lrd`: "
-             "lr_decay true.", "",
+             "lr_decay true; `sh`: shadow (a second classifier trained on the noise-free hard mask replaces the "
+             "joint one at the end; the masks are the default's); `deep`: branch_depth 4 (a fourth conv, dilated 8: "
+             "each logit sees 31 cells instead of 15).", "",
              screen_table([kind]), ""]
     if fixed.exists():
         import pandas as pd

@@ -132,6 +132,9 @@ class Config:
                               "al. (samples clamped at 0 or 1 get no gradient, so closed gates can stay closed) "
                               "instead of through the unclamped stretch", label="backward through the clamp")
     width: int = _f(16, "channels of the attention branch", lo=1)
+    branch_depth: int = _f(3, "3x3 convs in the attention branch, dilated 1, 2, 4, 8, ...: each one doubles how far "
+                                "a pixel's logit sees (3: 15 cells; 4: 31, a whole 48 px digit canvas at stride 2)",
+                           lo=1, hi=8)
     mask_stride: int = _f(2, "compute mask logits at 1/stride resolution, then upsample them (mask_upsample)", lo=1)
     mask_upsample: str = _f("nearest", "how stride > 1 mask logits reach full resolution: nearest (blocks of stride x "
                             "stride pixels), bilinear (logits interpolated, so a 0/1 mask follows edges within a "
@@ -233,6 +236,10 @@ class Config:
                       lo=0, hi=1, hi_open=True, slider="linear", step=0.05,
                       formula="A fraction a of the batch sees x·1[l in the image's top area_target], no gradient "
                               "to the branch.")
+    shadow: bool = _f(False, "a second classifier, trained beside the joint one on x * the branch's noise-free hard "
+                      "mask 1[m_eval > 1/2] of every batch (no gradient to the branch), replaces the joint "
+                      "classifier at the end of the run: it follows the mask from the whole image (warm-up) to the "
+                      "final mask, and never shapes it (an experiment: README, 'The classifier, not the mask')")
     deterministic: float = _f(0.0, "this fraction of each batch sees the noise-free hard mask 1[m_eval > 1/2] "
                               "(straight-through) instead of a noisy sample, so a gate left near 1/2 buys "
                               "no random view: what the classifier trains on is what it is tested on (an experiment: "

@@ -212,6 +212,9 @@ def objective_latex(cfg) -> list[str]:
     if masked and cfg.ahead:
         lines.append(rf"\text{{of each batch: {cfg.ahead:g} sees }} x \odot \mathbb{{1}}[l \in "
                      rf"\text{{the image's top }}{cfg.area_target:g}],\ \text{{no gradient to the branch}}")
+    if masked and cfg.shadow:
+        lines.append(r"\text{shadow: } \mathrm{CE}\big(f'(x \odot \mathbb{1}[m_{\text{eval}} > \tfrac12]), y\big)"
+                     r"\text{ trains } f' \text{ alone; } f \leftarrow f' \text{ at the end}")
     if masked and (cfg.random_masks or cfg.deterministic):
         lines.append(rf"\text{{of each batch: {cfg.random_masks:g} sees }} x \odot m_{{\text{{rand}}}},\ "
                      rf"m_{{\text{{rand}}}} \sim \mathrm{{Bernoulli}}(p),\ p \sim U(t, 1)"

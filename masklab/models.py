@@ -28,7 +28,7 @@ class Output:
 
 
 class AttentionBranch(nn.Module):
-    """4 convs (dilations 1-2-4, then 1x1) to one logit per pixel.
+    """`depth` 3x3 convs (dilations 1, 2, 4, ...; the default 3 sees 15 cells), then a 1x1, to one logit per pixel.
 
     With stride > 1 the whole branch runs on the image average-pooled by `stride` and its logits are upsampled:
     nearest (the default) makes the mask of stride x stride blocks; bilinear interpolates the logits, so the 0/1
@@ -42,15 +42,15 @@ class AttentionBranch(nn.Module):
     of every block, in every photo) rather than a region (README, "Why the photos lose")."""
 
     def __init__(self, channels: int, width: int, stride: int, init_bias: float, upsample: str = "nearest",
-                 norm: bool = False, bound: float = 0.0, prior: int = 0):
+                 norm: bool = False, bound: float = 0.0, prior: int = 0, depth: int = 3):
         super().__init__()
         self.stride, self.upsample, self.bound = stride, upsample, bound
         self.prior = nn.Parameter(torch.zeros(1, 1, prior, prior)) if prior else None
         block = lambda c_in, dilation: [nn.Conv2d(c_in, width, 3, padding=dilation, dilation=dilation),
                                         *([nn.GroupNorm(4 if width % 4 == 0 else 1, width)] if norm else []), nn.ReLU()]
         cells = stride * stride if upsample == "shuffle" and stride > 1 else 1   # pixels of a block, each its own
-        self.body = nn.Sequential(*block(channels * cells, 1), *block(width, 2), *block(width, 4),
-                                  nn.Conv2d(width, cells, 1))
+        dilated = [layer for i in range(1, depth) for layer in block(width, 2 ** i)]      # 2, 4, 8, ...
+        self.body = nn.Sequential(*block(channels * cells, 1), *dilated, nn.Conv2d(width, cells, 1))
         nn.init.constant_(self.body[-1].bias, init_bias)   # gates start open: the classifier sees everything
 
     def forward(self, x: Tensor, extra: Tensor | None = None) -> Tensor:
@@ -130,14 +130,14 @@ class MaskedClassifier(nn.Module):
                  init_bias: float = 2.0, classifier_width: int = 32, hard_forward: bool = True,
                  clamp_backward: bool = False, upsample: str = "nearest", oracle: str = "none",
                  mask_norm: bool = False, logit_bound: float = 0.0, area_seen: bool = False, backbone: str = "small",
-                 glimpse: bool = False, prior: int = 0):
+                 glimpse: bool = False, prior: int = 0, branch_depth: int = 3):
         super().__init__()
         self.gate, self.hard_forward, self.oracle = gate, hard_forward, oracle
         self.mask_gate = MaskGate(self.gate_kind, hard=hard_forward, clamp_backward=clamp_backward,
                                   seen_area=area_seen)                     # no parameters: state_dicts unchanged
         self.channels, self.classes = channels, classes
         self.attention = None if gate == "none" else AttentionBranch(
-            channels, width, mask_stride, init_bias, upsample, mask_norm, logit_bound, prior)
+            channels, width, mask_stride, init_bias, upsample, mask_norm, logit_bound, prior, branch_depth)
         self.classifier = CLASSIFIERS[backbone](channels, classes, classifier_width)
         self.glimpse = None
         if glimpse and self.attention is not None:
@@ -236,6 +236,6 @@ def build_model(cfg, channels: int, classes: int) -> MaskedClassifier:
         model = MaskedClassifier(channels, classes, cfg.gate, cfg.width, cfg.mask_stride, cfg.init_bias,
                                  cfg.classifier_width, cfg.hard_forward, cfg.clamp_backward, cfg.mask_upsample,
                                  cfg.oracle, cfg.mask_norm, cfg.logit_bound, cfg.area_seen, cfg.backbone,
-                                 cfg.glimpse, cfg.prior)
+                                 cfg.glimpse, cfg.prior, cfg.branch_depth)
         model.mask_gate.keep = cfg.area_target          # top_k at eval (training sets the schedule's target)
         return model

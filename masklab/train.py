@@ -9,12 +9,14 @@ A non-finite loss restores the last good weights and raises NonFiniteLoss.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 
 from .constraint import AreaConstraint
 from .device import keep_heap
@@ -74,6 +76,10 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
     seconds, tic = 0.0, time.perf_counter()
     model.train()
     closing = int(round((1 - cfg.finetune) * cfg.steps)) if masked and cfg.finetune else cfg.steps
+    shadow = copy.deepcopy(model.classifier) if masked and cfg.shadow else None   # reads the eval mask only
+    if shadow is not None:
+        shadow_opt = torch.optim.Adam(shadow.parameters(), lr=cfg.lr)
+        shadow_schedule = torch.optim.lr_scheduler.LambdaLR(shadow_opt, lambda i: lr_factor(cfg, i))
     for step in range(1, cfg.steps + 1):
         x, y, mask = *data.batch(cfg.batch_size, g_data), None
         if cfg.oracle != "none":
@@ -111,6 +117,15 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         schedule.step()
         if masked and cfg.constraint and not frozen:
             constraint.update()
+        if shadow is not None:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                shadow_loss = F.cross_entropy(shadow(x * (out.relaxed.detach() > 0.5).to(x.dtype))[0].float(), y)
+            shadow_opt.zero_grad(set_to_none=True)
+            shadow_loss.backward()
+            shadow_opt.step()
+            shadow_schedule.step()
+            if step == cfg.steps:                      # the run ends with the classifier that read its final mask
+                model.classifier.load_state_dict(shadow.state_dict())
         if step % cfg.log_every and step != cfg.steps:
             continue
         bad = int(first_bad)

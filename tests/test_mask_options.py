@@ -20,8 +20,9 @@ def _model(**over):
 
 def test_the_options_are_off_by_default():
     cfg = Config()
-    options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion, cfg.ahead)
-    assert options == (0, 0, 0, False, 0, 0, 0)
+    options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion, cfg.ahead,
+               cfg.shadow, cfg.branch_depth)
+    assert options == (0, 0, 0, False, 0, 0, 0, False, 3)
     model = build_model(cfg, 1, 10)
     assert model.glimpse is None and model.attention.prior is None
 
@@ -189,8 +190,10 @@ def test_training_with_a_teacher_term_changes_the_loss(term):
 def test_the_objective_panel_shows_the_options_only_when_on():
     from masklab.explain import objective_latex
     plain = "\n".join(objective_latex(Config()))
-    assert "CAM" not in plain and "rand" not in plain and "occlusion" not in plain
-    on = objective_latex(Config(evidence=0.3, occlusion=0.3, random_masks=0.25, deterministic=0.5, ahead=0.25))
+    assert "CAM" not in plain and "rand" not in plain and "occlusion" not in plain and "shadow" not in plain
+    on = objective_latex(Config(evidence=0.3, occlusion=0.3, random_masks=0.25, deterministic=0.5, ahead=0.25,
+                                shadow=True))
+    assert any(line.startswith(r"\text{shadow: }") and r"f \leftarrow f'" in line for line in on)
     assert r"\text{evidence}\cdot \mathrm{BCE}" in on[0] and r"\text{occlusion}\cdot \mathrm{BCE}" in on[0]
     assert any("0.25 sees" in line and "0.5 sees" in line for line in on)
     assert any("0.25 sees" in line and "top }0.045" in line for line in on) and "top }" not in plain
@@ -256,3 +259,53 @@ def test_a_gates_deterministic_mask_is_its_eval_mask_in_any_mode_with_a_gradient
     assert torch.equal(m, gate.eval()(logits))
     m.sum().backward()
     assert logits.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("depth, reach", [(1, 1), (3, 7), (4, 15)])
+def test_each_conv_of_the_branch_doubles_how_far_a_pixels_logit_sees(depth, reach):
+    """Dilations 1, 2, 4, 8, ...: at stride 1 a logit reads the pixels within 1 + 2 + ... + 2^(depth-1) of it."""
+    model = _model(mask_stride=1, mask_norm=False, branch_depth=depth)   # group norm would pool the whole image
+    x = torch.rand(1, 1, 41, 41)
+    poked = x.clone()
+    poked[..., 20, 20] += 1.0
+    with torch.no_grad():
+        moved = (model.mask_logits(poked) - model.mask_logits(x)).abs()[0, 0] > 0
+    rows, cols = moved.nonzero(as_tuple=True)
+    assert (rows - 20).abs().max() == reach and (cols - 20).abs().max() == reach
+    assert moved[20 - reach:21 + reach, 20 - reach:21 + reach].all()
+
+
+def test_the_shadow_classifier_reads_the_eval_mask_never_moves_the_branch_and_replaces_the_joint_one_at_the_end():
+    from masklab.data import open_data
+    from masklab.train import train
+    cfg = Config(steps=6, log_every=3, batch_size=8, test_size=16, finetune=0.34)   # steps 5-6 are the closing phase
+    data = open_data(cfg)
+    runs = {}
+    for shadow in (False, True):
+        model = build_model(cfg, data.channels, data.classes)
+        seen, fed = [], []
+        original = model.forward
+
+        def spy(x, *args, **kwargs):
+            out = original(x, *args, **kwargs)
+            seen.append(x * (out.relaxed.detach() > 0.5))
+            return out
+
+        model.forward = spy
+        model.classifier.register_forward_pre_hook(
+            lambda module, args: fed.append(args[0].detach().clone()) if module is not model.classifier else None)
+        stream = train(cfg.replace(shadow=shadow), model, data)
+        next(stream)                                                    # step 3: the joint classifier still
+        runs[shadow, 3] = {k: v.clone() for k, v in model.state_dict().items()}
+        list(stream)
+        runs[shadow, 6] = {k: v.clone() for k, v in model.state_dict().items()}
+        if shadow:
+            assert len(fed) == cfg.steps                                # one shadow step per training step
+            assert all(torch.equal(a, b) for a, b in zip(fed, seen))   # on x * 1[m_eval > 1/2] of that batch
+        else:
+            assert not fed
+    for step in (3, 6):
+        plain, shadowed = runs[False, step], runs[True, step]
+        assert all(torch.equal(plain[k], shadowed[k]) for k in plain if k.startswith("attention."))
+    assert all(torch.equal(runs[False, 3][k], runs[True, 3][k]) for k in runs[False, 3])
+    assert not torch.equal(runs[False, 6]["classifier.head.weight"], runs[True, 6]["classifier.head.weight"])

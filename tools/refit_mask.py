@@ -4,6 +4,7 @@ classifier (new initialisation, the run's steps, lr and batch) on x * its determ
     python tools/refit_mask.py RUN [--steps N] [--seed 777] [--batch-seed 5]
     python tools/refit_mask.py RUN --keep       # or go on training the run's own classifier on it
     python tools/refit_mask.py RUN --ink        # which of the digit's ink the mask keeps, by the ink's intensity
+    python tools/refit_mask.py RUN --clutter    # where the run's errors are: images with clutter in the digit's box
 
 Prints the run's own hard-mask accuracy and the fresh classifier's on the same test set: if the fresh one is
 far better, the jointly trained classifier was the bottleneck; if both stay below oracle-ink (the same
@@ -18,8 +19,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from masklab.checkpoint import load_run  # noqa: E402
-from masklab.data import open_data  # noqa: E402
-from masklab.metrics import evaluate  # noqa: E402
+from masklab.data import open_data, true_mask  # noqa: E402
+from masklab.metrics import evaluate, predict  # noqa: E402
 from masklab.models import build_model  # noqa: E402
 
 
@@ -32,12 +33,16 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="go on training the run's own classifier instead of a "
                                                                 "fresh one (under-trained or damaged?)")
     parser.add_argument("--ink", action="store_true", help="print the share of the ink kept by intensity instead")
+    parser.add_argument("--clutter", action="store_true", help="print the run's accuracy on the images with clutter "
+                                                               "inside the digit's box and elsewhere instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg, model, summary = load_run(args.run)
     data = open_data(cfg)
     if args.ink:
         return ink_kept(args.run, cfg, model, data.test)
+    if args.clutter:
+        return clutter_in_box(args.run, cfg, model, data.test)
     if not args.keep:
         fresh = build_model(cfg.replace(seed=args.seed), data.channels, data.classes)
         model.classifier.load_state_dict(fresh.classifier.state_dict())
@@ -70,6 +75,22 @@ def ink_kept(run, cfg, model, test) -> int:
     for lo, hi in ((0.0, 0.5), (0.5, 0.75), (0.75, 1.0)):
         band = (values > lo) & (values <= hi)
         print(f"  ink of intensity ({lo}, {hi}]: {band.float().mean():.3f} of the ink, {kept[band].float().mean():.3f} kept")
+    return 0
+
+
+def clutter_in_box(run, cfg, model, test) -> int:
+    """Clutter inside the digit's box (pixels there as bright as ink, > 0.25 as in synthetic.py, that are not the
+    digit's ink: fragments of other digits): how much of it the hard mask keeps, and the run's accuracy on the
+    images that have some against the images that have none."""
+    m, _, hard_logits, _, _ = predict(model, test.x, cfg.temperature_end)
+    hard, right = m > 0.5, hard_logits.argmax(1) == test.y
+    box = true_mask("box", test.x, test.boxes, test.ink).bool()
+    clutter = (test.x.amax(1, keepdim=True) > 0.25) & ~test.ink.bool() & box
+    some = clutter.flatten(1).any(1)
+    print(f"{run}: accuracy {right.float().mean():.3f}; {some.float().mean():.3f} of the images have clutter in "
+          f"the digit's box, accuracy there {right[some].float().mean():.3f}, elsewhere "
+          f"{right[~some].float().mean():.3f}; the mask keeps {hard[clutter].float().mean():.3f} of that clutter "
+          f"and {hard[test.ink.bool()].float().mean():.3f} of the ink")
     return 0
 
 
