@@ -49,8 +49,10 @@ class AttentionBranch(nn.Module):
         block = lambda c_in, dilation: [nn.Conv2d(c_in, width, 3, padding=dilation, dilation=dilation),
                                         *([nn.GroupNorm(4 if width % 4 == 0 else 1, width)] if norm else []), nn.ReLU()]
         cells = stride * stride if upsample == "shuffle" and stride > 1 else 1   # pixels of a block, each its own
-        dilated = [layer for i in range(1, depth) for layer in block(width, 2 ** i)]      # 2, 4, 8, ...
-        self.body = nn.Sequential(*block(channels * cells, 1), *dilated, nn.Conv2d(width, cells, 1))
+        layers = block(channels * cells, 1)               # made in this order: the same seed, the same weights
+        for i in range(1, depth):
+            layers += block(width, 2 ** i)                # dilated 2, 4, 8, ...
+        self.body = nn.Sequential(*layers, nn.Conv2d(width, cells, 1))
         nn.init.constant_(self.body[-1].bias, init_bias)   # gates start open: the classifier sees everything
 
     def forward(self, x: Tensor, extra: Tensor | None = None) -> Tensor:
