@@ -239,7 +239,8 @@ class Config:
     shadow: bool = _f(False, "a second classifier, trained beside the joint one on x * the branch's noise-free hard "
                       "mask 1[m_eval > 1/2] of every batch (no gradient to the branch), replaces the joint "
                       "classifier at the end of the run: it follows the mask from the whole image (warm-up) to the "
-                      "final mask, and never shapes it (an experiment: README, 'The classifier, not the mask')")
+                      "final mask, and never shapes it (an experiment: README, '…and the mask: clutter inside the "
+                      "digit's box')")
     deterministic: float = _f(0.0, "this fraction of each batch sees the noise-free hard mask 1[m_eval > 1/2] "
                               "(straight-through) instead of a noisy sample, so a gate left near 1/2 buys "
                               "no random view: what the classifier trains on is what it is tested on (an experiment: "

@@ -19,6 +19,7 @@ from .data import SPLIT_SEED, TEST_SEED, Dataset, TestSet, stratified_split
 
 DIGIT = 16      # upscaled digit side (8x8 source, 2x)
 FRAGMENT = 6    # side of a clutter fragment
+INK = 0.25      # a digit's pixels brighter than this are its ink
 
 
 def source_digits() -> tuple[Tensor, Tensor]:
@@ -72,7 +73,7 @@ class ClutteredDigits:
         _paste(canvas, digit, y0, x0)
         ink = torch.zeros(n, S, S, dtype=torch.bool, device=dev)
         b, r, c = _window(n, DIGIT, DIGIT, y0, x0, dev)
-        ink[b, r, c] = digit > 0.25
+        ink[b, r, c] = digit > INK
         boxes = torch.stack([x0, y0, x0 + DIGIT, y0 + DIGIT], 1).float()
         return canvas[:, None], self.labels[idx], boxes, ink[:, None]
 

@@ -22,6 +22,7 @@ from masklab.checkpoint import load_run  # noqa: E402
 from masklab.data import open_data, true_mask  # noqa: E402
 from masklab.metrics import evaluate, predict  # noqa: E402
 from masklab.models import build_model  # noqa: E402
+from masklab.synthetic import INK  # noqa: E402
 
 
 def main() -> int:
@@ -79,13 +80,13 @@ def ink_kept(run, cfg, model, test) -> int:
 
 
 def clutter_in_box(run, cfg, model, test) -> int:
-    """Clutter inside the digit's box (pixels there as bright as ink, > 0.25 as in synthetic.py, that are not the
+    """Clutter inside the digit's box (pixels there as bright as ink, > synthetic.INK, that are not the
     digit's ink: fragments of other digits): how much of it the hard mask keeps, and the run's accuracy on the
     images that have some against the images that have none."""
     m, _, hard_logits, _, _ = predict(model, test.x, cfg.temperature_end)
     hard, right = m > 0.5, hard_logits.argmax(1) == test.y
     box = true_mask("box", test.x, test.boxes, test.ink).bool()
-    clutter = (test.x.amax(1, keepdim=True) > 0.25) & ~test.ink.bool() & box
+    clutter = (test.x.amax(1, keepdim=True) > INK) & ~test.ink.bool() & box
     some = clutter.flatten(1).any(1)
     print(f"{run}: accuracy {right.float().mean():.3f}; {some.float().mean():.3f} of the images have clutter in "
           f"the digit's box, accuracy there {right[some].float().mean():.3f}, elsewhere "
