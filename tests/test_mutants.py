@@ -287,6 +287,35 @@ def test_a_16_bit_png_upload_becomes_the_same_8_bit_image():
     assert (x[0, 0] * 255).round().flatten().tolist() == [round(v / 257) for v in a.flatten().tolist()]
 
 
+def test_to_tensor_fits_the_size_box_keeping_the_aspect_ratio_and_never_drops_a_side_to_zero():
+    """size is (height, width): the image is scaled by the tighter of the two ratios; a side that would round to 0
+    becomes 1, and a side already 1 pixel stays 1. Kills images.to_tensor 38 (size[1] / h), 63 (max(2, ...))."""
+    from PIL import Image
+
+    from masklab.images import to_tensor
+    assert to_tensor(Image.new("L", (20, 20)), 1, (10, 40)).shape == (1, 1, 10, 10)
+    assert to_tensor(Image.new("RGB", (30, 10)), 3, (6, 12)).shape == (1, 3, 4, 12)
+    assert to_tensor(Image.new("L", (2, 1000)), 1, (10, 10)).shape == (1, 1, 10, 1)      # width 0.02 -> 1
+    assert to_tensor(Image.new("L", (1, 5)), 1, None).shape == (1, 1, 5, 1)
+
+
+def test_to_tensor_resizes_bilinearly_from_pixel_centres_and_antialiases_when_shrinking():
+    """Upscaling [0, 1] twice gives 0, 1/4, 3/4, 1 (pixel centres, align_corners=False: True would give thirds);
+    shrinking a 1-pixel checkerboard threefold averages it to grey, where sampling without antialiasing would
+    alias it into a coarser checkerboard of 0s and 1s. Kills images.to_tensor 84 (align_corners=True), 76 and
+    81 (antialias off)."""
+    import numpy as np
+    from PIL import Image
+
+    from masklab.images import to_tensor
+    up = to_tensor(Image.fromarray(np.array([[0, 255], [0, 255]], dtype=np.uint8)), 1, (4, 4))
+    assert up[0, 0].tolist() == [[0.0, 0.25, 0.75, 1.0]] * 4
+    board = (np.indices((48, 48)).sum(0) % 2 * 255).astype(np.uint8)
+    down = to_tensor(Image.fromarray(board), 1, (16, 16))
+    assert down.shape == (1, 1, 16, 16)
+    assert down.min() > 0.45 and down.max() < 0.55
+
+
 def test_to_uint8_rounds_clamps_and_lays_out_channels_for_pil():
     """Kills images.to_uint8's survivors: 1 channel -> (H, W), 3 -> (H, W, 3), values rounded, not truncated."""
     from masklab.images import to_uint8
