@@ -13,6 +13,11 @@ has every variant on its first seeds; a line of JSON per finished run goes to OU
 bf16 autocast, no TF32), so their dynamics are those of the CPU runs; the data and gate noise come from the
 device's generators, so seed k here is not seed k of a CPU run. 1500-step runs took about 40 s each with 12
 workers on an H200. The benchmark (python -m masklab bench) remains what the tables come from.
+
+Each worker runs torch on one thread, and the thread count changes the order of float sums, so a CPU screen run
+is reproduced bit for bit by `python -m masklab train <its overrides> --seed k --device cpu --threads 1` (checked:
+cifar_sh_t3 seed 0 and that command agree on every logged step), not by the same command on torch's default
+threads, which drifts from step 20 on.
 """
 from __future__ import annotations
 
