@@ -35,16 +35,18 @@ def _ref(table, method: str, col: str = "accuracy_hard") -> float:
 def screen_table(paths) -> str:
     """A markdown table: per variant, seeds run, collapsed seeds, mean ± std of accuracy_hard over all seeds,
     and means of the rest over the seeds that did not collapse (a metric a run predates, such as contiguity, is
-    averaged over the runs that have it, n/a where none has). Runs that did not finish are left out; a seed
-    run twice (a screen appended to the same file again) counts once, its last run."""
+    averaged over the runs that have it, n/a where none has). `area` is the eval mask's; `area in training` the
+    gate's expected area on the last training batch (`area_exp`): far above `area`, the training mask was mostly the
+    gate's noise (a 'noise mask'). Runs that did not finish are left out; a seed run twice (a screen appended to the
+    same file again) counts once, its last run."""
     import pandas as pd
     rows = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines() if line.strip()]
-    cols = ["accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall"]
+    cols = ["accuracy_hard", "area", "area_exp", "bimodality", "contiguity", "precision_in_box", "ink_recall"]
     frame = pd.DataFrame(rows, columns=["name", "seed", "status", "collapsed", *cols])
     frame = frame[frame["status"].fillna("done").eq("done") & frame["accuracy_hard"].notna()]
     frame = frame.drop_duplicates(["name", "seed"], keep="last")
-    lines = ["| variant | seeds | collapsed | accuracy_hard (all seeds) | accuracy_hard | area | bimodality | "
-             "contiguity | precision_in_box | ink_recall |", "|---" * 10 + "|"]
+    lines = ["| variant | seeds | collapsed | accuracy_hard (all seeds) | accuracy_hard | area | area in training | "
+             "bimodality | contiguity | precision_in_box | ink_recall |", "|---" * 11 + "|"]
     for name, group in frame.groupby("name", sort=False):
         live = group.loc[~group["collapsed"].astype(bool), cols].astype(float).mean()   # NaN: no value
         acc = group["accuracy_hard"].astype(float)

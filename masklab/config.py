@@ -252,6 +252,21 @@ class Config:
                    slider="log", span=(1e-4, 1))
     bimodal: float = _f(1.0, "weight of the bimodality term mean(m * (1 - m)) on the relaxed mask", lo=0,
                         slider="log", span=(1e-3, 1e1))
+    entropy: float = _f(0.0, "weight of the gates' mean Bernoulli entropy H(sigmoid(l)): the uncertainty of the "
+                        "training mask itself (for hard concrete with hard_forward, sigmoid(l) is the chance the "
+                        "classifier sees the pixel). The bimodality term looks at m_eval, which is exactly 0 for "
+                        "every l below -2.4, so it cannot see a 'noise mask' (every logit in one band below 0, each "
+                        "pixel open by chance: the expected area meets the target, the eval mask is empty); this "
+                        "term can (an experiment: README, 'Why the photos lose')", lo=0, slider="log", span=(1e-3, 1e1),
+                        formula="+ w·mean(H(σ(l))), H(p) = −p·log p − (1−p)·log(1−p): under the area constraint "
+                                "a band of equal logits is a maximum of it, so it splits into chosen and not chosen.")
+    noise_end: float = _f(1.0, "the gate noise's size relative to the logits at the end of the anneal: the gate "
+                          "reads gain * l, the gain rising geometrically from 1 (at the anneal's start) to "
+                          "1 / noise_end (at its end), so a pixel must be chosen (its logit far from 0), not left "
+                          "to chance, to be seen; the eval mask 1[l > 0] does not depend on it (1: off; an "
+                          "experiment: README, 'Why the photos lose')", lo=0, lo_open=True, hi=1, slider="log",
+                          span=(0.05, 1), formula="The gate sees g·l, g = noise_end^(−progress of the anneal): "
+                                                  "the logistic noise is 1/g of what it was relative to l.")
     temperature: float = _f(2 / 3, "gate temperature at the start (concrete gates, STE backward slope)",
                             lo=0, lo_open=True, label="temperature τ (start)", slider="log", span=(0.05, 5),
                             formula="Concrete gates: m = σ((l + noise)/τ); straight-through backward slope "

@@ -203,6 +203,8 @@ def objective_latex(cfg) -> list[str]:
         total += r" + \text{tv}\cdot \mathrm{TV}(m)"
     if masked and cfg.bimodal:
         total += r" + \text{bimodal}\cdot \overline{m(1-m)}"
+    if masked and cfg.entropy:
+        total += r" + \text{entropy}\cdot \overline{H\big(\sigma(l)\big)}"
     if masked and cfg.evidence:
         total += r" + \text{evidence}\cdot \mathrm{BCE}\big(l, \mathbb{1}[\mathrm{CAM}_y(x) \in \text{top } t]\big)"
     if masked and cfg.occlusion:
@@ -212,6 +214,9 @@ def objective_latex(cfg) -> list[str]:
     if masked and cfg.ahead:
         lines.append(rf"\text{{of each batch: {cfg.ahead:g} sees }} x \odot \mathbb{{1}}[l \in "
                      rf"\text{{the image's top }}{cfg.area_target:g}],\ \text{{no gradient to the branch}}")
+    if masked and cfg.noise_end != 1:
+        lines.append(rf"\text{{the gate reads }} g\,l,\ g = {cfg.noise_end:g}^{{-\text{{progress of the anneal}}}}"
+                     rf"\text{{: the noise shrinks to {cfg.noise_end:g} of its size against }} l")
     if masked and cfg.shadow:
         lines.append(r"\text{shadow: } \mathrm{CE}\big(f'(x \odot \mathbb{1}[m_{\text{eval}} > \tfrac12]), y\big)"
                      r"\text{ trains } f' \text{ alone; } f \leftarrow f' \text{ at the end}")

@@ -113,7 +113,8 @@ MASK_LOSSES = {  # name -> (out, cfg, target) -> scalar, weighted by cfg.beta
 
 
 def objective(cfg, out, y: Tensor, target: float, penalty: Tensor | None):
-    """(loss, ce, mask_loss) = CE + beta * L_mask + penalty + tv * TV + bimodal * mean(m(1-m)).
+    """(loss, ce, mask_loss) = CE + beta * L_mask + penalty + tv * TV + bimodal * mean(m(1-m))
+    + entropy * mean(H(sigmoid(l))).
 
     `penalty` is the area constraint's term for this step (AreaConstraint(area, step); zero without the
     constraint), or None for a model whose mask has no terms (the unmasked model; the closing phase)."""
@@ -127,13 +128,33 @@ def objective(cfg, out, y: Tensor, target: float, penalty: Tensor | None):
         loss = loss + cfg.tv * total_variation(out.mask).float()
     if cfg.bimodal:
         loss = loss + cfg.bimodal * (out.relaxed * (1 - out.relaxed)).mean().float()
+    if cfg.entropy:
+        loss = loss + cfg.entropy * gate_entropy(out.mask_logits).float()
     return loss, ce, mask_loss
+
+
+def gate_entropy(logits: Tensor) -> Tensor:
+    """Mean Bernoulli entropy of p = sigmoid(l), in nats (log 2 at l = 0, 0 far from it), written with
+    softplus so that saturated logits give 0 and a finite gradient: H = softplus(l) - l * sigmoid(l)."""
+    logits = logits.float()
+    return (F.softplus(logits) - logits * torch.sigmoid(logits)).mean()
 
 
 def area_target(cfg, step: int) -> float:
     """The target area at `step` (1-based) of cfg's schedule (AreaConstraint.target): 1.0 through the warm-up, then
     down to cfg.area_target over the next anneal_frac of training (linearly or geometrically), then constant."""
     return AreaConstraint.from_config(cfg).target(step)
+
+
+def logit_gain_at(cfg, step: int) -> float:
+    """The gain on the mask logits at `step` (Config.noise_end): 1 until the anneal starts, then geometric to
+    1 / noise_end at its end, along the same progress as the area target's."""
+    if cfg.noise_end == 1.0:
+        return 1.0
+    constraint = AreaConstraint.from_config(cfg)
+    start, span = constraint.warmup * constraint.steps, constraint.anneal_frac * constraint.steps
+    progress = 1.0 if span <= 0 else min(1.0, max(0.0, (step - start) / span))
+    return cfg.noise_end ** -progress
 
 
 def temperature_at(cfg, step: int) -> float:

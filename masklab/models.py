@@ -138,6 +138,7 @@ class MaskedClassifier(nn.Module):
         self.mask_gate = MaskGate(self.gate_kind, hard=hard_forward, clamp_backward=clamp_backward,
                                   seen_area=area_seen)                     # no parameters: state_dicts unchanged
         self.channels, self.classes = channels, classes
+        self.logit_gain = 1.0                                 # Config.noise_end: set per step by train(), not saved
         self.attention = None if gate == "none" else AttentionBranch(
             channels, width, mask_stride, init_bias, upsample, mask_norm, logit_bound, prior, branch_depth)
         self.classifier = CLASSIFIERS[backbone](channels, classes, classifier_width)
@@ -151,10 +152,12 @@ class MaskedClassifier(nn.Module):
         if self.attention is None:                            # unmasked: a logit that always keeps the pixel
             return x.new_full((x.shape[0], 1, *x.shape[-2:]), 20.0)
         if self.glimpse is None:
-            return self.attention(x)
-        with torch.no_grad():                                 # the classifier's features of the whole image
-            _, features = self.classifier(x)
-        return self.attention(x, self.glimpse(features))
+            logits = self.attention(x)
+        else:
+            with torch.no_grad():                             # the classifier's features of the whole image
+                _, features = self.classifier(x)
+            logits = self.attention(x, self.glimpse(features))
+        return logits if self.logit_gain == 1.0 else logits * self.logit_gain
 
     def forward(self, x: Tensor, temperature: float = 2 / 3, generator: torch.Generator | None = None,
                 mask: Tensor | None = None, random_rows: int = 0, deterministic_rows: int = 0,
@@ -240,4 +243,5 @@ def build_model(cfg, channels: int, classes: int) -> MaskedClassifier:
                                  cfg.oracle, cfg.mask_norm, cfg.logit_bound, cfg.area_seen, cfg.backbone,
                                  cfg.glimpse, cfg.prior, cfg.branch_depth)
         model.mask_gate.keep = cfg.area_target          # top_k at eval (training sets the schedule's target)
+        model.logit_gain = 1 / cfg.noise_end            # the trained model's, at eval (training sets the schedule's)
         return model

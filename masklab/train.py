@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .constraint import AreaConstraint
 from .device import keep_heap
-from .losses import evidence_loss, objective, occlusion_loss, temperature_at
+from .losses import evidence_loss, logit_gain_at, objective, occlusion_loss, temperature_at
 from .metrics import bimodality
 
 
@@ -86,6 +86,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
             x, y, mask = data.truth_batch(cfg.batch_size, g_data, cfg.oracle)
         tau, target = temperature_at(cfg, step), constraint.target(step)
         model.mask_gate.keep = target                  # top_k keeps exactly this fraction (other gates: unused)
+        model.logit_gain = logit_gain_at(cfg, step)
         frozen = step > closing                        # closing phase: the mask is fixed, the classifier adapts
         if frozen:
             with torch.no_grad():

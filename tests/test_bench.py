@@ -143,15 +143,15 @@ def test_the_screen_table_counts_each_seed_once_and_averages_the_live_seeds(tmp_
     from masklab.bench_report import kind_section, screen_table
     def row(name, seed, acc, collapsed=False, **more):
         return {"name": name, "seed": seed, "accuracy_hard": acc, "collapsed": collapsed, "area": 0.1 * (seed + 1),
-                "bimodality": 0.9, "precision_in_box": None, "ink_recall": 0.5, **more}
+                "area_exp": 0.2, "bimodality": 0.9, "precision_in_box": None, "ink_recall": 0.5, **more}
     rows = [row("a", 0, 0.1), row("a", 0, 0.5, contiguity=0.8), row("a", 1, 0.7), row("a", 2, 0.3, collapsed=True),
             row("a", 3, 0.99, status="running"), row("b", 0, 0.4, collapsed=True), row("b", 1, None)]
     path = tmp_path / "kind.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     lines = screen_table([path]).splitlines()
     assert len(lines) == 4                                 # header, rule, a, b (b's seed without accuracy dropped)
-    assert lines[2] == "| a | 3 | 1 | 0.500 ± 0.200 | 0.600 | 0.150 | 0.900 | 0.800 | n/a | 0.500 |"
-    assert lines[3] == "| b | 1 | 1 | 0.400 ± 0.000 | n/a | n/a | n/a | n/a | n/a | n/a |"
+    assert lines[2] == "| a | 3 | 1 | 0.500 ± 0.200 | 0.600 | 0.150 | 0.200 | 0.900 | 0.800 | n/a | 0.500 |"
+    assert lines[3] == "| b | 1 | 1 | 0.400 ± 0.000 | n/a | n/a | n/a | n/a | n/a | n/a | n/a |"
     fixed = tmp_path / "fixed-masks.jsonl"
     fixed.write_text("".join(json.dumps({"kind": k, "seed": s, "area": a, "accuracy_hard": acc}) + "\n"
                              for k, s, a, acc in [("centre", 0, 0.25, 0.4), ("centre", 1, 0.25, 0.5),

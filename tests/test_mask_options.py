@@ -21,10 +21,10 @@ def _model(**over):
 def test_the_options_are_off_by_default():
     cfg = Config()
     options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion, cfg.ahead,
-               cfg.shadow, cfg.branch_depth)
-    assert options == (0, 0, 0, False, 0, 0, 0, False, 3)
+               cfg.shadow, cfg.branch_depth, cfg.entropy, cfg.noise_end)
+    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 1)
     model = build_model(cfg, 1, 10)
-    assert model.glimpse is None and model.attention.prior is None
+    assert model.glimpse is None and model.attention.prior is None and model.logit_gain == 1
 
 
 def test_random_rows_see_block_masks_and_send_no_gradient_to_the_branch():
@@ -192,7 +192,9 @@ def test_the_objective_panel_shows_the_options_only_when_on():
     plain = "\n".join(objective_latex(Config()))
     assert "CAM" not in plain and "rand" not in plain and "occlusion" not in plain and "shadow" not in plain
     on = objective_latex(Config(evidence=0.3, occlusion=0.3, random_masks=0.25, deterministic=0.5, ahead=0.25,
-                                shadow=True))
+                                shadow=True, entropy=0.5, noise_end=0.25))
+    assert r"\text{entropy}\cdot" in on[0] and r"\text{entropy}" not in plain
+    assert any("noise" in line and "0.25" in line for line in on) and "noise_end" not in plain
     assert any(line.startswith(r"\text{shadow: }") and r"f \leftarrow f'" in line for line in on)
     assert r"\text{evidence}\cdot \mathrm{BCE}" in on[0] and r"\text{occlusion}\cdot \mathrm{BCE}" in on[0]
     assert any("0.25 sees" in line and "0.5 sees" in line for line in on)
@@ -309,3 +311,46 @@ def test_the_shadow_classifier_reads_the_eval_mask_never_moves_the_branch_and_re
         assert all(torch.equal(plain[k], shadowed[k]) for k in plain if k.startswith("attention."))
     assert all(torch.equal(runs[False, 3][k], runs[True, 3][k]) for k in runs[False, 3])
     assert not torch.equal(runs[False, 6]["classifier.head.weight"], runs[True, 6]["classifier.head.weight"])
+
+
+def test_the_logit_gain_rises_over_the_anneal_only_to_one_over_noise_end():
+    """noise_end 0.25: the gain is 1 through the warm-up, 4 ** progress over the anneal (the area target's own
+    progress), 4 after it; a built model evaluates with the final gain."""
+    from masklab.losses import logit_gain_at
+    cfg = Config(steps=100, warmup=0.1, anneal_frac=0.5, noise_end=0.25)
+    gains = [logit_gain_at(cfg, step) for step in (1, 10, 35, 60, 61, 100)]
+    assert gains[:2] == [1.0, 1.0] and gains[2] == pytest.approx(2.0) and gains[3:] == [4.0, 4.0, 4.0]
+    assert all(logit_gain_at(Config(steps=100), step) == 1.0 for step in (1, 50, 100))
+    assert build_model(cfg, 1, 10).logit_gain == 4.0
+
+
+def test_the_logit_gain_shrinks_the_gates_noise_but_not_the_eval_mask():
+    """The gate reads gain * l: the eval mask 1[l > 0] is the same at any gain, the training mask agrees with it
+    on more pixels (each pixel open with probability sigmoid(gain * l) instead of sigmoid(l)), and train() sets
+    the schedule's gain before each step."""
+    model = _model()
+    x = torch.rand(4, 1, 48, 48)
+    model.eval()
+    with torch.no_grad():
+        base_logits = model.mask_logits(x)
+        hard1 = model.gate_relaxed(x, 2 / 3) > 0.5
+        model.logit_gain = 4.0
+        assert torch.equal(model.mask_logits(x), base_logits * 4)
+        assert torch.equal(model.gate_relaxed(x, 2 / 3) > 0.5, hard1)
+        model.train()
+        agree = {}
+        for gain in (1.0, 4.0):
+            model.logit_gain = gain
+            seen = model(x, 2 / 3, torch.Generator().manual_seed(0)).mask > 0.5
+            agree[gain] = (seen == hard1).float().mean().item()
+    assert agree[4.0] > agree[1.0]
+    from masklab.data import open_data
+    from masklab.losses import logit_gain_at
+    from masklab.train import train
+    cfg = Config(steps=6, log_every=6, batch_size=8, test_size=16, warmup=0.0, anneal_frac=0.8, noise_end=0.5)
+    data = open_data(cfg)
+    model = build_model(cfg, data.channels, data.classes)
+    gains, original = [], model.forward
+    model.forward = lambda *a, **k: (gains.append(model.logit_gain), original(*a, **k))[1]
+    list(train(cfg, model, data))
+    assert gains[:4] == [logit_gain_at(cfg, step) for step in range(1, 5)] and gains[0] < gains[3]

@@ -93,6 +93,40 @@ def test_objective_adds_each_term_with_its_weight(constraint, tv, bimodal):
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_the_entropy_term_is_the_mean_bernoulli_entropy_of_the_gates_open_probability():
+    """entropy * mean(-p log p - (1 - p) log(1 - p)), p = sigmoid(l): log 2 at l = 0, finite and 0 at a saturated
+    logit; it is added only with the constraint's terms (not for the unmasked model or in the closing phase)."""
+    out = _out()
+    p = torch.sigmoid(out.mask_logits)
+    h = -(p * p.log() + (1 - p) * (1 - p).log()).mean()
+    base, _, _ = objective(Config(bimodal=0.0), out, Y, 0.2, torch.zeros(()))
+    loss, _, _ = objective(Config(bimodal=0.0, entropy=0.7), out, Y, 0.2, torch.zeros(()))
+    assert (loss - base).item() == pytest.approx(0.7 * h.item(), rel=1e-5)
+    assert objective(Config(entropy=0.7), out, Y, 0.2, None)[0].item() == pytest.approx(F.cross_entropy(out.logits, Y).item())
+    from masklab.losses import gate_entropy
+    assert gate_entropy(torch.zeros(3)).item() == pytest.approx(math.log(2))
+    assert gate_entropy(torch.tensor([80.0, -80.0])).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_the_entropy_term_splits_a_band_of_equal_logits_which_the_bimodality_term_cannot_see():
+    """A 'noise mask': every logit in a band near -2.9, each pixel open by chance (p = sigmoid(l), about 5%), m_eval
+    exactly 0. The bimodality term on m_eval has no gradient there. The entropy term's descent moves each logit by
+    l * p(1 - p) (down), the area floor's multiplier nu by nu * p(1 - p) (up): logits above -nu rise, those below
+    it fall, so the band spreads into chosen and not chosen instead of sitting at the target in expectation."""
+    from masklab.gates import GATES
+    from masklab.losses import gate_entropy
+    l = torch.tensor([-3.2, -3.0, -2.8, -2.6], requires_grad=True)
+    relaxed = GATES["hard_concrete"](l, 2 / 3, False, False)
+    assert relaxed.tolist() == [0.0] * 4
+    (g_bim,) = torch.autograd.grad((relaxed * (1 - relaxed)).mean(), l)
+    assert g_bim.abs().sum() == 0
+    nu = 2.9
+    (g,) = torch.autograd.grad(gate_entropy(l) - nu * torch.sigmoid(l).mean(), l)
+    step = -g                                                       # gradient descent
+    assert step[0] < 0 < step[-1]                                   # the lowest down, the highest up
+    assert (l + 100 * step).std() > l.std()
+
+
 def test_the_unmasked_model_gets_no_mask_terms():
     """penalty None (no mask): only CE + beta * L_mask, whatever constraint, tv and bimodal say."""
     out = _out()

@@ -200,6 +200,33 @@ SCREENS["context2"] = [(name, over, seeds) for name, over, seeds in [
     *[(f"cifar_{which}_t{t}", {**CIFAR, **extra, "area_target": t / 10}, range(5))
       for t in (1, 3, 5) for which, extra in (("now", {}), ("deep", DEEP)) if (which, t) != ("deep", 3)],
     ("deep", DEEP, range(3, 5)), ("shapes_deep", {**SHAPES, **DEEP}, range(3))]]
+# 2026-11-30 (tenth session): why photos at 0.1 fall short of their area or collapse. The collapsed run
+# (cifar_deep_t1 seed 4) ends with every mask logit of every photo in one narrow band (1st-99th percentile -3.4 to
+# -1.6, spread within a photo 0.38, against 2.7 for seed 0): no pixel is chosen, each is open with probability 0.075
+# under the gate's noise alone. The expected area meets the constraint and the classifier learns from random 7.5%
+# samples of the pixels (colour alone tells CIFAR-10's classes apart somewhat), but the noise-free eval mask is
+# empty. The default shows the same on a smaller scale (cifar_now_t1: hard area 0.004-0.059 against an expected
+# 0.083-0.098). A noise mask: the training mask and the eval mask are different objects. `det` (deterministic 0.5:
+# half of each batch sees the noise-free hard mask, with its straight-through gradient) makes an empty eval mask
+# cost the classification loss. `cur_t1`: the default with today's init (the cifar_now_ runs drew another).
+SCREENS["noisemask"] = [(name, over, range(5)) for name, over in [
+    ("cifar_cur_t1", {**CIFAR, "area_target": 0.1}), ("cifar_det_t1", {**CIFAR, "area_target": 0.1, **DET}),
+    ("cifar_deep_det_t1", {**CIFAR, "area_target": 0.1, **DET, **DEEP})]]
+# The bimodality term cannot see a noise mask: it looks at m_eval, exactly 0 for every logit below -2.4. `ent`:
+# entropy 1.0, the gates' mean Bernoulli entropy H(sigmoid(l)) (the uncertainty of the training mask itself; under
+# the area constraint a band of equal logits is its maximum, so it splits into chosen and not chosen).
+ENT = {"entropy": 1.0}
+SCREENS["entropy"] = [(name, over, seeds) for name, over, seeds in [
+    ("cifar_ent_t1", {**CIFAR, "area_target": 0.1, **ENT}, range(5)), ("cifar_ent_t3", {**CIFAR3, **ENT}, range(3)),
+    ("ent", ENT, range(3))]]
+# The noise is what makes a noise mask possible: with logits in a band below 0, each pixel is seen by chance and the
+# expected area meets the target with no pixel chosen. `nz`: noise_end 0.25 (the gate reads gain * l, the gain rising
+# from 1 to 4 over the anneal, so by its end the noise flips only pixels whose logit is within a quarter of the
+# distance it used to be: the training mask is the eval mask but for the pixels the branch has not decided).
+NZ = {"noise_end": 0.25}
+SCREENS["noise"] = [(name, over, seeds) for name, over, seeds in [
+    ("cifar_nz_t1", {**CIFAR, "area_target": 0.1, **NZ}, range(5)), ("cifar_nz_t3", {**CIFAR3, **NZ}, range(3)),
+    ("nz", NZ, range(3))]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
