@@ -146,7 +146,9 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              "realx, glimpse, prior, tkprior, tkstride, evidence, evidence2, occlusion and realx_digits (3 seeds "
              "each; glimpse cut for time), then shuffle (3 seeds), shuffle_tv (2 seeds), ahead and lrdecay (3 seeds "
              "each), shadow and context (3 seeds each), context2 (the rest of five seeds, and `cifar_now_`: the "
-             "default with the code of that day, on the same five seeds; `cifar_t3` is from before photos streamed). "
+             "default with the code of that day, on the same five seeds; `cifar_t3` is from before photos streamed), "
+             "noisemask, noise, damp, damp2, entropy and cur (`cifar_cur_`: the default with the initial weights of "
+             "today, five seeds). "
              "`cifar_..._t3`: CIFAR-10 (1,000 / 200 photos a class, 32 px) at target 0.3 (`_t1` at 0.1, `_t5` at "
              "0.5), the default's preset; `tk_`: preset top-k; `shapes_`: the shapes set at 0.045; no prefix: the "
              "digits. `rm`: random_masks 0.25; `det`: "
@@ -157,7 +159,12 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              "branch's mask at the final area already: README, \"The classifier, not the mask\"); `lrd`: "
              "lr_decay true; `sh`: shadow (a second classifier trained on the noise-free hard mask replaces the "
              "joint one at the end; the masks are the default's); `deep`: branch_depth 4 (a fourth conv, dilated 8: "
-             "each logit sees 31 cells instead of 15).", "",
+             "each logit sees 31 cells instead of 15); `nz`: noise_end 0.25 (the gate reads gain * l, the gain rising "
+             "to 4 over the anneal: the gate noise shrinks against the logits); `d`: damping 10 (a quadratic pull "
+             "c/2 (area - t)^2 beside the multipliers); `nzd`: both; `ent`: entropy 1.0 (the gates' Bernoulli "
+             "entropy). `area in training` is the gate's expected area on the last training batch: well above "
+             "`area`, the classifier trained on the gate's noise (README, \"A noise mask\"). The bimodality of the "
+             "`nz` rows is read at their final gain of 4; at gain 1 the same logits give less (README).", "",
              screen_table([kind]), ""]
     if fixed.exists():
         import pandas as pd

@@ -189,6 +189,12 @@ class Config:
     dual_lr: float = _f(1.0, "multiplier step: multiplier += dual_lr * (area - target), clamped at 0 (the "
                         "floor's multiplier likewise)", lo=0, label="multiplier step (dual_lr)", slider="log",
                         span=(1e-3, 1e1), formula="Dual ascent: μ ← max(0, μ + dual_lr·(area − t)).")
+    damping: float = _f(0.0, "weight c of a quadratic term c/2 * (area - target)^2 beside the multipliers (Platt & "
+                        "Barr's modified method of multipliers): a pull to the target that acts at once, both ways, "
+                        "and does not wind up as the multipliers do (0: off; an experiment: README, 'Why the photos "
+                        "lose')", lo=0, slider="log", span=(1e-2, 1e2),
+                        formula="+ c/2·(ā − t)²: the multipliers are the integral part of the push on the area, "
+                                "this its proportional part.")
     area_seen: bool = _f(True, "hard concrete with hard_forward: the constraint's area is P(z > 1/2) = sigmoid(l), "
                          "the expected fraction of pixels the classifier sees, instead of P(z > 0) (expected L0), "
                          "which counts gates that open too little to show")

@@ -20,7 +20,8 @@ ANNEALS = ("linear", "geometric")
 
 
 class AreaConstraint:
-    """penalty = (mu - nu) * (area - t(step)), with t annealed from 1.0 (gates start open) to `target`.
+    """penalty = (mu - nu) * (area - t(step)) [+ damping / 2 * (area - t)^2], with t annealed from 1.0 (gates start
+    open) to `target`.
 
     Schedule: t = 1 for the first `warmup` fraction of `steps`, then falls to `target` over the next
     `anneal_frac` of them (linearly, or geometrically: target ** progress), then stays there.
@@ -28,14 +29,20 @@ class AreaConstraint:
       mu <- max(0, mu + dual_lr * (area - t))              the price of area above the target;
       nu <- max(0, nu + dual_lr * (floor * t - area))      with floor > 0: the price of a mask that closes too far.
     The multipliers stay on the area's device (no host sync per step). `state_dict()` / `load_state_dict()`
-    checkpoint and resume them.
+    checkpoint and resume them. `damping` > 0 adds the quadratic term of Platt & Barr's modified differential
+    method of multipliers (an augmented Lagrangian): a restoring force c * (area - t) that acts at once, both ways,
+    and does not accumulate, where the multipliers alone wind up and overshoot (a proportional term beside dual
+    ascent's integral one).
     """
 
     def __init__(self, target: float, steps: int, warmup: float = 0.1, anneal_frac: float = 0.5,
-                 anneal: str = "linear", dual_lr: float = 1.0, floor: float = 0.5):
-        if not 0 < target <= 1 or steps < 1 or anneal not in ANNEALS or not 0 <= floor < 1 or dual_lr < 0:
-            raise ValueError(f"AreaConstraint: need 0 < target <= 1, steps >= 1, anneal in {ANNEALS}, "
-                             f"0 <= floor < 1, dual_lr >= 0 (got {target}, {steps}, {anneal!r}, {floor}, {dual_lr})")
+                 anneal: str = "linear", dual_lr: float = 1.0, floor: float = 0.5, damping: float = 0.0):
+        if not 0 < target <= 1 or steps < 1 or anneal not in ANNEALS or not 0 <= floor < 1 or dual_lr < 0 \
+                or damping < 0:
+            raise ValueError(f"AreaConstraint: need 0 < target <= 1, steps >= 1, anneal in {ANNEALS}, 0 <= floor < 1, "
+                             f"dual_lr >= 0, damping >= 0 (got {target}, {steps}, {anneal!r}, {floor}, {dual_lr}, "
+                             f"{damping})")
+        self.damping = damping
         self.goal, self.steps, self.warmup, self.anneal_frac = target, steps, warmup, anneal_frac
         self.anneal, self.dual_lr, self.floor = anneal, dual_lr, floor
         self.mu, self.nu = torch.zeros(()), torch.zeros(())
@@ -43,7 +50,8 @@ class AreaConstraint:
 
     @classmethod
     def from_config(cls, cfg) -> "AreaConstraint":
-        return cls(cfg.area_target, cfg.steps, cfg.warmup, cfg.anneal_frac, cfg.anneal, cfg.dual_lr, cfg.area_floor)
+        return cls(cfg.area_target, cfg.steps, cfg.warmup, cfg.anneal_frac, cfg.anneal, cfg.dual_lr, cfg.area_floor,
+                   cfg.damping)
 
     def target(self, step: int) -> float:
         """The target area at `step` (1-based)."""
@@ -60,7 +68,8 @@ class AreaConstraint:
         t = self.target(step)
         self.mu, self.nu = self.mu.to(area.device), self.nu.to(area.device)
         self._last = (area.detach().float(), t)
-        return (self.mu - self.nu).to(area.dtype) * (area - t)
+        penalty = (self.mu - self.nu).to(area.dtype) * (area - t)
+        return penalty + self.damping / 2 * (area - t) ** 2 if self.damping else penalty
 
     def update(self) -> None:
         """One dual-ascent step from the area of the last call (after the optimiser's step); no-op before any."""

@@ -199,6 +199,8 @@ def objective_latex(cfg) -> list[str]:
         total += r" + \beta\, L_{\text{mask}}"
     if masked and cfg.constraint:
         total += r" + (\mu - \nu)\,(\bar a - t)" if cfg.area_floor else r" + \mu\,(\bar a - t)"
+        if cfg.damping:
+            total += rf" + \tfrac{{{cfg.damping:g}}}{{2}}\,(\bar a - t)^2"
     if masked and cfg.tv:
         total += r" + \text{tv}\cdot \mathrm{TV}(m)"
     if masked and cfg.bimodal:

@@ -192,7 +192,8 @@ def test_the_objective_panel_shows_the_options_only_when_on():
     plain = "\n".join(objective_latex(Config()))
     assert "CAM" not in plain and "rand" not in plain and "occlusion" not in plain and "shadow" not in plain
     on = objective_latex(Config(evidence=0.3, occlusion=0.3, random_masks=0.25, deterministic=0.5, ahead=0.25,
-                                shadow=True, entropy=0.5, noise_end=0.25))
+                                shadow=True, entropy=0.5, noise_end=0.25, damping=10.0))
+    assert r"\tfrac{10}{2}\,(\bar a - t)^2" in on[0] and "^2" not in plain
     assert r"\text{entropy}\cdot" in on[0] and r"\text{entropy}" not in plain
     assert any("noise" in line and "0.25" in line for line in on) and "noise_end" not in plain
     assert any(line.startswith(r"\text{shadow: }") and r"f \leftarrow f'" in line for line in on)

@@ -175,3 +175,25 @@ def test_training_steps_with_the_decayed_learning_rate(tiny, monkeypatch, decay)
     list(train(cfg, build_model(cfg, data.channels, data.classes), data))
     assert seen == pytest.approx([0.01 * lr_factor(cfg, i) for i in range(8)])
     assert (seen[-1] < 0.006) == decay
+
+
+def test_damping_adds_a_quadratic_pull_to_the_target_that_acts_both_ways_and_does_not_accumulate():
+    """damping c: penalty = (mu - nu)(a - t) + c/2 (a - t)^2, so d penalty / d area = (mu - nu) + c (a - t): with
+    the multipliers at 0 the area is pulled down when above the target and up when below it, at once, and the
+    multipliers' update is the same as without it. Off (0) by default."""
+    assert Config().damping == 0 and AreaConstraint(0.2, 10).damping == 0
+    for area_value, expected_grad in ((0.6, 4.0), (0.1, -1.0)):
+        c = AreaConstraint(target=0.2, steps=10, warmup=0.0, anneal_frac=0.0, floor=0.0, damping=10.0)
+        area = torch.tensor(area_value, requires_grad=True)
+        penalty = c(area, 1)
+        assert penalty.item() == pytest.approx(5.0 * (area_value - 0.2) ** 2)
+        penalty.backward()
+        assert area.grad.item() == pytest.approx(expected_grad)
+        c.update()
+        plain = AreaConstraint(target=0.2, steps=10, warmup=0.0, anneal_frac=0.0, floor=0.0)
+        plain(torch.tensor(area_value), 1)
+        plain.update()
+        assert c.multiplier.item() == pytest.approx(plain.multiplier.item())
+    assert AreaConstraint.from_config(Config(damping=3.0)).damping == 3.0
+    with pytest.raises(ValueError, match="damping >= 0"):
+        AreaConstraint(0.2, 10, damping=-1.0)
