@@ -53,12 +53,18 @@ class AreaConstraint:
         return cls(cfg.area_target, cfg.steps, cfg.warmup, cfg.anneal_frac, cfg.anneal, cfg.dual_lr, cfg.area_floor,
                    cfg.damping)
 
-    def target(self, step: int) -> float:
-        """The target area at `step` (1-based)."""
+    def progress(self, step: int) -> float:
+        """How far the anneal is at `step` (1-based): 0 through the warm-up, 1 from its end on."""
         start, span = self.warmup * self.steps, self.anneal_frac * self.steps
         if span <= 0:
-            return 1.0 if step <= start else self.goal
-        progress = min(1.0, max(0.0, (step - start) / span))
+            return 0.0 if step <= start else 1.0
+        return min(1.0, max(0.0, (step - start) / span))
+
+    def target(self, step: int) -> float:
+        """The target area at `step` (1-based)."""
+        if self.anneal_frac * self.steps <= 0:             # no anneal: exactly the goal, not 1 - (1 - goal)
+            return 1.0 if step <= self.warmup * self.steps else self.goal
+        progress = self.progress(step)
         if self.anneal == "geometric":
             return self.goal ** progress
         return 1.0 - (1.0 - self.goal) * progress

@@ -149,12 +149,7 @@ def area_target(cfg, step: int) -> float:
 def logit_gain_at(cfg, step: int) -> float:
     """The gain on the mask logits at `step` (Config.noise_end): 1 until the anneal starts, then geometric to
     1 / noise_end at its end, along the same progress as the area target's."""
-    if cfg.noise_end == 1.0:
-        return 1.0
-    constraint = AreaConstraint.from_config(cfg)
-    start, span = constraint.warmup * constraint.steps, constraint.anneal_frac * constraint.steps
-    progress = 1.0 if span <= 0 else min(1.0, max(0.0, (step - start) / span))
-    return cfg.noise_end ** -progress
+    return 1.0 if cfg.noise_end == 1.0 else cfg.noise_end ** -AreaConstraint.from_config(cfg).progress(step)
 
 
 def temperature_at(cfg, step: int) -> float:

@@ -355,3 +355,8 @@ def test_the_logit_gain_shrinks_the_gates_noise_but_not_the_eval_mask():
     model.forward = lambda *a, **k: (gains.append(model.logit_gain), original(*a, **k))[1]
     list(train(cfg, model, data))
     assert gains[:4] == [logit_gain_at(cfg, step) for step in range(1, 5)] and gains[0] < gains[3]
+    from masklab.export import MaskOnly
+    model = build_model(cfg, data.channels, data.classes).eval()          # evaluates at the final gain, 2
+    x = data.test.x[:4]
+    hard, m_eval = MaskOnly(model, 2 / 3)(x)
+    assert torch.equal(m_eval, model.gate_relaxed(x, 2 / 3)) and torch.equal(hard, (m_eval > 0.5).float())
