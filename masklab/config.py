@@ -191,8 +191,8 @@ class Config:
                         span=(1e-3, 1e1), formula="Dual ascent: μ ← max(0, μ + dual_lr·(area − t)).")
     damping: float = _f(0.0, "weight c of a quadratic term c/2 * (area - target)^2 beside the multipliers (Platt & "
                         "Barr's modified method of multipliers): a pull to the target that acts at once, both ways, "
-                        "and does not wind up as the multipliers do (0: off; an experiment: README, 'Why the photos "
-                        "lose')", lo=0, slider="log", span=(1e-2, 1e2),
+                        "and does not wind up as the multipliers do (0: off; an experiment: README, 'A noise mask')",
+                        lo=0, slider="log", span=(1e-2, 1e2),
                         formula="+ c/2·(ā − t)²: the multipliers are the integral part of the push on the area, "
                                 "this its proportional part.")
     area_seen: bool = _f(True, "hard concrete with hard_forward: the constraint's area is P(z > 1/2) = sigmoid(l), "
@@ -263,16 +263,18 @@ class Config:
                         "classifier sees the pixel). The bimodality term looks at m_eval, which is exactly 0 for "
                         "every l below -2.4, so it cannot see a 'noise mask' (every logit in one band below 0, each "
                         "pixel open by chance: the expected area meets the target, the eval mask is empty); this "
-                        "term can (an experiment: README, 'Why the photos lose')", lo=0, slider="log", span=(1e-3, 1e1),
+                        "term can (an experiment: README, 'A noise mask')", lo=0, slider="log", span=(1e-3, 1e1),
                         formula="+ w·mean(H(σ(l))), H(p) = −p·log p − (1−p)·log(1−p): under the area constraint "
                                 "a band of equal logits is a maximum of it, so it splits into chosen and not chosen.")
     noise_end: float = _f(1.0, "the gate noise's size relative to the logits at the end of the anneal: the gate "
                           "reads gain * l, the gain rising geometrically from 1 (at the anneal's start) to "
                           "1 / noise_end (at its end), so a pixel must be chosen (its logit far from 0), not left "
-                          "to chance, to be seen; the eval mask 1[l > 0] does not depend on it (1: off; an "
-                          "experiment: README, 'Why the photos lose')", lo=0, lo_open=True, hi=1, slider="log",
-                          span=(0.05, 1), formula="The gate sees g·l, g = noise_end^(−progress of the anneal): "
-                                                  "the logistic noise is 1/g of what it was relative to l.")
+                          "to chance, to be seen; the eval mask 1[l > 0] does not depend on it. The gain multiplies "
+                          "the bounded logits, so it lifts logit_bound too (8 to 32 at 0.25): a gate can saturate "
+                          "closed (1: off; an experiment: README, 'A noise mask')", lo=0, lo_open=True, hi=1,
+                          slider="log", span=(0.05, 1),
+                          formula="The gate sees g·l, g = noise_end^(−progress of the anneal): the logistic noise is "
+                                  "1/g of what it was relative to l.")
     temperature: float = _f(2 / 3, "gate temperature at the start (concrete gates, STE backward slope)",
                             lo=0, lo_open=True, label="temperature τ (start)", slider="log", span=(0.05, 5),
                             formula="Concrete gates: m = σ((l + noise)/τ); straight-through backward slope "

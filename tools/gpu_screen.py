@@ -253,9 +253,10 @@ SCREENS["cur"] = [(f"cifar_cur_t{t}", {**CIFAR, "area_target": t / 10}, range(5)
 # Result: 0.386 +- 0.024 at 0.1 and 0.428 +- 0.012 at 0.3, no collapse (nzd: 0.375, 0.416).
 SCREENS["damp3"] = [(f"cifar_deepnzd_t{t}", {**CIFAR, "area_target": t / 10, **NZ, **DAMP, **DEEP}, range(5))
                     for t in (1, 3)]
-# The same on the digits and shapes, for the choice of a default.
-SCREENS["damp4"] = [("deepnzd", {**NZ, **DAMP, **DEEP}, range(5)), ("shapes_deepnzd", {**SHAPES, **NZ, **DAMP, **DEEP},
-                                                                                 range(3))]
+# The same on the digits and shapes, for the choice of a default. Result: digits 0.942 +- 0.017, but shapes seed 1
+# collapsed: every gate closed at once and stayed at -26..-15, the gain having lifted the logit bound from 8 to 32.
+SCREENS["damp4"] = [("deepnzd", {**NZ, **DAMP, **DEEP}, range(5)),
+                    ("shapes_deepnzd", {**SHAPES, **NZ, **DAMP, **DEEP}, range(3))]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
