@@ -1370,3 +1370,14 @@ def test_evaluate_says_collapsed_for_a_learned_mask_and_nothing_for_the_unmasked
     assert evaluate(_small_model(init_bias=8.0), test, 2 / 3)["collapsed"] is True          # keeps everything
     unmasked = build_model(preset("unmasked", width=4, classifier_width=4), 1, 10)
     assert evaluate(unmasked, test, 2 / 3)["collapsed"] is None
+
+
+def test_without_an_anneal_the_progress_and_the_logit_gain_jump_right_after_the_warmup():
+    """anneal_frac 0: the anneal's progress is 0 through the warm-up's last step, then exactly 1 (the gain of
+    noise_end 0.25 goes from 1 to 4 at once). Kills constraint.AreaConstraint.progress 4, 6, 7, 10."""
+    from masklab.constraint import AreaConstraint
+    from masklab.losses import logit_gain_at
+    c = AreaConstraint(target=0.2, steps=10, warmup=0.5, anneal_frac=0.0)
+    assert [c.progress(s) for s in (1, 5, 6, 10)] == [0.0, 0.0, 1.0, 1.0]
+    cfg = Config(steps=10, warmup=0.5, anneal_frac=0.0, noise_end=0.25)
+    assert [logit_gain_at(cfg, s) for s in (5, 6)] == [1.0, 4.0]
