@@ -161,10 +161,11 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              "joint one at the end; the masks are the default's); `deep`: branch_depth 4 (a fourth conv, dilated 8: "
              "each logit sees 31 cells instead of 15); `nz`: noise_end 0.25 (the gate reads gain * l, the gain rising "
              "to 4 over the anneal: the gate noise shrinks against the logits); `d`: damping 10 (a quadratic pull "
-             "c/2 (area - t)^2 beside the multipliers); `nzd`: both; `deepnzd`: both with branch_depth 4; `ent`: entropy 1.0 (the gates' Bernoulli "
-             "entropy). `area in training` is the gate's expected area on the last training batch: well above "
-             "`area`, the classifier trained on the gate's noise (README, \"A noise mask\"). The bimodality of the "
-             "`nz` rows (nz, nzd, deepnzd) is read at their final gain of 4; at gain 1 the same logits give less (README).", "",
+             "c/2 (area - t)^2 beside the multipliers); `nzd`: both; `deepnzd`: both with branch_depth 4; `ent`: "
+             "entropy 1.0 (the gates' Bernoulli entropy). `area in training` is the gate's expected area on the last "
+             "training batch: well above `area`, the classifier trained on the gate's noise (README, \"A noise "
+             "mask\"). The bimodality of the `nz` rows (nz, nzd, deepnzd) is read at their final gain of 4; at gain 1 "
+             "the same logits give less (README).", "",
              screen_table([kind]), ""]
     if fixed.exists():
         import pandas as pd

@@ -38,12 +38,10 @@ class MaskOnly(nn.Module):
         # with the glimpse the branch also reads the classifier's features: they travel with it
         self.classifier, self.glimpse = (model.classifier, model.glimpse) if model.glimpse is not None else (None, None)
         self.temperature, self.threshold = float(temperature), float(threshold)
-        self.gain = float(model.logit_gain)                # Config.noise_end: the gate reads gain * l
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         extra = None if self.glimpse is None else self.glimpse(self.classifier(x)[1])
-        logits = self.attention(x, extra)
-        m = self.gate.relaxed(logits if self.gain == 1.0 else logits * self.gain, self.temperature)
+        m = self.gate.relaxed(self.attention(x, extra), self.temperature)
         return (m > self.threshold).to(x.dtype), m
 
 

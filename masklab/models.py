@@ -45,6 +45,7 @@ class AttentionBranch(nn.Module):
                  norm: bool = False, bound: float = 0.0, prior: int = 0, depth: int = 3):
         super().__init__()
         self.stride, self.upsample, self.bound = stride, upsample, bound
+        self.gain = 1.0                # Config.noise_end: the gate reads gain * l (set per step by train(), not saved)
         self.prior = nn.Parameter(torch.zeros(1, 1, prior, prior)) if prior else None
         block = lambda c_in, dilation: [nn.Conv2d(c_in, width, 3, padding=dilation, dilation=dilation),
                                         *([nn.GroupNorm(4 if width % 4 == 0 else 1, width)] if norm else []), nn.ReLU()]
@@ -63,7 +64,7 @@ class AttentionBranch(nn.Module):
             logits = logits + F.interpolate(self.prior, size=x.shape[-2:], mode="bilinear", align_corners=False)
         if self.bound:                 # a soft ceiling on |logit|: no gate can saturate past where gradients live
             logits = self.bound * torch.tanh(logits / self.bound)
-        return logits
+        return logits if self.gain == 1.0 else logits * self.gain
 
     def _logits(self, x: Tensor) -> Tensor:
         if self.stride == 1:
@@ -138,7 +139,6 @@ class MaskedClassifier(nn.Module):
         self.mask_gate = MaskGate(self.gate_kind, hard=hard_forward, clamp_backward=clamp_backward,
                                   seen_area=area_seen)                     # no parameters: state_dicts unchanged
         self.channels, self.classes = channels, classes
-        self.logit_gain = 1.0                                 # Config.noise_end: set per step by train(), not saved
         self.attention = None if gate == "none" else AttentionBranch(
             channels, width, mask_stride, init_bias, upsample, mask_norm, logit_bound, prior, branch_depth)
         self.classifier = CLASSIFIERS[backbone](channels, classes, classifier_width)
@@ -152,12 +152,20 @@ class MaskedClassifier(nn.Module):
         if self.attention is None:                            # unmasked: a logit that always keeps the pixel
             return x.new_full((x.shape[0], 1, *x.shape[-2:]), 20.0)
         if self.glimpse is None:
-            logits = self.attention(x)
-        else:
-            with torch.no_grad():                             # the classifier's features of the whole image
-                _, features = self.classifier(x)
-            logits = self.attention(x, self.glimpse(features))
-        return logits if self.logit_gain == 1.0 else logits * self.logit_gain
+            return self.attention(x)
+        with torch.no_grad():                                 # the classifier's features of the whole image
+            _, features = self.classifier(x)
+        return self.attention(x, self.glimpse(features))
+
+    @property
+    def logit_gain(self) -> float:
+        """The branch's gain on its logits (Config.noise_end; 1 without a branch)."""
+        return 1.0 if self.attention is None else self.attention.gain
+
+    @logit_gain.setter
+    def logit_gain(self, gain: float) -> None:
+        if self.attention is not None:
+            self.attention.gain = gain
 
     def forward(self, x: Tensor, temperature: float = 2 / 3, generator: torch.Generator | None = None,
                 mask: Tensor | None = None, random_rows: int = 0, deterministic_rows: int = 0,
