@@ -100,6 +100,7 @@ ANNEAL_NAMES = ("linear", "geometric")
 ORACLE_NAMES = ("none", "ink", "box")
 UPSAMPLE_NAMES = ("nearest", "bilinear", "shuffle")
 BACKBONE_NAMES = ("small", "resnet18")
+GAIN_SITE_NAMES = ("logits", "bounded")
 
 
 @dataclass(frozen=True)
@@ -269,12 +270,16 @@ class Config:
     noise_end: float = _f(1.0, "the gate noise's size relative to the logits at the end of the anneal: the gate "
                           "reads gain * l, the gain rising geometrically from 1 (at the anneal's start) to "
                           "1 / noise_end (at its end), so a pixel must be chosen (its logit far from 0), not left "
-                          "to chance, to be seen; the eval mask 1[l > 0] does not depend on it. The gain multiplies "
-                          "the bounded logits, so it lifts logit_bound too (8 to 32 at 0.25): a gate can saturate "
-                          "closed (1: off; an experiment: README, 'A noise mask')", lo=0, lo_open=True, hi=1,
+                          "to chance, to be seen; the eval mask 1[l > 0] does not depend on it (1: off; an "
+                          "experiment: README, 'A noise mask')", lo=0, lo_open=True, hi=1,
                           slider="log", span=(0.05, 1),
                           formula="The gate sees g·l, g = noise_end^(−progress of the anneal): the logistic noise is "
                                   "1/g of what it was relative to l.")
+    gain_site: str = _f("logits", "where noise_end's gain acts with logit_bound on: logits, on the branch's logits "
+                        "inside the bound (bound * tanh(gain * l / bound): the logits still never pass the bound); "
+                        "bounded, on the bounded logits (gain * bound * tanh(l / bound): the gain lifts the bound, "
+                        "8 to 32 at noise_end 0.25, and a gate can saturate closed past where gradients live; "
+                        "the first version, screens noise to damp4)", choices=GAIN_SITE_NAMES)
     temperature: float = _f(2 / 3, "gate temperature at the start (concrete gates, STE backward slope)",
                             lo=0, lo_open=True, label="temperature τ (start)", slider="log", span=(0.05, 5),
                             formula="Concrete gates: m = σ((l + noise)/τ); straight-through backward slope "

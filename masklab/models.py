@@ -46,6 +46,7 @@ class AttentionBranch(nn.Module):
         super().__init__()
         self.stride, self.upsample, self.bound = stride, upsample, bound
         self.gain = 1.0                # Config.noise_end: the gate reads gain * l (set per step by train(), not saved)
+        self.gain_inside = True        # Config.gain_site: the gain acts inside the bound (logits) or after it (bounded)
         self.prior = nn.Parameter(torch.zeros(1, 1, prior, prior)) if prior else None
         block = lambda c_in, dilation: [nn.Conv2d(c_in, width, 3, padding=dilation, dilation=dilation),
                                         *([nn.GroupNorm(4 if width % 4 == 0 else 1, width)] if norm else []), nn.ReLU()]
@@ -62,9 +63,13 @@ class AttentionBranch(nn.Module):
             logits = logits + F.interpolate(extra, size=x.shape[-2:], mode="nearest")
         if self.prior is not None:     # where objects usually are, learned over all images, at any image size
             logits = logits + F.interpolate(self.prior, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        if self.gain != 1.0 and (self.gain_inside or not self.bound):
+            logits = logits * self.gain
         if self.bound:                 # a soft ceiling on |logit|: no gate can saturate past where gradients live
             logits = self.bound * torch.tanh(logits / self.bound)
-        return logits if self.gain == 1.0 else logits * self.gain
+            if self.gain != 1.0 and not self.gain_inside:
+                logits = logits * self.gain                      # gain_site bounded: the gain lifts the bound
+        return logits
 
     def _logits(self, x: Tensor) -> Tensor:
         if self.stride == 1:
@@ -252,4 +257,6 @@ def build_model(cfg, channels: int, classes: int) -> MaskedClassifier:
                                  cfg.glimpse, cfg.prior, cfg.branch_depth)
         model.mask_gate.keep = cfg.area_target          # top_k at eval (training sets the schedule's target)
         model.logit_gain = 1 / cfg.noise_end            # the trained model's, at eval (training sets the schedule's)
+        if model.attention is not None:
+            model.attention.gain_inside = cfg.gain_site == "logits"
         return model

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from masklab.config import Config
+from masklab.config import GAIN_SITE_NAMES, Config
 from masklab.models import build_model
 
 
@@ -325,6 +325,41 @@ def test_the_logit_gain_rises_over_the_anneal_only_to_one_over_noise_end():
     assert build_model(cfg, 1, 10).logit_gain == 4.0
 
 
+def test_the_gain_acts_inside_the_logit_bound_unless_gain_site_says_bounded(tmp_path):
+    """gain_site logits (the default): the gate reads bound * tanh(gain * l0 / bound), so no logit passes the bound
+    at any gain; bounded (the first version): gain * bound * tanh(l0 / bound), the bound lifted by the gain. The
+    same sign either way (the eval mask), and a run saved before the field existed reads back as bounded."""
+    x = torch.rand(4, 1, 48, 48)
+    logits = {}
+    for site in GAIN_SITE_NAMES:
+        torch.manual_seed(0)
+        model = build_model(Config(noise_end=0.25, gain_site=site, init_bias=-1.0), 1, 10).eval()
+        assert model.attention.gain_inside is (site == "logits") and model.logit_gain == 4.0
+        with torch.no_grad():
+            model.logit_gain = 1.0
+            torch.nn.init.normal_(model.attention.body[-1].weight, std=2.0)    # raw logits past the bound
+            bounded = model.mask_logits(x)
+            raw = 8.0 * torch.atanh((bounded / 8.0).clamp(-1 + 1e-6, 1 - 1e-6))
+            model.logit_gain = 4.0
+            logits[site] = model.mask_logits(x)
+        assert 7 < bounded.abs().max() < 8                                # near the bound at gain 1
+        expected = 8.0 * torch.tanh(4.0 * raw / 8.0) if site == "logits" else 4.0 * bounded
+        torch.testing.assert_close(logits[site], expected, atol=1e-3, rtol=1e-4)
+    assert logits["logits"].abs().max() <= 8.0 < logits["bounded"].abs().max()
+    assert torch.equal(logits["logits"] > 0, logits["bounded"] > 0)
+    model = build_model(Config(logit_bound=0.0, noise_end=0.25), 1, 10).eval()   # no bound: the gain alone
+    with torch.no_grad():
+        at4 = model.mask_logits(x)
+        model.logit_gain = 1.0
+        torch.testing.assert_close(at4, 4.0 * model.mask_logits(x))
+    import json
+    from masklab.checkpoint import read_config
+    given = json.loads(Config(noise_end=0.25).to_json())
+    del given["gain_site"]
+    (tmp_path / "config.json").write_text(json.dumps(given))
+    assert read_config(tmp_path).gain_site == "bounded" and Config().gain_site == "logits"
+
+
 def test_the_logit_gain_shrinks_the_gates_noise_but_not_the_eval_mask():
     """The gate reads gain * l: the eval mask 1[l > 0] is the same at any gain, the training mask agrees with it
     on more pixels (each pixel open with probability sigmoid(gain * l) instead of sigmoid(l)), and train() sets
@@ -336,7 +371,7 @@ def test_the_logit_gain_shrinks_the_gates_noise_but_not_the_eval_mask():
         base_logits = model.mask_logits(x)
         hard1 = model.gate_relaxed(x, 2 / 3) > 0.5
         model.logit_gain = 4.0
-        assert torch.equal(model.mask_logits(x), base_logits * 4)
+        assert torch.equal(model.mask_logits(x) > 0, base_logits > 0)
         assert torch.equal(model.gate_relaxed(x, 2 / 3) > 0.5, hard1)
         model.train()
         agree = {}

@@ -221,7 +221,7 @@ SCREENS["entropy"] = [("cifar_ent_t1", {**CIFAR, "area_target": 0.1, **ENT}, ran
 # expected area meets the target with no pixel chosen. `nz`: noise_end 0.25 (the gate reads gain * l, the gain rising
 # from 1 to 4 over the anneal, so by its end the noise flips only pixels whose logit is within a quarter of the
 # distance it used to be: the training mask is the eval mask but for the pixels the branch has not decided).
-NZ = {"noise_end": 0.25}
+NZ = {"noise_end": 0.25, "gain_site": "bounded"}   # the first version: the gain after the bound (gain_site's help)
 SCREENS["noise"] = [(name, over, seeds) for name, over, seeds in [
     ("cifar_nz_t1", {**CIFAR, "area_target": 0.1, **NZ}, range(5)), ("cifar_nz_t3", {**CIFAR3, **NZ}, range(3)),
     ("nz", NZ, range(3))]]
@@ -257,6 +257,14 @@ SCREENS["damp3"] = [(f"cifar_deepnzd_t{t}", {**CIFAR, "area_target": t / 10, **N
 # collapsed: every gate closed at once and stayed at -26..-15, the gain having lifted the logit bound from 8 to 32.
 SCREENS["damp4"] = [("deepnzd", {**NZ, **DAMP, **DEEP}, range(5)),
                     ("shapes_deepnzd", {**SHAPES, **NZ, **DAMP, **DEEP}, range(3))]
+# 2026-12-01: the gain inside the bound (gain_site logits, now its default): bound * tanh(gain * l / bound), so the
+# logits never pass 8 and a closed gate keeps a gradient. nzd again on every dataset, five seeds, for the default;
+# and the deep shapes run that collapsed (seed 1).
+NZI = {"noise_end": 0.25, "gain_site": "logits"}
+SCREENS["inside"] = [(name, over, seeds) for name, over, seeds in [
+    *[(f"cifar_nzdi_t{t}", {**CIFAR, "area_target": t / 10, **NZI, **DAMP}, range(5)) for t in (1, 3, 5)],
+    ("nzdi", {**NZI, **DAMP}, range(5)), ("shapes_nzdi", {**SHAPES, **NZI, **DAMP}, range(5)),
+    ("shapes_deepnzdi", {**SHAPES, **NZI, **DAMP, **DEEP}, range(1, 2))]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
