@@ -47,13 +47,13 @@ FRONT_TARGETS = (0.02, 0.03, 0.05, 0.08, 0.11)
 
 
 def run_front(seeds: int = 3, targets=FRONT_TARGETS, out: Path = Path("bench"), log=print, resume: bool = False,
-              **overrides) -> list[dict]:
-    """The default at each area target and the two oracles, `seeds` seeds each: out/front.csv and out/front.png
-    (accuracy_hard against area kept, log-scaled area). An oracle run the benchmark already finished with the
-    same config (out/runs/oracle-*-sN) is used, not trained twice. `overrides` (Config fields) are for other
-    datasets and tests."""
+              method: str = DEFAULT_PRESET, **overrides) -> list[dict]:
+    """The default (or preset `method`) at each area target and the two oracles, `seeds` seeds each: out/front.csv
+    and out/front.png (accuracy_hard against area kept, log-scaled area). An oracle run the benchmark already
+    finished with the same config (out/runs/oracle-*-sN) is used, not trained twice. `overrides` (Config fields)
+    are for other datasets and tests."""
     out = Path(out)
-    jobs = [(DEFAULT_PRESET, t) for t in targets] + [("oracle-ink", None), ("oracle-box", None)]
+    jobs = [(method, t) for t in targets] + [("oracle-ink", None), ("oracle-box", None)]
     rows = []
     for seed in range(seeds):
         for method, target in jobs:
@@ -90,10 +90,10 @@ DATASETS = {
 
 
 def run_datasets(seeds: int = 5, out: Path = Path("bench"), log=print, resume: bool = False,
-                 datasets=None) -> list[dict]:
-    """The default and the unmasked classifier on every dataset of DATASETS: out/datasets.csv, DATASETS.md.
-    CIFAR-10 (1,000 train / 200 test photos a class) comes from ../shared/data; without it its rows are skipped
-    and DATASETS.md says so."""
+                 datasets=None, method: str = DEFAULT_PRESET) -> list[dict]:
+    """The default (or preset `method`) and the unmasked classifier on every dataset of DATASETS: out/datasets.csv,
+    DATASETS.md. CIFAR-10 (1,000 train / 200 test photos a class) comes from ../shared/data; without it its rows
+    are skipped and DATASETS.md says so."""
     out, rows, skipped = Path(out), [], {}
     for seed in range(seeds):
         for label in datasets or DATASETS:
@@ -103,29 +103,31 @@ def run_datasets(seeds: int = 5, out: Path = Path("bench"), log=print, resume: b
             except FileNotFoundError as e:
                 skipped[label] = str(e)
                 continue
-            for method, target in [("unmasked", None), *((DEFAULT_PRESET, t) for t in targets)]:
-                cfg = preset(method, seed=seed, **overrides, **({} if target is None else {"area_target": target}))
-                name = f"{label}-{method}" + ("" if target is None else f"-t{target:g}")
+            for which, target in [("unmasked", None), *((method, t) for t in targets)]:
+                cfg = preset(which, seed=seed, **overrides, **({} if target is None else {"area_target": target}))
+                name = f"{label}-{which}" + ("" if target is None else f"-t{target:g}")
                 run_dir = out / "runs" / "datasets" / f"{name}-s{seed}"
                 _, summary, _ = trained(cfg, run_dir, name, [run_dir] if resume else [])
                 m = summary["metrics"]
-                rows.append({"dataset": label, "method": method, "area_target": target, "seed": seed,
+                rows.append({"dataset": label, "method": which, "area_target": target, "seed": seed,
                              "status": summary["status"], "wall_s": summary["wall_s"],
                              **{k: m.get(k) for k in ("accuracy_hard", "area", "bimodality", "collapsed")}})
                 log(f"{name:>36} seed {seed}: acc_hard {m.get('accuracy_hard') or 0:.3f} area {m.get('area') or 0:.3f}")
-                write_datasets(rows, out, seeds, skipped)
-    write_datasets(rows, out, seeds, skipped)
+                write_datasets(rows, out, seeds, skipped, method)
+    write_datasets(rows, out, seeds, skipped, method)
     return rows
 
 
-def write_datasets(rows: list[dict], out: Path, seeds: int, skipped: dict) -> None:
+def write_datasets(rows: list[dict], out: Path, seeds: int, skipped: dict, method: str = DEFAULT_PRESET) -> None:
     import pandas as pd
     frame = pd.DataFrame(rows, columns=["dataset", "method", "area_target", "seed", "status", "wall_s",
                                         "accuracy_hard", "area", "bimodality", "collapsed"])
     frame.to_csv(out / "datasets.csv", index=False)
     lines = ["# One method on every dataset", "",
-             f"Regenerate with `python -m masklab bench --datasets{'' if seeds == 5 else f' --seeds {seeds}'}`: the "
-             f"default ({DEFAULT_PRESET}) and the unmasked classifier, the same config but for `data` and "
+             f"Regenerate with `python -m masklab bench --datasets{'' if seeds == 5 else f' --seeds {seeds}'}"
+             f"{'' if method == DEFAULT_PRESET else f' --preset {method}'}`: "
+             + ("the default" if method == DEFAULT_PRESET else "preset") + f" ({method}) and the unmasked "
+             "classifier, the same config but for `data` and "
              "`area_target`; mean ± std over seeds, `collapsed` counts seeds. CIFAR-10: the first 1,000 training and "
              "200 test photos of each class at 32 px, streamed from the folder (`-augment`: with the train-time crop "
              "and flip, `--augment true`).", "",

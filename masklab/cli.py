@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "../shared/data): seconds to the first step, peak memory, images/s streamed over in "
                             "memory, at 32 and 128 px: writes OUT/loading.json, which RESULTS.md lists")
     bench.add_argument("--folder", type=Path, help="with --loader: the image folder to measure")
+    bench.add_argument("--preset", choices=list(PRESETS),
+                       help=f"with --front or --datasets: the method to run (default {DEFAULT_PRESET}; an earlier "
+                            "default's preset regenerates the tables it made)")
 
     sweep = sub.add_parser("sweep", help="a grid / random search of trials on Ray Tune (or sequentially)",
                            epilog=SWEEP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -297,14 +300,19 @@ def cmd_bench(args) -> int:
         report(args.out, args.seeds or 5)
         print(f"wrote {args.out / 'RESULTS.md'} and PNGs")
         return 0
+    if args.preset and not (args.datasets or args.front):
+        raise UserError("--preset goes with --front or --datasets (the benchmark's methods are --methods)")
+    method = args.preset or DEFAULT_PRESET
     if args.datasets:
         from .bench_data import run_datasets
-        run_datasets(args.seeds or 5, out=args.out, log=lambda s: print(s, flush=True), resume=args.resume)
+        run_datasets(args.seeds or 5, out=args.out, log=lambda s: print(s, flush=True), resume=args.resume,
+                     method=method)
         print(f"wrote {args.out / 'DATASETS.md'} and datasets.csv")
         return 0
     if args.front:
         from .bench_data import run_front
-        run_front(args.seeds or 3, out=args.out, log=lambda s: print(s, flush=True), resume=args.resume)
+        run_front(args.seeds or 3, out=args.out, log=lambda s: print(s, flush=True), resume=args.resume,
+                  method=method)
         print(f"wrote {args.out / 'front.csv'} and front.png")
         return 0
     run_bench(args.methods, args.seeds or 5, args.quick, args.out, log=lambda s: print(s, flush=True), resume=args.resume,

@@ -63,6 +63,10 @@ METHODS = {m.preset: m for m in [
     Method("hard-concrete-plain", "hard_concrete", r"\mu\,P(z>0)", None,
            lambda l, k: k.multiplier * hard_concrete_open_prob(l, k.temperature),
            note="expected L0: P(z > 0) is a smooth function of the logit, so its gradient reaches every pixel"),
+    Method("hard-concrete-nov29", "hard_concrete", r"\mu\,P(z>\tfrac12) + m(1-m)", None,
+           lambda l, k: k.multiplier * torch.sigmoid(l) + _bimodal(l),
+           note="the default from 2026-11-29 to 2026-12-01: the same per-pixel terms as today's (what it lacks, "
+                "the shrinking noise and the damping, are not per-pixel terms)"),
     Method("hard-concrete", "hard_concrete", r"\mu\,P(z>\tfrac12) + m(1-m)", None,
            lambda l, k: k.multiplier * torch.sigmoid(l) + _bimodal(l),
            note="the default: the area the classifier sees, P(z > 1/2) = sigmoid(l), plus the bimodality term on "
@@ -216,9 +220,12 @@ def objective_latex(cfg) -> list[str]:
     if masked and cfg.ahead:
         lines.append(rf"\text{{of each batch: {cfg.ahead:g} sees }} x \odot \mathbb{{1}}[l \in "
                      rf"\text{{the image's top }}{cfg.area_target:g}],\ \text{{no gradient to the branch}}")
+    gain_inside = masked and cfg.noise_end != 1 and cfg.gain_site == "logits" and bool(cfg.logit_bound)
     if masked and cfg.noise_end != 1:
-        lines.append(rf"\text{{the gate reads }} g\,l,\ g = {cfg.noise_end:g}^{{-\text{{progress of the anneal}}}}"
-                     rf"\text{{: the noise shrinks to {cfg.noise_end:g} of its size against }} l")
+        lines.append((r"\text{the gain } g \text{ on } l_0" if gain_inside else r"\text{the gate reads } g\,l")
+                     + rf",\ g = {cfg.noise_end:g}^{{-\text{{progress of the anneal}}}}"
+                     rf"\text{{: the noise shrinks to {cfg.noise_end:g} of its size against }} "
+                     + ("l_0" if gain_inside else "l"))
     if masked and cfg.shadow:
         lines.append(r"\text{shadow: } \mathrm{CE}\big(f'(x \odot \mathbb{1}[m_{\text{eval}} > \tfrac12]), y\big)"
                      r"\text{ trains } f' \text{ alone; } f \leftarrow f' \text{ at the end}")
@@ -227,7 +234,8 @@ def objective_latex(cfg) -> list[str]:
                      rf"m_{{\text{{rand}}}} \sim \mathrm{{Bernoulli}}(p),\ p \sim U(t, 1)"
                      rf"\text{{; {cfg.deterministic:g} sees }} x \odot \mathbb{{1}}[m_{{\text{{eval}}}} > \tfrac12]")
     if masked and (cfg.mask_norm or cfg.logit_bound):
-        lines.append((r"l = " + (rf"{cfg.logit_bound:g}\,\tanh(l_0/{cfg.logit_bound:g}),\ " if cfg.logit_bound else "")
+        gained = r"g\,l_0" if gain_inside else "l_0"
+        lines.append((r"l = " + (rf"{cfg.logit_bound:g}\,\tanh({gained}/{cfg.logit_bound:g}),\ " if cfg.logit_bound else "")
                       + (r"l_0 = w^\top \mathrm{GroupNorm}(h) + b" if cfg.mask_norm else r"l_0 = w^\top h + b")
                       + r"\quad\text{(}h\text{: the attention branch's features)}"))
     if masked and cfg.mask_loss != "none":

@@ -115,21 +115,25 @@ def image_grid(rows: list[list], labels: list[str], cell: float = 0.8, titles: l
 
 
 def front_plot(frame):
-    """accuracy_hard against area (log scale) from a front.csv frame: every run of the default as a dot, each
-    area target's mean as a line; the oracles as stars."""
+    """accuracy_hard against area (log scale) from a front.csv frame: every run of the method (the default, or the
+    preset the front ran) as a dot, each area target's mean as a line; the oracles as stars."""
+    from .config import DEFAULT_PRESET
     fig = _figure(7, 4.5)
     ax = fig.add_subplot()
     learned = frame[frame.area_target.notna()]
-    ax.scatter(learned.area, learned.accuracy_hard, s=14, alpha=0.5, color=PALETTE[1], label="default, each seed")
+    method = learned.method.iloc[0] if len(learned) else DEFAULT_PRESET
+    who = "default" if method == DEFAULT_PRESET else method
+    ax.scatter(learned.area, learned.accuracy_hard, s=14, alpha=0.5, color=PALETTE[1], label=f"{who}, each seed")
     mean = learned.groupby("area_target")[["area", "accuracy_hard"]].mean()
-    ax.plot(mean.area, mean.accuracy_hard, "-o", color=PALETTE[1], label="default, mean per area target")
+    ax.plot(mean.area, mean.accuracy_hard, "-o", color=PALETTE[1], label=f"{who}, mean per area target")
     for method, colour in (("oracle-ink", PALETTE[0]), ("oracle-box", PALETTE[4])):
         o = frame[frame.method == method]
         if len(o):
             ax.scatter(o.area, o.accuracy_hard, marker="*", s=160, color=colour, label=f"{method}, each seed")
     _log_area_axis(ax, "area (fraction of pixels kept, log scale)", subs=range(1, 10))   # spans about a decade
     ax.set_ylabel("accuracy_hard")
-    ax.set_title("Accuracy vs area kept: the default at five area targets, and the oracles")
+    ax.set_title(f"Accuracy vs area kept: {'the default' if who == 'default' else who} at five area targets, "
+                 "and the oracles")
     ax.legend(fontsize=8, loc="lower right")
     return fig
 

@@ -20,7 +20,7 @@ PINNED = dict(data="cluttered-digits", canvas=32, clutter=2, width=8, classifier
               mask_loss="none", constraint=True, two_sided=False, area_seen=False, area_floor=0.0, finetune=0.0,
               area_target=0.1, warmup=0.3, anneal_frac=0.6, anneal="linear", dual_lr=0.1, tv=0.0, bimodal=0.0,
               temperature=2 / 3, temperature_end=2 / 3, lr=2e-3, lr_decay=False, batch_size=32, steps=300,
-              log_every=25, test_size=200, seed=0, device="cpu")
+              log_every=25, test_size=200, seed=0, device="cpu", noise_end=1.0, damping=0.0)
 
 
 def _run(tmp_path, clamp):

@@ -42,7 +42,7 @@ def test_presets_cover_every_method():
     """One preset per method named in the issue, the previous default (plain hard concrete), and the two oracle
     references."""
     assert set(PRESETS) == {"unmasked", "seed", "mse-zero", "pooled-l1", "ste", "binary-concrete",
-                            "hard-concrete", "hard-concrete-plain", "hard-concrete-bilinear", "top-k", "sorted-area", "oracle-ink", "oracle-box"}
+                            "hard-concrete", "hard-concrete-nov29", "hard-concrete-plain", "hard-concrete-bilinear", "top-k", "sorted-area", "oracle-ink", "oracle-box"}
     assert preset("seed").gate == "hard_sigmoid" and preset("seed").mask_loss == "seed"
 
 

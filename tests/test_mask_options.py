@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from masklab.config import GAIN_SITE_NAMES, Config
+from masklab.config import GAIN_SITE_NAMES, Config, preset
 from masklab.models import build_model
 
 
@@ -18,13 +18,22 @@ def _model(**over):
     return model
 
 
-def test_the_options_are_off_by_default():
+def test_the_options_are_off_by_default_but_the_two_the_default_adopted():
+    """Every screened option is off by default but noise_end and damping, on since 2026-12-01 (with the gain inside
+    the bound); the presets of earlier defaults turn those two off."""
     cfg = Config()
     options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion, cfg.ahead,
-               cfg.shadow, cfg.branch_depth, cfg.entropy, cfg.noise_end)
-    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 1)
+               cfg.shadow, cfg.branch_depth, cfg.entropy)
+    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0)
+    assert (cfg.noise_end, cfg.damping, cfg.gain_site) == (0.25, 10.0, "logits")
     model = build_model(cfg, 1, 10)
-    assert model.glimpse is None and model.attention.prior is None and model.logit_gain == 1
+    assert model.glimpse is None and model.attention.prior is None and model.logit_gain == 4.0
+    assert model.attention.gain_inside
+    for name in ("hard-concrete-nov29", "hard-concrete-plain", "hard-concrete-bilinear", "top-k", "ste"):
+        old = preset(name)
+        assert (old.noise_end, old.damping) == (1.0, 0.0), name
+        assert build_model(old, 1, 10).logit_gain == 1.0
+    assert preset("hard-concrete-nov29") == preset("hard-concrete", noise_end=1.0, damping=0.0)
 
 
 def test_random_rows_see_block_masks_and_send_no_gradient_to_the_branch():
@@ -189,7 +198,7 @@ def test_training_with_a_teacher_term_changes_the_loss(term):
 
 def test_the_objective_panel_shows_the_options_only_when_on():
     from masklab.explain import objective_latex
-    plain = "\n".join(objective_latex(Config()))
+    plain = "\n".join(objective_latex(Config(noise_end=1.0, damping=0.0)))
     assert "CAM" not in plain and "rand" not in plain and "occlusion" not in plain and "shadow" not in plain
     on = objective_latex(Config(evidence=0.3, occlusion=0.3, random_masks=0.25, deterministic=0.5, ahead=0.25,
                                 shadow=True, entropy=0.5, noise_end=0.25, damping=10.0))
@@ -321,7 +330,7 @@ def test_the_logit_gain_rises_over_the_anneal_only_to_one_over_noise_end():
     cfg = Config(steps=100, warmup=0.1, anneal_frac=0.5, noise_end=0.25)
     gains = [logit_gain_at(cfg, step) for step in (1, 10, 35, 60, 61, 100)]
     assert gains[:2] == [1.0, 1.0] and gains[2] == pytest.approx(2.0) and gains[3:] == [4.0, 4.0, 4.0]
-    assert all(logit_gain_at(Config(steps=100), step) == 1.0 for step in (1, 50, 100))
+    assert all(logit_gain_at(Config(steps=100, noise_end=1.0), step) == 1.0 for step in (1, 50, 100))
     assert build_model(cfg, 1, 10).logit_gain == 4.0
 
 

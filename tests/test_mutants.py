@@ -804,10 +804,11 @@ def test_a_damaged_image_says_what_the_decoder_said_or_at_least_its_kind(monkeyp
 
 def _small_model(**over):
     """A seeded 4-channel model for 1-channel images of 10 classes, in eval mode, its classifier's head off its
-    near-zero start (real logits, a real occlusion map)."""
+    near-zero start (real logits, a real occlusion map). The logit gain is 1 (noise_end 1, the default until
+    2026-12-01), as when these tests were written."""
     from masklab.models import build_model
     torch.manual_seed(0)
-    model = build_model(Config(width=4, classifier_width=4, **over), 1, 10).eval()
+    model = build_model(Config(width=4, classifier_width=4, **{"noise_end": 1.0, **over}), 1, 10).eval()
     torch.nn.init.normal_(model.classifier.head.weight, std=0.1)
     return model
 

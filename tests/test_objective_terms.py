@@ -180,8 +180,9 @@ def test_training_steps_with_the_decayed_learning_rate(tiny, monkeypatch, decay)
 def test_damping_adds_a_quadratic_pull_to_the_target_that_acts_both_ways_and_does_not_accumulate():
     """damping c: penalty = (mu - nu)(a - t) + c/2 (a - t)^2, so d penalty / d area = (mu - nu) + c (a - t): with
     the multipliers at 0 the area is pulled down when above the target and up when below it, at once, and the
-    multipliers' update is the same as without it. Off (0) by default."""
-    assert Config().damping == 0 and AreaConstraint(0.2, 10).damping == 0
+    multipliers' update is the same as without it. 10 in the default Config (since 2026-12-01); an AreaConstraint
+    made without it has none."""
+    assert Config().damping == 10 and AreaConstraint(0.2, 10).damping == 0
     for area_value, expected_grad in ((0.6, 4.0), (0.1, -1.0)):
         c = AreaConstraint(target=0.2, steps=10, warmup=0.0, anneal_frac=0.0, floor=0.0, damping=10.0)
         area = torch.tensor(area_value, requires_grad=True)

@@ -4,7 +4,7 @@
     python tools/gpu_screen.py run method bench/screen/method.jsonl --workers 2 --device cpu   # 2 CPU cores
     python tools/gpu_screen.py summary OUT.jsonl [...]
 
-A variant's overrides may name a `preset` (default hard-concrete) and a `data` spec; `folder:CIFAR` stands for
+A variant's overrides may name a `preset` (default hard-concrete, today's default) and a `data` spec; `folder:CIFAR` stands for
 a class-balanced CIFAR-10 subset unpacked from ../shared/data (masklab.bench_data.cifar_folder).
 
 SCREEN is one of the lists below (the experiments behind the README's "tried" notes). Each worker process
@@ -265,6 +265,12 @@ SCREENS["inside"] = [(name, over, seeds) for name, over, seeds in [
     *[(f"cifar_nzdi_t{t}", {**CIFAR, "area_target": t / 10, **NZI, **DAMP}, range(5)) for t in (1, 3, 5)],
     ("nzdi", {**NZI, **DAMP}, range(5)), ("shapes_nzdi", {**SHAPES, **NZI, **DAMP}, range(5)),
     ("shapes_deepnzdi", {**SHAPES, **NZI, **DAMP, **DEEP}, range(1, 2))]]
+# Every screen above ran over the default of its day: schedule and collapse (2026-11-26) over what is now
+# hard-concrete-plain, the rest over hard-concrete-nov29 (the default from 2026-11-29 to 2026-12-01). Pinned, so
+# their rows stay reproducible while the default moves; a screen added below runs over today's default.
+for _screen, _variants in SCREENS.items():
+    _base = "hard-concrete-plain" if _screen in ("schedule", "collapse") else "hard-concrete-nov29"
+    SCREENS[_screen] = [(name, {"preset": _base, **over}, seeds) for name, over, seeds in _variants]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
