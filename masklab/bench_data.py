@@ -126,7 +126,7 @@ def write_datasets(rows: list[dict], out: Path, seeds: int, skipped: dict, metho
     lines = ["# One method on every dataset", "",
              f"Regenerate with `python -m masklab bench --datasets{'' if seeds == 5 else f' --seeds {seeds}'}"
              f"{'' if method == DEFAULT_PRESET else f' --preset {method}'}`: "
-             + ("the default" if method == DEFAULT_PRESET else "preset") + f" ({method}) and the unmasked "
+             + (f"the default ({method})" if method == DEFAULT_PRESET else f"preset {method}") + " and the unmasked "
              "classifier, the same config but for `data` and "
              "`area_target`; mean ± std over seeds, `collapsed` counts seeds. CIFAR-10: the first 1,000 training and "
              "200 test photos of each class at 32 px, streamed from the folder (`-augment`: with the train-time crop "

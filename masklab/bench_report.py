@@ -150,7 +150,9 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              "each), shadow and context (3 seeds each), context2 (the rest of five seeds, and `cifar_now_`: the "
              "default with the code of that day, on the same five seeds; `cifar_t3` is from before photos streamed), "
              "noisemask, noise, damp, damp2, entropy, cur, damp3 and damp4 (`cifar_cur_`: the default with the "
-             "initial weights of today, five seeds). "
+             "initial weights of today, five seeds), and inside (2026-12-01, five seeds; its `nzdi` rows are "
+             "today's default). Every screen before inside ran over the default of its day, now the preset "
+             "hard-concrete-nov29 (`tools/gpu_screen.py` pins it). "
              "`cifar_..._t3`: CIFAR-10 (1,000 / 200 photos a class, 32 px) at target 0.3 (`_t1` at 0.1, `_t5` at "
              "0.5), the default's preset; `tk_`: preset top-k; `shapes_`: the shapes set at 0.045; no prefix: the "
              "digits. `rm`: random_masks 0.25; `det`: "
@@ -163,11 +165,13 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              "joint one at the end; the masks are the default's); `deep`: branch_depth 4 (a fourth conv, dilated 8: "
              "each logit sees 31 cells instead of 15); `nz`: noise_end 0.25 (the gate reads gain * l, the gain rising "
              "to 4 over the anneal: the gate noise shrinks against the logits); `d`: damping 10 (a quadratic pull "
-             "c/2 (area - t)^2 beside the multipliers); `nzd`: both; `deepnzd`: both with branch_depth 4; `ent`: "
+             "c/2 (area - t)^2 beside the multipliers); `nzd`: both; `deepnzd`: both with branch_depth 4 (in "
+             "these the gain multiplies the bounded logits, gain_site bounded); `nzdi`, `deepnzdi`: the same with the "
+             "gain inside the bound (gain_site logits: 8 tanh(gain * l / 8)); `ent`: "
              "entropy 1.0 (the gates' Bernoulli entropy). `area in training` is the gate's expected area on the last "
              "training batch: well above `area`, the classifier trained on the gate's noise (README, \"A noise "
-             "mask\"). The bimodality of the `nz` rows (nz, nzd, deepnzd) is read at their final gain of 4; at gain 1 "
-             "the same logits give less (README).", "",
+             "mask\"). The bimodality of the `nz` rows (nz, nzd, deepnzd, nzdi) is read at their final gain of 4; at "
+             "gain 1 the same logits give less (README).", "",
              screen_table([kind]), ""]
     if fixed.exists():
         import pandas as pd

@@ -78,3 +78,28 @@ def test_front_writes_every_target_and_both_oracles_and_a_log_scaled_plot(tmp_pa
     assert Image.open(tmp_path / "front.png").size[0] > 400
     fig = bench.front_plot(__import__("pandas").read_csv(tmp_path / "front.csv"))
     assert fig.axes[0].get_xscale() == "log"
+
+
+def test_an_earlier_defaults_tables_regenerate_with_its_preset(tmp_path, monkeypatch):
+    """--datasets / --front --preset NAME: the runs are that preset's, the rows and the plot are labelled with it,
+    and DATASETS.md's command names it; without --front or --datasets the flag is refused (the benchmark's own
+    methods are --methods)."""
+    from masklab.cli import main
+    monkeypatch.setattr(bench, "SHARED_CIFAR", tmp_path / "absent.tar.gz")
+    monkeypatch.setattr(bench.cifar_folder, "__defaults__", (1000, 200, tmp_path / "absent.tar.gz", tmp_path))
+    monkeypatch.setitem(bench.DATASETS, "shapes", ({"data": "shapes", "canvas": 24, **TINY}, (0.1,)))
+    rows = bench.run_datasets(seeds=1, out=tmp_path, log=lambda s: None, method="hard-concrete-nov29")
+    assert [r["method"] for r in rows] == ["unmasked", "hard-concrete-nov29"]
+    run = tmp_path / "runs" / "datasets" / "shapes-hard-concrete-nov29-t0.1-s0" / "config.json"
+    assert '"noise_end": 1.0' in run.read_text() and '"damping": 0.0' in run.read_text()
+    text = (tmp_path / "DATASETS.md").read_text()
+    assert "`python -m masklab bench --datasets --seeds 1 --preset hard-concrete-nov29`: preset hard-concrete-nov29" \
+        in text and "| shapes | hard-concrete-nov29 | 0.1 | 1 |" in text
+    front = bench.run_front(1, targets=(0.05,), out=tmp_path, log=lambda s: None, method="hard-concrete-nov29",
+                            canvas=24, **TINY)
+    assert [r["method"] for r in front] == ["hard-concrete-nov29", "oracle-ink", "oracle-box"]
+    fig = bench.front_plot(__import__("pandas").read_csv(tmp_path / "front.csv"))
+    assert "hard-concrete-nov29" in fig.axes[0].get_title()
+    assert any(t.get_text() == "hard-concrete-nov29, each seed" for t in fig.axes[0].get_legend().get_texts())
+    assert main(["bench", "--preset", "hard-concrete-nov29", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
