@@ -56,15 +56,15 @@ def run_front(seeds: int = 3, targets=FRONT_TARGETS, out: Path = Path("bench"), 
     jobs = [(method, t) for t in targets] + [("oracle-ink", None), ("oracle-box", None)]
     rows = []
     for seed in range(seeds):
-        for method, target in jobs:
+        for which, target in jobs:
             extra = {} if target is None else {"area_target": target}
-            cfg = preset(method, seed=seed, **overrides, **extra)
-            name = method if target is None else f"{method}-t{target:g}"
+            cfg = preset(which, seed=seed, **overrides, **extra)
+            name = which if target is None else f"{which}-t{target:g}"
             run_dir = out / "runs" / "front" / f"{name}-s{seed}"
             reusable = ([run_dir] if resume else []) + ([out / "runs" / f"{name}-s{seed}"] if target is None else [])
             _, summary, _ = trained(cfg, run_dir, name, reusable)       # an oracle: the benchmark's own run will do
             m = summary["metrics"]
-            rows.append({"method": method, "area_target": target, "seed": seed, "status": summary["status"],
+            rows.append({"method": which, "area_target": target, "seed": seed, "status": summary["status"],
                          **{k: m.get(k) for k in ("accuracy_hard", "area", "bimodality", "collapsed", "ink_recall")}})
             log(f"{name:>24} seed {seed}: acc_hard {m.get('accuracy_hard', float('nan')):.3f} "
                 f"area {m.get('area', float('nan')):.3f}")

@@ -65,7 +65,7 @@ class AttentionBranch(nn.Module):
             logits = logits + F.interpolate(self.prior, size=x.shape[-2:], mode="bilinear", align_corners=False)
         if self.gain != 1.0 and (self.gain_inside or not self.bound):
             logits = logits * self.gain
-        if self.bound:                 # a soft ceiling on |logit|: no gate can saturate past where gradients live
+        if self.bound:                 # a soft ceiling on |logit|: no logit passes the bound, at any gain inside it
             logits = self.bound * torch.tanh(logits / self.bound)
             if self.gain != 1.0 and not self.gain_inside:
                 logits = logits * self.gain                      # gain_site bounded: the gain lifts the bound

@@ -4,8 +4,9 @@
     python tools/gpu_screen.py run method bench/screen/method.jsonl --workers 2 --device cpu   # 2 CPU cores
     python tools/gpu_screen.py summary OUT.jsonl [...]
 
-A variant's overrides may name a `preset` (default hard-concrete, today's default) and a `data` spec; `folder:CIFAR` stands for
-a class-balanced CIFAR-10 subset unpacked from ../shared/data (masklab.bench_data.cifar_folder).
+A variant's overrides may name a `preset` (default hard-concrete, today's default) and a `data` spec;
+`folder:CIFAR` stands for a class-balanced CIFAR-10 subset unpacked from ../shared/data
+(masklab.bench_data.cifar_folder).
 
 SCREEN is one of the lists below (the experiments behind the README's "tried" notes). Each worker process
 takes the next (variant, seed) job, seeds in turn over all variants, so a screen cut short by --seconds still
@@ -271,6 +272,14 @@ SCREENS["inside"] = [(name, over, seeds) for name, over, seeds in [
 for _screen, _variants in SCREENS.items():
     _base = "hard-concrete-plain" if _screen in ("schedule", "collapse") else "hard-concrete-nov29"
     SCREENS[_screen] = [(name, {"preset": _base, **over}, seeds) for name, over, seeds in _variants]
+# inside: no collapse in 25 runs, but the deep shapes run of seed 1 collapsed again with the gain inside the bound
+# (its logits pinned at -8): the multiplier was at 1.7 with the area already under the target when the anneal ended.
+# Is it wind-up? `wind`: the same run with a stronger proportional pull (damping 30) or a slower integral
+# (dual_lr 0.3).
+SCREENS["wind"] = [(name, {"preset": "hard-concrete", **over}, range(1, 2)) for name, over in [
+    ("shapes_deep_d30", {**SHAPES, **DEEP, "damping": 30.0}), ("shapes_deep_dl03", {**SHAPES, **DEEP, "dual_lr": 0.3})]]
+# wind: both collapsed (accuracy 0.265, area 0), within 25 steps at the anneal's end (d30: area 0.078 on target at
+# step 875, 0 at step 900, the multiplier at 0.8): not wind-up. What closes every gate of the deep branch is open.
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
