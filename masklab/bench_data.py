@@ -83,7 +83,8 @@ def write_front(rows: list[dict], out: Path) -> None:
 DATASETS = {
     "shapes": ({"data": "shapes"}, (0.05,)),
     "cifar10-32px": ({"data": "folder:CIFAR", "image_size": 32, "test_size": 2000}, (0.1, 0.3, 0.5)),
-    # the same with the train-time crop and flip on (Config.augment; off by default: the default collapsed with it)
+    # the same with the train-time crop and flip on (Config.augment; off by default: the 2026-11-29 default
+    # collapsed with it)
     "cifar10-32px-augment": ({"data": "folder:CIFAR", "image_size": 32, "test_size": 2000, "augment": True},
                              (0.1, 0.3, 0.5)),
 }

@@ -127,7 +127,7 @@ def ablation_section(path: Path | None) -> list[str]:
             "Prefixes: `shapes_` the shapes set at area_target 0.045, `cifar_..._t3` CIFAR-10 (1,000 / 200 photos a "
             "class, 32 px) at 0.3 (`_t1` at 0.1), none the digits at 0.045. `floor`: area_floor 0.5; `ft`: "
             "finetune 0.2; `norm`: mask_norm + logit_bound 8; `seen`: area_seen; `bim`: bimodal 1.0; `all`: all "
-            "five (the default); `all_bil` / `bil`: all five + bilinear mask logits (preset "
+            "five (the 2026-11-29 default); `all_bil` / `bil`: all five + bilinear mask logits (preset "
             "hard-concrete-bilinear: better on the digits, but it collapsed on CIFAR-10, "
             "bench/screen/datasets-bilinear.csv); `s1w8`: mask_stride 1 with width 8 (`all_s1w8`: on the default; "
             "seeds 3-4 and the photos and shapes on 2026-11-30); `ft3`: anneal_frac 0.4 + finetune 0.3; `t048`: "

@@ -117,8 +117,8 @@ class Config:
     test_size: int = _f(1000, "test images used for evaluation (0: all)", lo=0, step=100)
     augment: bool = _f(False, "train-time augmentation of colour photos (folder:, cifar10:): a random resized crop "
                        "(50-100% of the area, aspect 3:4 to 4:3) and a horizontal flip; the test set never is. Off by "
-                       "default: with it the default method's mask collapsed on CIFAR-10 at target 0.1 (bench "
-                       "--datasets, cifar10-32px-augment)", label="augment photos")
+                       "default: with it the 2026-11-29 default's mask collapsed on CIFAR-10 at target 0.1 (bench "
+                       "--datasets, cifar10-32px-augment; today's default did not)", label="augment photos")
     cache_mb: int = _f(1024, "keep decoded training photos in a shared uint8 cache when they fit in this many MB, so "
                        "only the first epoch decodes (0: decode every time)", lo=0, step=256,
                        label="image cache (MB)")
@@ -144,9 +144,11 @@ class Config:
                             "region: README, 'Why the photos lose')", choices=UPSAMPLE_NAMES)
     mask_norm: bool = _f(True, "group-normalise the attention branch's features, so that no single step can move "
                          "every gate's logit by much at once (photos' unnormalised features can)")
-    logit_bound: float = _f(8.0, "soft bound on the mask logits, bound * tanh(l / bound), so no gate saturates past "
-                            "where its gradient lives (0: unbounded)", lo=1, off=0.0, slider="linear", step=1,
-                            span=(1, 20), formula="l ← bound·tanh(l / bound): |l| < bound, and σ'(l) > 0 everywhere.")
+    logit_bound: float = _f(8.0, "soft bound on the mask logits, bound * tanh(l / bound), so no logit passes the "
+                            "bound and the gate's sigmoid never saturates past it (with noise_end's gain inside the "
+                            "bound the tanh itself saturates for large logits; 0: unbounded)", lo=1, off=0.0,
+                            slider="linear", step=1, span=(1, 20),
+                            formula="l ← bound·tanh(l / bound): |l| < bound, and σ'(l) > σ'(bound) everywhere.")
     oracle: str = _f("none", "a reference, not a method: the classifier sees x * the true mask (ink: the object's own "
                      "pixels; box: its bounding box), on datasets that know it (cluttered-digits, shapes)",
                      choices=ORACLE_NAMES)
@@ -269,7 +271,8 @@ class Config:
                         formula="+ w·mean(H(σ(l))), H(p) = −p·log p − (1−p)·log(1−p): under the area constraint "
                                 "a band of equal logits is a maximum of it, so it splits into chosen and not chosen.")
     noise_end: float = _f(0.25, "the gate noise's size relative to the logits at the end of the anneal: the gate "
-                          "reads gain * l, the gain rising geometrically from 1 (at the anneal's start) to "
+                          "reads gain * l (inside the bound: bound * tanh(gain * l / bound), gain_site), the gain "
+                          "rising geometrically from 1 (at the anneal's start) to "
                           "1 / noise_end (at its end), so a pixel must be chosen (its logit far from 0), not left "
                           "to chance, to be seen; the eval mask 1[l > 0] does not depend on it (1: off; 0.25 is "
                           "the default since 2026-12-01: README, 'A noise mask')", lo=0, lo_open=True, hi=1,
@@ -423,7 +426,7 @@ def _problems(c: Config):
 # each is the method as published (and their committed benchmark rows stay theirs).
 # The two added on 2026-12-01 (README, "A noise mask, and a multiplier that winds up"): the presets made before then
 # turn them off, so their committed rows stay theirs.
-NOV29 = dict(noise_end=1.0, damping=0.0)
+NOV29 = dict(noise_end=1.0, damping=0.0, gain_site="bounded")     # gain_site: no effect at noise_end 1
 PUBLISHED = dict(mask_norm=False, logit_bound=0.0, area_seen=False, area_floor=0.0, finetune=0.0, bimodal=0.0,
                  mask_upsample="nearest", **NOV29)
 PRESETS: dict[str, dict[str, Any]] = {

@@ -45,7 +45,7 @@ class AttentionBranch(nn.Module):
                  norm: bool = False, bound: float = 0.0, prior: int = 0, depth: int = 3):
         super().__init__()
         self.stride, self.upsample, self.bound = stride, upsample, bound
-        self.gain = 1.0                # Config.noise_end: the gate reads gain * l (set per step by train(), not saved)
+        self.gain = 1.0                # Config.noise_end: the gain on the logits (set per step by train(), not saved)
         self.gain_inside = True        # Config.gain_site: the gain acts inside the bound (logits) or after it (bounded)
         self.prior = nn.Parameter(torch.zeros(1, 1, prior, prior)) if prior else None
         block = lambda c_in, dilation: [nn.Conv2d(c_in, width, 3, padding=dilation, dilation=dilation),

@@ -113,3 +113,21 @@ def test_a_hard_concrete_run_saved_before_clamp_backward_existed_loads_as_traine
         assert read_config(tmp_path).clamp_backward is expected, (gate, written)
     demo = os.path.join(os.path.dirname(__file__), "..", "checkpoints", "demo")
     assert read_config(demo).clamp_backward is True
+
+
+def test_a_run_saved_before_the_2026_12_01_default_reads_back_as_its_pinned_preset(tmp_path):
+    """Runs saved before noise_end, damping and gain_site existed trained without the shrinking noise and the
+    damping: they read back as exactly their preset's config today (hard-concrete-nov29, the oracles, top-k), so
+    `bench --resume` and the front's reuse of the benchmark's oracle runs keep them instead of training again."""
+    from masklab.bench import finished
+    from masklab.checkpoint import read_config
+    from masklab.config import preset
+    for name in ("hard-concrete-nov29", "oracle-ink", "top-k", "hard-concrete-plain"):
+        d = preset(name, seed=2).to_dict()
+        for field in ("noise_end", "damping", "gain_site"):
+            del d[field]
+        (tmp_path / "config.json").write_text(json.dumps(d))
+        assert read_config(tmp_path) == preset(name, seed=2), name
+        (tmp_path / "summary.json").write_text(json.dumps({"status": "done", "metrics": {}}))
+        assert finished(tmp_path, preset(name, seed=2)) is not None, name
+    assert read_config(tmp_path) != preset("hard-concrete", seed=2)     # today's default is another config

@@ -33,7 +33,7 @@ def test_the_options_are_off_by_default_but_the_two_the_default_adopted():
         old = preset(name)
         assert (old.noise_end, old.damping) == (1.0, 0.0), name
         assert build_model(old, 1, 10).logit_gain == 1.0
-    assert preset("hard-concrete-nov29") == preset("hard-concrete", noise_end=1.0, damping=0.0)
+    assert preset("hard-concrete-nov29") == preset("hard-concrete", noise_end=1.0, damping=0.0, gain_site="bounded")
 
 
 def test_random_rows_see_block_masks_and_send_no_gradient_to_the_branch():
