@@ -118,7 +118,8 @@ class Config:
     augment: bool = _f(False, "train-time augmentation of colour photos (folder:, cifar10:): a random resized crop "
                        "(50-100% of the area, aspect 3:4 to 4:3) and a horizontal flip; the test set never is. Off by "
                        "default: with it the 2026-11-29 default's mask collapsed on CIFAR-10 at target 0.1 (bench "
-                       "--datasets, cifar10-32px-augment; today's default did not)", label="augment photos")
+                       "--datasets, cifar10-32px-augment; today's default did not, but scores lower with it in "
+                       "1500-step runs)", label="augment photos")
     cache_mb: int = _f(1024, "keep decoded training photos in a shared uint8 cache when they fit in this many MB, so "
                        "only the first epoch decodes (0: decode every time)", lo=0, step=256,
                        label="image cache (MB)")
