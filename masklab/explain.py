@@ -47,6 +47,15 @@ class Method:
     note: str = ""
 
 
+# The default's per-pixel terms (today's and the 2026-11-29 one's: what tells them apart is not per pixel): the
+# multiplier on the seen area P(z > 1/2) = sigmoid(l), and the bimodality term on m_eval.
+SEEN_AND_BIMODAL = r"\mu\,P(z>\tfrac12) + m(1-m)"
+
+
+def _seen_and_bimodal(l: torch.Tensor, k) -> torch.Tensor:
+    return k.multiplier * torch.sigmoid(l) + _bimodal(l)
+
+
 METHODS = {m.preset: m for m in [
     Method("seed", "hard_sigmoid", r"\beta\,[\alpha\log(m+\lambda) + (1-\alpha)\log(1-m+\lambda)]",
            lambda m, k: k.beta * seed_loss(m, k.alpha, k.lam),
@@ -63,12 +72,10 @@ METHODS = {m.preset: m for m in [
     Method("hard-concrete-plain", "hard_concrete", r"\mu\,P(z>0)", None,
            lambda l, k: k.multiplier * hard_concrete_open_prob(l, k.temperature),
            note="expected L0: P(z > 0) is a smooth function of the logit, so its gradient reaches every pixel"),
-    Method("hard-concrete-nov29", "hard_concrete", r"\mu\,P(z>\tfrac12) + m(1-m)", None,
-           lambda l, k: k.multiplier * torch.sigmoid(l) + _bimodal(l),
+    Method("hard-concrete-nov29", "hard_concrete", SEEN_AND_BIMODAL, None, _seen_and_bimodal,
            note="the default from 2026-11-29 to 2026-12-01: the same per-pixel terms as today's (what it lacks, "
                 "the shrinking noise and the damping, are not per-pixel terms)"),
-    Method("hard-concrete", "hard_concrete", r"\mu\,P(z>\tfrac12) + m(1-m)", None,
-           lambda l, k: k.multiplier * torch.sigmoid(l) + _bimodal(l),
+    Method("hard-concrete", "hard_concrete", SEEN_AND_BIMODAL, None, _seen_and_bimodal,
            note="the default: the area the classifier sees, P(z > 1/2) = sigmoid(l), plus the bimodality term on "
                 "m_eval (weight 1); a negative multiplier is the floor pushing a closed mask open"),
     Method("top-k", "top_k", r"m(1-m)", None, lambda l, k: _bimodal(l),

@@ -56,11 +56,16 @@ def test_the_shared_cifar_archive_gives_ten_classes_of_32px_photos(tmp_path):
     assert data.channels == 3 and data.size == (32, 32) and len(data.test) == 10
 
 
-def test_datasets_table_has_the_default_and_unmasked_and_notes_a_missing_archive(tmp_path, monkeypatch):
-    """--datasets: a row per dataset, method and target with its seeds; CIFAR skipped with the reason."""
+@pytest.fixture
+def tiny_datasets(tmp_path, monkeypatch):
+    """--datasets on a tiny shapes set, with the shared CIFAR-10 archive absent."""
     monkeypatch.setattr(bench, "SHARED_CIFAR", tmp_path / "absent.tar.gz")
     monkeypatch.setattr(bench.cifar_folder, "__defaults__", (1000, 200, tmp_path / "absent.tar.gz", tmp_path))
     monkeypatch.setitem(bench.DATASETS, "shapes", ({"data": "shapes", "canvas": 24, **TINY}, (0.1,)))
+
+
+def test_datasets_table_has_the_default_and_unmasked_and_notes_a_missing_archive(tmp_path, tiny_datasets):
+    """--datasets: a row per dataset, method and target with its seeds; CIFAR skipped with the reason."""
     rows = bench.run_datasets(seeds=2, out=tmp_path, log=lambda s: None)
     assert {(r["method"], r["seed"]) for r in rows} == {(m, s) for m in ("unmasked", "hard-concrete") for s in (0, 1)}
     text = (tmp_path / "DATASETS.md").read_text()
@@ -80,14 +85,11 @@ def test_front_writes_every_target_and_both_oracles_and_a_log_scaled_plot(tmp_pa
     assert fig.axes[0].get_xscale() == "log"
 
 
-def test_an_earlier_defaults_tables_regenerate_with_its_preset(tmp_path, monkeypatch):
+def test_an_earlier_defaults_tables_regenerate_with_its_preset(tmp_path, tiny_datasets):
     """--datasets / --front --preset NAME: the runs are that preset's, the rows and the plot are labelled with it,
     and DATASETS.md's command names it; without --front or --datasets the flag is refused (the benchmark's own
     methods are --methods)."""
     from masklab.cli import main
-    monkeypatch.setattr(bench, "SHARED_CIFAR", tmp_path / "absent.tar.gz")
-    monkeypatch.setattr(bench.cifar_folder, "__defaults__", (1000, 200, tmp_path / "absent.tar.gz", tmp_path))
-    monkeypatch.setitem(bench.DATASETS, "shapes", ({"data": "shapes", "canvas": 24, **TINY}, (0.1,)))
     rows = bench.run_datasets(seeds=1, out=tmp_path, log=lambda s: None, method="hard-concrete-nov29")
     assert [r["method"] for r in rows] == ["unmasked", "hard-concrete-nov29"]
     run = tmp_path / "runs" / "datasets" / "shapes-hard-concrete-nov29-t0.1-s0" / "config.json"
