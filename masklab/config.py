@@ -226,6 +226,13 @@ class Config:
                           "the image's top `target` fraction]), no gradient into the classifier (0: off; an "
                           "experiment: README, 'Why the photos lose')", lo=0,
                           slider="log", span=(1e-2, 1e1))
+    complement: float = _f(0.0, "weight of a term on what the mask leaves out: -log(1 - p(y)) of the classifier on "
+                           "x * (1 - mask), the chance it still finds the true class in the pixels the mask drops "
+                           "(Dabkowski & Gal 2017's 'destroy' term; the classifier's weights get no gradient from it, "
+                           "the mask does). The area constraint asks for few pixels, this term for every pixel that "
+                           "holds evidence, and an empty mask leaves all of it out (0: off; an experiment: README, "
+                           "'What the mask leaves out')", lo=0, slider="log", span=(1e-2, 1e1),
+                           formula="+ w·(−log(1 − p_y(x·(1 − m)))): low when the dropped pixels say nothing of y.")
     occlusion: float = _f(0.0, "weight of a term that pulls the mask logits toward the blocks whose hiding costs the "
                            "classifier most: on 8 images a step, each of a 4 x 4 grid of blocks is hidden in turn, and "
                            "BCE(l, 1[the block is among the top `target` fraction by the drop in log p(y)]), no "

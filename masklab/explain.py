@@ -223,6 +223,8 @@ def objective_latex(cfg) -> list[str]:
     if masked and cfg.occlusion:
         total += (r" + \text{occlusion}\cdot \mathrm{BCE}\big(l, \mathbb{1}[\log p(y|x) - \log p(y|x_{\setminus b})"
                   r" \in \text{top } t]\big)")
+    if masked and cfg.complement:
+        total += r" - \text{complement}\cdot \log\big(1 - p(y \mid x \odot (1 - m))\big)"
     lines = [total, gate_latex(cfg)]
     if masked and cfg.ahead:
         lines.append(rf"\text{{of each batch: {cfg.ahead:g} sees }} x \odot \mathbb{{1}}[l \in "

@@ -101,6 +101,17 @@ def occlusion_loss(model, x, y, mask_logits, target: float) -> Tensor:
     return teacher_loss(occlusion_map(model, x[:k], y[:k]), mask_logits[:k], target)
 
 
+def complement_loss(model, x: Tensor, y: Tensor, mask: Tensor) -> Tensor:
+    """-log(1 - p(y)) of the classifier on x * (1 - mask), averaged over the batch: how much of the true class's
+    evidence the mask leaves out. Written as logsumexp(all logits) - logsumexp(the other classes'), finite even
+    where p(y) rounds to 1. The classifier's weights are read detached (no gradient reaches them from this term:
+    the classifier must not learn to fail on complements); the gradient reaches the mask through the input."""
+    weights = {name: p.detach() for name, p in model.classifier.named_parameters()}
+    logits = torch.func.functional_call(model.classifier, weights, (x * (1 - mask),))[0].float()
+    others = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf"))
+    return (torch.logsumexp(logits, 1) - torch.logsumexp(others, 1)).mean()
+
+
 MASK_LOSSES = {  # name -> (out, cfg, target) -> scalar, weighted by cfg.beta
     "none": lambda out, cfg, target: out.mask.new_zeros(()),
     "seed": lambda out, cfg, target: seed_loss(out.mask, cfg.alpha, cfg.lam).mean(),

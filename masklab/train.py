@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .constraint import AreaConstraint
 from .device import keep_heap
-from .losses import evidence_loss, logit_gain_at, objective, occlusion_loss, temperature_at
+from .losses import complement_loss, evidence_loss, logit_gain_at, objective, occlusion_loss, temperature_at
 from .metrics import bimodality
 
 
@@ -109,6 +109,8 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
                 loss = loss + cfg.evidence * evidence_loss(model, x, y, out.mask_logits, target)
             if masked and not frozen and cfg.occlusion:
                 loss = loss + cfg.occlusion * occlusion_loss(model, x, y, out.mask_logits, target)
+            if masked and not frozen and cfg.complement:
+                loss = loss + cfg.complement * complement_loss(model, x, y, out.mask)
             if frozen:
                 loss = ce                              # nor beta * L_mask
         first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)

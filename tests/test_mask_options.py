@@ -3,6 +3,8 @@ each batch (REAL-X's evaluator training), the noise-free hard mask for part of i
 glimpse (the branch reads the classifier's features), and two teachers for the mask logits (the classifier's class
 activation map; the drop in log p(y) when a block is hidden). Each does what its Config help says, and is off by
 default."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -23,8 +25,8 @@ def test_the_options_are_off_by_default_but_the_two_the_default_adopted():
     the bound); the presets of earlier defaults turn those two off."""
     cfg = Config()
     options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion, cfg.ahead,
-               cfg.shadow, cfg.branch_depth, cfg.entropy)
-    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0)
+               cfg.shadow, cfg.branch_depth, cfg.entropy, cfg.complement)
+    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 0)
     assert (cfg.noise_end, cfg.damping, cfg.gain_site) == (0.25, 10.0, "logits")
     model = build_model(cfg, 1, 10)
     assert model.glimpse is None and model.attention.prior is None and model.logit_gain == 4.0
@@ -184,6 +186,28 @@ def test_the_evidence_term_pulls_the_mask_toward_the_top_of_the_map_and_never_tr
     assert all(p.grad is None for p in model.classifier.parameters())
 
 
+def test_the_complement_term_is_the_chance_of_the_true_class_in_what_the_mask_drops_and_trains_only_the_mask():
+    from masklab.losses import complement_loss
+    model = _model(classifier_width=4)
+    x, y = torch.rand(4, 1, 16, 16), torch.tensor([0, 3, 7, 9])
+    mask = (torch.rand(4, 1, 16, 16) > 0.5).float().requires_grad_()
+    loss = complement_loss(model, x, y, mask)
+    with torch.no_grad():
+        p = torch.softmax(model.classifier(x * (1 - mask))[0], 1)[torch.arange(4), y]
+    assert loss.item() == pytest.approx(-torch.log(1 - p).mean().item(), rel=1e-5)
+    loss.backward()
+    assert mask.grad is not None and mask.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.classifier.parameters())
+    # finite where p(y) rounds to 1 in float32: a class the classifier is sure of, on a mask that keeps nothing
+    with torch.no_grad():
+        model.classifier.head.bias[3] = 200.0
+    sure = complement_loss(model, x, torch.full((4,), 3), torch.zeros(4, 1, 16, 16))
+    assert torch.isfinite(sure) and sure.item() > 50
+    # a mask that keeps everything leaves nothing out: the classifier sees zeros, whatever the image
+    everything = complement_loss(model, x, y, torch.ones(4, 1, 16, 16))
+    assert everything.item() == pytest.approx(complement_loss(model, x * 0, y, torch.zeros(4, 1, 16, 16)).item())
+
+
 @pytest.mark.parametrize("term", ["evidence", "occlusion"])
 def test_training_with_a_teacher_term_changes_the_loss(term):
     from masklab.data import open_data
@@ -196,12 +220,27 @@ def test_training_with_a_teacher_term_changes_the_loss(term):
     assert losses[1] > losses[0] + 0.1                                  # BCE of logits near +2 against 0/1 targets
 
 
+def test_training_with_the_complement_term_adds_its_value_at_the_first_step():
+    """At step 1 the classifier's head is near zero, so p(y) is about 1/10 on any input: the term adds
+    -log(1 - 1/10) to the loss, and the same step without it has the same other terms."""
+    from masklab.data import open_data
+    from masklab.train import train
+    losses = []
+    for weight in (0.0, 1.0):
+        cfg = Config(steps=1, log_every=1, batch_size=8, test_size=16, complement=weight)
+        data = open_data(cfg)
+        losses.append(next(train(cfg, build_model(cfg, data.channels, data.classes), data)).loss)
+    assert losses[1] - losses[0] == pytest.approx(-math.log(0.9), abs=0.005)
+
+
 def test_the_objective_panel_shows_the_options_only_when_on():
     from masklab.explain import objective_latex
     plain = "\n".join(objective_latex(Config(noise_end=1.0, damping=0.0)))
     assert "CAM" not in plain and "rand" not in plain and "occlusion" not in plain and "shadow" not in plain
+    assert "complement" not in plain
     on = objective_latex(Config(evidence=0.3, occlusion=0.3, random_masks=0.25, deterministic=0.5, ahead=0.25,
-                                shadow=True, entropy=0.5, noise_end=0.25, damping=10.0))
+                                shadow=True, entropy=0.5, noise_end=0.25, damping=10.0, complement=1.0))
+    assert r"\text{complement}\cdot \log\big(1 - p(y \mid x \odot (1 - m))\big)" in on[0]
     assert r"\tfrac{10}{2}\,(\bar a - t)^2" in on[0] and "^2" not in plain
     assert r"\text{entropy}\cdot" in on[0] and r"\text{entropy}" not in plain
     assert any("noise" in line and "0.25" in line for line in on) and "noise_end" not in plain

@@ -5,6 +5,7 @@ classifier (new initialisation, the run's steps, lr and batch) on x * its determ
     python tools/refit_mask.py RUN --keep       # or go on training the run's own classifier on it
     python tools/refit_mask.py RUN --ink        # which of the digit's ink the mask keeps, by the ink's intensity
     python tools/refit_mask.py RUN --clutter    # where the run's errors are: images with clutter in the digit's box
+    python tools/refit_mask.py RUN --dropped    # what the run's own classifier reads in the pixels the mask drops
 
 Prints the run's own hard-mask accuracy and the fresh classifier's on the same test set: if the fresh one is
 far better, the jointly trained classifier was the bottleneck; if both stay below oracle-ink (the same
@@ -36,6 +37,8 @@ def main() -> int:
     parser.add_argument("--ink", action="store_true", help="print the share of the ink kept by intensity instead")
     parser.add_argument("--clutter", action="store_true", help="print the run's accuracy on the images with clutter "
                                                                "inside the digit's box and elsewhere instead")
+    parser.add_argument("--dropped", action="store_true", help="print what the run's own classifier makes of x * (1 - "
+                                                               "its hard mask) instead (the complement term's judge)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg, model, summary = load_run(args.run)
@@ -44,6 +47,8 @@ def main() -> int:
         return ink_kept(args.run, cfg, model, data.test)
     if args.clutter:
         return clutter_in_box(args.run, cfg, model, data.test)
+    if args.dropped:
+        return dropped(args.run, cfg, model, data.test)
     if not args.keep:
         fresh = build_model(cfg.replace(seed=args.seed), data.channels, data.classes)
         model.classifier.load_state_dict(fresh.classifier.state_dict())
@@ -92,6 +97,20 @@ def clutter_in_box(run, cfg, model, test) -> int:
           f"the digit's box, accuracy there {right[some].float().mean():.3f}, elsewhere "
           f"{right[~some].float().mean():.3f}; the mask keeps {hard[clutter].float().mean():.3f} of that clutter "
           f"and {hard[test.ink.bool()].float().mean():.3f} of the ink")
+    return 0
+
+
+def dropped(run, cfg, model, test) -> int:
+    """The run's own classifier on what its hard mask keeps, on what it drops (x * (1 - mask)) and on the whole
+    image: the mean p(y) and the share of images whose top class is y. Chance on the dropped pixels means the
+    classifier reads nothing there, so a term judged by it (Config.complement) has no signal to give."""
+    with torch.no_grad():
+        hard = (model.eval().gate_relaxed(test.x, cfg.temperature_end) > 0.5).to(test.x.dtype)
+        parts = {"kept": test.x * hard, "dropped": test.x * (1 - hard), "whole": test.x}
+        read = {name: torch.softmax(model.classifier(x)[0].float(), 1) for name, x in parts.items()}
+    line = "; ".join(f"{name}: p(y) {p.gather(1, test.y[:, None]).mean():.3f}, top class y "
+                     f"{(p.argmax(1) == test.y).float().mean():.3f}" for name, p in read.items())
+    print(f"{run}: {line}")
     return 0
 
 
