@@ -111,8 +111,6 @@ def test_a_hard_concrete_run_saved_before_clamp_backward_existed_loads_as_traine
             d["clamp_backward"] = written
         (tmp_path / "config.json").write_text(json.dumps(d))
         assert read_config(tmp_path).clamp_backward is expected, (gate, written)
-    demo = os.path.join(os.path.dirname(__file__), "..", "checkpoints", "demo")
-    assert read_config(demo).clamp_backward is True
 
 
 def test_a_run_saved_before_the_2026_12_01_default_reads_back_as_its_pinned_preset(tmp_path):
