@@ -152,7 +152,8 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              "noisemask, noise, damp, damp2, entropy, cur, damp3 and damp4 (`cifar_cur_`: the default with the "
              "initial weights of today, five seeds), inside (2026-12-01, five seeds; its `nzdi` rows are "
              "today's default), wind (`shapes_deep_d30`: today's default with branch_depth 4 and damping 30; "
-             "`_dl03`: with dual_lr 0.3) and complement (stopped after two seeds: worse on both). Every screen before inside ran over the default of its day, now the preset "
+             "`_dl03`: with dual_lr 0.3), complement (stopped after two seeds: worse on both) and sharp (three seeds). "
+             "Every screen before inside ran over the default of its day, now the preset "
              "hard-concrete-nov29 (`tools/gpu_screen.py` pins it). "
              "`cifar_..._t3`: CIFAR-10 (1,000 / 200 photos a class, 32 px) at target 0.3 (`_t1` at 0.1, `_t5` at "
              "0.5), the default's preset; `tk_`: preset top-k; `shapes_`: the shapes set at 0.045; no prefix: the "
@@ -170,9 +171,10 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              "these the gain multiplies the bounded logits, gain_site bounded); `nzdi`, `deepnzdi`: the same with the "
              "gain inside the bound (gain_site logits: 8 tanh(gain * l / 8)); `ent`: "
              "entropy 1.0 (the gates' Bernoulli entropy); `comp`: complement 1.0 (-log(1 - p(y)) of the classifier on "
-             "what the mask drops, README \"What the mask leaves out\"). `area in training` is the gate's expected area on the last "
+             "what the mask drops, README \"What the mask leaves out\"); `nz10`: noise_end 0.1 (a gain of 10 by the "
+             "anneal's end instead of 4). `area in training` is the gate's expected area on the last "
              "training batch: well above `area`, the classifier trained on the gate's noise (README, \"A noise "
-             "mask\"). The bimodality of the `nz` rows (nz, nzd, deepnzd, nzdi) is read at their final gain of 4; at "
+             "mask\"). The bimodality of the `nz` rows (nz, nzd, deepnzd, nzdi; nz10 at 10) is read at their final gain of 4; at "
              "gain 1 the same logits give less (README).", "",
              screen_table([kind]), ""]
     if fixed.exists():
