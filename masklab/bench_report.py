@@ -174,8 +174,8 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              "what the mask drops, README \"What the mask leaves out\"); `nz10`: noise_end 0.1 (a gain of 10 by the "
              "anneal's end instead of 4). `area in training` is the gate's expected area on the last "
              "training batch: well above `area`, the classifier trained on the gate's noise (README, \"A noise "
-             "mask\"). The bimodality of the `nz` rows (nz, nzd, deepnzd, nzdi; nz10 at 10) is read at their final gain of 4; at "
-             "gain 1 the same logits give less (README).", "",
+             "mask\"). The bimodality of the `nz` rows (nz, nzd, deepnzd, nzdi, nz10) is read at their final "
+             "gain (4; nz10: 10); at gain 1 the same logits give less (README).", "",
              screen_table([kind]), ""]
     if fixed.exists():
         import pandas as pd

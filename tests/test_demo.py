@@ -7,6 +7,7 @@ import torch
 
 from masklab.bench_data import SHARED_CIFAR, cifar_folder
 from masklab.checkpoint import load_run
+from masklab.config import Config
 from masklab.data import open_data
 from masklab.metrics import evaluate
 
@@ -47,10 +48,13 @@ def test_demo_masks_a_real_photo(tmp_path, capsys):
     assert line["prediction"] in list("0123456789") and (tmp_path / "china.overlay.png").exists()
 
 
-# --- the photo demo (checkpoints/demo-photos: top-k at 30% on CIFAR-10, README "The photo demo") -------------------
+# --- the photo demo (checkpoints/demo-photos: the default at 30% on CIFAR-10, README "The photo demo") -------------
 
 PHOTOS = DEMO.parent / "demo-photos"
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+# The fields the README's photo-demo command sets; every other field is the default's.
+PHOTO_COMMAND = ("data", "image_size", "area_target", "steps", "batch_size", "lr_decay", "test_size", "log_every",
+                 "seed", "classifier_width")
 
 
 @pytest.fixture(scope="module")
@@ -59,23 +63,43 @@ def photos():
 
 
 def test_photo_demo_is_small_complete_and_reads_colour_photos(photos):
+    """The default method (hard concrete with the area constraint), not an option: the photo issue asks for it."""
     cfg, model, summary = photos
     assert sorted(p.name for p in PHOTOS.iterdir()) == ["config.json", "metrics.csv", "model.pt", "summary.json"]
     assert (PHOTOS / "model.pt").stat().st_size < 2 * 2 ** 20
-    assert (cfg.gate, cfg.area_target, model.channels) == ("top_k", 0.3, 3)
+    assert (cfg.gate, cfg.constraint, cfg.area_target, model.channels) == ("hard_concrete", True, 0.3, 3)
+    assert cfg == Config(**{k: getattr(cfg, k) for k in PHOTO_COMMAND}), "not the default but the README's command"
     assert summary["data"]["class_names"] == CIFAR10 and summary["data"]["input_size"] == [32, 32]
 
 
 @pytest.mark.parametrize("name", ["china.jpg", "flower.jpg"])
-def test_photo_demo_keeps_exactly_its_area_of_any_photo(photos, name):
-    """Any upload, whatever its size, is fitted into 32x32 and keeps exactly round(0.3 * pixels) of them."""
+def test_photo_demo_keeps_a_part_of_any_photo(photos, name):
+    """Any upload, whatever its size, is fitted into 32x32; the 0/1 mask keeps a part of it, never nothing and
+    never everything (on the test photos 20-42% a photo)."""
     from sklearn.datasets import load_sample_image
     from PIL import Image
     from masklab.images import run_mask, to_tensor
     cfg, model, summary = photos
     x = to_tensor(Image.fromarray(load_sample_image(name)), 3, (32, 32))
     r = run_mask(model, x, cfg.temperature_end)
-    assert r.hard.sum() == round(0.3 * r.hard.numel()) and 0 < r.probs.max() <= 1
+    assert set(r.hard.unique().tolist()) == {0.0, 1.0} and 0.1 < r.area < 0.6 and 0 < r.probs.max() <= 1
+
+
+@pytest.mark.skipif(not SHARED_CIFAR.exists(), reason="needs ../shared/data/cifar10-jpeg.tar.gz (absent in a user's "
+                                                         "clone; CI has it)")
+def test_photo_demo_on_the_first_test_photo_of_each_class(photos):
+    """The ten photos of the README's figure (never seen in training): the demo names at least 4 of them right
+    (chance: 1; it names 5) and their kept pixels lean to the centre quarter, where CIFAR-10 puts the object
+    (25% by chance)."""
+    from masklab.images import open_image, run_mask, to_tensor
+    cfg, model, summary = photos
+    folder = cifar_folder(train_per_class=1, test_per_class=1) / "test"
+    right, centre, kept = 0, 0.0, 0.0
+    for name in CIFAR10:
+        r = run_mask(model, to_tensor(open_image(folder / name / "0000.jpg"), 3, (32, 32)), cfg.temperature_end)
+        right += r.top(CIFAR10, 1)[0]["class"] == name
+        centre, kept = centre + float(r.hard[0][..., 8:24, 8:24].sum()), kept + float(r.hard[0].sum())
+    assert right >= 4 and centre / kept > 0.35, (right, centre / kept)
 
 
 @pytest.mark.skipif(not SHARED_CIFAR.exists(), reason="needs ../shared/data/cifar10-jpeg.tar.gz (absent in a user's "
@@ -90,7 +114,7 @@ def test_photo_demo_numbers_on_the_10000_cifar10_test_photos(photos):
     assert len(test.x) == 10_000
     m = evaluate(model, test, cfg.temperature_end)
     assert m == pytest.approx(summary["metrics"]), "summary.json no longer matches the checkpoint"
-    assert not m["collapsed"] and m["area"] == pytest.approx(307 / 1024)
+    assert not m["collapsed"] and 0.28 < m["area"] < 0.32 and m["accuracy_hard"] > 0.55
     with torch.no_grad():                              # the mask alone: no classifier passes
         kept = model.eval().gate_relaxed(test.x, cfg.temperature_end) > 0.5
     centre = kept[..., 8:24, 8:24].sum() / kept.sum()
