@@ -105,8 +105,10 @@ def complement_loss(model, x: Tensor, y: Tensor, mask: Tensor) -> Tensor:
     """-log(1 - p(y)) of the classifier on x * (1 - mask), averaged over the batch: how much of the true class's
     evidence the mask leaves out. Written as logsumexp(all logits) - logsumexp(the other classes'), finite even
     where p(y) rounds to 1. The classifier's weights are read detached (no gradient reaches them from this term:
-    the classifier must not learn to fail on complements); the gradient reaches the mask through the input."""
+    the classifier must not learn to fail on complements) and its buffers as copies (a batch norm's running
+    statistics never see a complement); the gradient reaches the mask through the input."""
     weights = {name: p.detach() for name, p in model.classifier.named_parameters()}
+    weights |= {name: b.clone() for name, b in model.classifier.named_buffers()}   # batch-norm statistics stay
     logits = torch.func.functional_call(model.classifier, weights, (x * (1 - mask),))[0].float()
     others = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf"))
     return (torch.logsumexp(logits, 1) - torch.logsumexp(others, 1)).mean()

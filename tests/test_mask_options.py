@@ -189,12 +189,15 @@ def test_the_evidence_term_pulls_the_mask_toward_the_top_of_the_map_and_never_tr
 def test_the_complement_term_is_the_chance_of_the_true_class_in_what_the_mask_drops_and_trains_only_the_mask():
     from masklab.losses import complement_loss
     model = _model(classifier_width=4)
+    torch.nn.init.normal_(model.classifier.head.weight, std=3.0)       # far from uniform: which pixels count shows
     x, y = torch.rand(4, 1, 16, 16), torch.tensor([0, 3, 7, 9])
     mask = (torch.rand(4, 1, 16, 16) > 0.5).float().requires_grad_()
     loss = complement_loss(model, x, y, mask)
     with torch.no_grad():
         p = torch.softmax(model.classifier(x * (1 - mask))[0], 1)[torch.arange(4), y]
+        kept = torch.softmax(model.classifier(x * mask)[0], 1)[torch.arange(4), y]
     assert loss.item() == pytest.approx(-torch.log(1 - p).mean().item(), rel=1e-5)
+    assert loss.item() != pytest.approx(-torch.log(1 - kept).mean().item(), rel=1e-2)   # the dropped pixels, not kept
     loss.backward()
     assert mask.grad is not None and mask.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.classifier.parameters())
@@ -220,6 +223,17 @@ def test_training_with_a_teacher_term_changes_the_loss(term):
     assert losses[1] > losses[0] + 0.1                                  # BCE of logits near +2 against 0/1 targets
 
 
+def test_the_complement_term_leaves_a_batch_norm_classifier_s_statistics_alone():
+    from masklab.losses import complement_loss
+    torch.manual_seed(0)
+    model = build_model(Config(backbone="resnet18"), 3, 10).train()
+    before = {k: v.clone() for k, v in model.classifier.state_dict().items()}
+    mask = torch.zeros(2, 1, 32, 32, requires_grad=True)
+    complement_loss(model, torch.rand(2, 3, 32, 32), torch.tensor([1, 2]), mask).backward()
+    assert mask.grad.abs().sum() > 0
+    assert all(torch.equal(before[k], v) for k, v in model.classifier.state_dict().items())
+
+
 def test_training_with_the_complement_term_adds_its_value_at_the_first_step():
     """At step 1 the classifier's head is near zero, so p(y) is about 1/10 on any input: the term adds
     -log(1 - 1/10) to the loss, and the same step without it has the same other terms."""
@@ -240,7 +254,7 @@ def test_the_objective_panel_shows_the_options_only_when_on():
     assert "complement" not in plain
     on = objective_latex(Config(evidence=0.3, occlusion=0.3, random_masks=0.25, deterministic=0.5, ahead=0.25,
                                 shadow=True, entropy=0.5, noise_end=0.25, damping=10.0, complement=1.0))
-    assert r"\text{complement}\cdot \log\big(1 - p(y \mid x \odot (1 - m))\big)" in on[0]
+    assert r" - \text{complement}\cdot \log\big(1 - p(y \mid x \odot (1 - m))\big)" in on[0]
     assert r"\tfrac{10}{2}\,(\bar a - t)^2" in on[0] and "^2" not in plain
     assert r"\text{entropy}\cdot" in on[0] and r"\text{entropy}" not in plain
     assert any("noise" in line and "0.25" in line for line in on) and "noise_end" not in plain

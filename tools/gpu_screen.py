@@ -290,7 +290,7 @@ SCREENS["complement"] = [(name, {"preset": "hard-concrete", **over}, seeds) for 
     ("comp", COMP, range(3)), ("cifar_comp_t3", {**CIFAR, "area_target": 0.3, **COMP}, range(3)),
     ("shapes_comp", {**SHAPES, **COMP}, range(2))]]
 # complement: stopped after two seeds (shapes one), worse on both digit seeds (0.928 and 0.899 against the default's
-# 0.950 and 0.937 on the same seeds, ink kept 0.83 / 0.76 against 0.91 / 0.89), CIFAR-10 at 0.3 +0.009 and -0.026.
+# 0.950 and 0.937 on the same seeds, ink kept 0.82 / 0.76 against 0.91 / 0.89), CIFAR-10 at 0.3 +0.009 and -0.026.
 # sharp (2026-12-01): the photos' bimodality (0.89-0.92 against 0.99 asked) is the share of logits within about
 # +-2.4 of 0 after the gain; a gain of 10 by the anneal's end instead of 4 (noise_end 0.1) narrows that band.
 SCREENS["sharp"] = [(name, {"preset": "hard-concrete", **over}, range(3)) for name, over in [
