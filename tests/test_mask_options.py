@@ -1,8 +1,9 @@
 """The method options screened on 2026-11-30 (bench/RESULTS.md, "changes in kind"): random block masks for part of
 each batch (REAL-X's evaluator training), the noise-free hard mask for part of it, a learned location prior, the
 glimpse (the branch reads the classifier's features), and two teachers for the mask logits (the classifier's class
-activation map; the drop in log p(y) when a block is hidden). Each does what its Config help says, and is off by
-default."""
+activation map; the drop in log p(y) when a block is hidden); and, screened later, the shadow classifier, the logit
+gain (noise_end, gain_site), the entropy and the complement term (p(y) on the pixels the mask drops). Each does what
+its Config help says, and is off by default but the two the default adopted (noise_end, damping)."""
 import math
 
 import pytest
