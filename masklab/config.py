@@ -214,6 +214,14 @@ class Config:
                          slider="linear", step=0.05,
                          formula="For the last finetune·steps the mask is frozen and the classifier trains on "
                                  "x·1[m_eval > ½], exactly what it is tested on.")
+    commit: bool = _f(False, "in the closing phase (finetune) the attention branch also learns, from one term "
+                      "alone: mean |m_eval - h|, h the hard mask of the model as the closing phase began (kept as a "
+                      "fixed copy; the classifier trains on x * h, as without this option). Each gate moves to "
+                      "exactly the 0 or 1 it had chosen, so m_eval ends exactly 0/1 without the mask changing; no "
+                      "classification gradient reaches the branch (an experiment: README, 'Committing the mask')",
+                      label="commit in the closing phase",
+                      formula="In the last finetune·steps the branch learns from + mean|m_eval − h| alone, h = "
+                              "1[m_eval > ½] of the model as that phase began: each gate settles exactly on its 0 or 1.")
     glimpse: bool = _f(False, "the attention branch also reads the classifier's own features of the whole image "
                        "(no gradient into the classifier): logits += a 1x1 conv of them, upsampled, so where to "
                        "look is decided with what the classifier knows (an experiment: README, 'Why the photos lose')")

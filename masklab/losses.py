@@ -101,6 +101,13 @@ def occlusion_loss(model, x, y, mask_logits, target: float) -> Tensor:
     return teacher_loss(occlusion_map(model, x[:k], y[:k]), mask_logits[:k], target)
 
 
+def commit_loss(relaxed: Tensor, hard: Tensor) -> Tensor:
+    """mean |m_eval - hard|: how far the soft mask is from a fixed 0/1 mask (the closing phase's, which the
+    classifier trains on). Its gradient moves each gate toward that mask's 0 or 1 and is zero once m_eval is
+    exactly there (hard concrete's clamp): the branch learns to say, with exact 0s and 1s, what it had decided."""
+    return (relaxed.float() - hard.float()).abs().mean()
+
+
 def complement_loss(model, x: Tensor, y: Tensor, mask: Tensor) -> Tensor:
     """-log(1 - p(y)) of the classifier on x * (1 - mask), averaged over the batch: how much of the true class's
     evidence the mask leaves out. Written as logsumexp(all logits) - logsumexp(the other classes'), finite even

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from .constraint import AreaConstraint
 from .device import keep_heap
-from .losses import complement_loss, evidence_loss, logit_gain_at, objective, occlusion_loss, temperature_at
+from .losses import (commit_loss, complement_loss, evidence_loss, logit_gain_at, objective, occlusion_loss,
+                     temperature_at)
 from .metrics import bimodality
 
 
@@ -77,6 +78,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
     model.train()
     closing = int(round((1 - cfg.finetune) * cfg.steps)) if masked and cfg.finetune else cfg.steps
     shadow = copy.deepcopy(model.classifier) if masked and cfg.shadow else None   # reads the eval mask only
+    teacher = None                                     # commit: the model at the closing phase's start
     if shadow is not None:
         shadow_opt = torch.optim.Adam(shadow.parameters(), lr=cfg.lr)
         shadow_schedule = torch.optim.lr_scheduler.LambdaLR(shadow_opt, lambda i: lr_factor(cfg, i))
@@ -88,9 +90,14 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         model.mask_gate.keep = target                  # top_k keeps exactly this fraction (other gates: unused)
         model.logit_gain = logit_gain_at(cfg, step)
         frozen = step > closing                        # closing phase: the mask is fixed, the classifier adapts
+        if frozen and cfg.commit and teacher is None:  # the mask as the closing phase found it, kept fixed
+            teacher = copy.deepcopy(model).requires_grad_(False)
+            branch = [*model.attention.parameters(), *([] if model.glimpse is None else model.glimpse.parameters())]
+            for p in branch:                           # a new objective for the branch: Adam's moments afresh
+                opt.state.pop(p, None)
         if frozen:
             with torch.no_grad():
-                mask = (model.gate_relaxed(x, tau) > 0.5).to(x.dtype)
+                mask = ((model if teacher is None else teacher).gate_relaxed(x, tau) > 0.5).to(x.dtype)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             mix = {}
             if masked and mask is None:
@@ -113,6 +120,8 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
                 loss = loss + cfg.complement * complement_loss(model, x, y, out.mask)
             if frozen:
                 loss = ce                              # nor beta * L_mask
+                if teacher is not None:                # the branch's only gradient: m_eval toward that fixed mask
+                    loss = loss + commit_loss(out.relaxed, mask)
         first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
         opt.zero_grad(set_to_none=True)
         loss.backward()

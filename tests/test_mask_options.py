@@ -2,7 +2,8 @@
 each batch (REAL-X's evaluator training), the noise-free hard mask for part of it, a learned location prior, the
 glimpse (the branch reads the classifier's features), and two teachers for the mask logits (the classifier's class
 activation map; the drop in log p(y) when a block is hidden); and, screened later, the shadow classifier, the logit
-gain (noise_end, gain_site), the entropy and the complement term (p(y) on the pixels the mask drops). Each does what
+gain (noise_end, gain_site), the entropy, the complement term (p(y) on the pixels the mask drops) and commit
+(the closing phase teaches the branch its own mask with exact 0s and 1s). Each does what
 its Config help says, and is off by default but the two the default adopted (noise_end, damping)."""
 import math
 
@@ -26,8 +27,8 @@ def test_the_options_are_off_by_default_but_the_two_the_default_adopted():
     the bound); the presets of earlier defaults turn those two off."""
     cfg = Config()
     options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion, cfg.ahead,
-               cfg.shadow, cfg.branch_depth, cfg.entropy, cfg.complement)
-    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 0)
+               cfg.shadow, cfg.branch_depth, cfg.entropy, cfg.complement, cfg.commit)
+    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 0, False)
     assert (cfg.noise_end, cfg.damping, cfg.gain_site) == (0.25, 10.0, "logits")
     model = build_model(cfg, 1, 10)
     assert model.glimpse is None and model.attention.prior is None and model.logit_gain == 4.0
@@ -252,9 +253,10 @@ def test_the_objective_panel_shows_the_options_only_when_on():
     from masklab.explain import objective_latex
     plain = "\n".join(objective_latex(Config(noise_end=1.0, damping=0.0)))
     assert "CAM" not in plain and "rand" not in plain and "occlusion" not in plain and "shadow" not in plain
-    assert "complement" not in plain
+    assert "complement" not in plain and "|m_" not in plain
     on = objective_latex(Config(evidence=0.3, occlusion=0.3, random_masks=0.25, deterministic=0.5, ahead=0.25,
-                                shadow=True, entropy=0.5, noise_end=0.25, damping=10.0, complement=1.0))
+                                shadow=True, entropy=0.5, noise_end=0.25, damping=10.0, complement=1.0, commit=True))
+    assert any(r"\overline{|m_{\text{eval}} - h|}" in line and "mask frozen" in line for line in on)
     assert r" - \text{complement}\cdot \log\big(1 - p(y \mid x \odot (1 - m))\big)" in on[0]
     assert r"\tfrac{10}{2}\,(\bar a - t)^2" in on[0] and "^2" not in plain
     assert r"\text{entropy}\cdot" in on[0] and r"\text{entropy}" not in plain
@@ -458,3 +460,65 @@ def test_the_logit_gain_shrinks_the_gates_noise_but_not_the_eval_mask():
     x = data.test.x[:4]
     hard, m_eval = MaskOnly(model, 2 / 3)(x)
     assert torch.equal(m_eval, model.gate_relaxed(x, 2 / 3)) and torch.equal(hard, (m_eval > 0.5).float())
+
+
+def test_the_commit_term_is_the_distance_of_m_eval_from_the_fixed_mask_and_vanishes_on_it():
+    from masklab.losses import commit_loss
+    hard = torch.tensor([[[[0.0, 1.0, 1.0, 0.0]]]])
+    logits = torch.tensor([[[[-1.0, 1.0, 3.0, -3.0]]]], requires_grad=True)
+    from masklab.gates import relaxed
+    m = relaxed("hard_concrete", logits, 2 / 3)                      # 3 and -3 are past hard concrete's clamp
+    loss = commit_loss(m, hard)
+    assert loss.item() == pytest.approx((m[0, 0, 0, 0] + 1 - m[0, 0, 0, 1]).item() / 4)
+    loss.backward()
+    g = logits.grad.flatten()
+    assert g[0] > 0 and g[1] < 0 and g[2] == 0 and g[3] == 0           # descent: -1 down, 1 up, the rest stay
+    assert commit_loss(hard, hard).item() == 0
+
+
+def test_with_commit_the_closing_phase_trains_the_branch_alone_toward_its_starting_mask():
+    """commit changes nothing before the closing phase; in it the classifier sees the mask of the model as the phase
+    began (so it learns exactly what it learns without commit), while the branch moves: only toward that mask."""
+    from masklab.data import open_data
+    from masklab.train import train
+    cfg = Config(steps=6, log_every=1, batch_size=8, test_size=16, finetune=0.34)     # steps 5-6: the closing phase
+    data = open_data(cfg)
+    states, fed = {}, {}
+    for commit in (False, True):
+        model = build_model(cfg, data.channels, data.classes)
+        fed[commit] = []
+        model.classifier.register_forward_pre_hook(lambda module, args: fed[commit].append(args[0].detach().clone()))
+        for record in train(cfg.replace(commit=commit), model, data):
+            states[commit, record.step] = {k: v.clone() for k, v in model.state_dict().items()}
+    for step in range(1, 5):
+        assert all(torch.equal(states[False, step][k], states[True, step][k]) for k in states[False, step])
+    assert all(torch.equal(a, b) for a, b in zip(fed[False], fed[True]))             # the same masked images
+    end = states[False, 6], states[True, 6]
+    assert all(torch.equal(end[0][k], end[1][k]) for k in end[0] if k.startswith("classifier."))
+    assert any(not torch.equal(end[0][k], end[1][k]) for k in end[0] if k.startswith("attention."))
+
+
+def test_committing_moves_m_eval_to_exactly_0_1_and_keeps_the_mask():
+    """A branch whose logits start near 0 (half its m_eval in between 0 and 1, half the pixels kept), then a closing
+    phase of 19 steps with and without commit (no area term, a high lr, so that it shows in a few steps): with
+    it, most of m_eval ends exactly 0 or 1, and the hard mask stays what it is without it on most pixels (here half
+    of them start a hair from the threshold, the worst case; in the screen's runs the area did not move)."""
+    from masklab.data import open_data
+    from masklab.metrics import bimodality
+    from masklab.train import train
+    cfg = Config(steps=20, warmup=0.0, anneal_frac=0.05, finetune=0.95, batch_size=16, test_size=100, noise_end=1.0,
+                 lr=0.02, constraint=False, bimodal=0.0)
+    data = open_data(cfg)
+    masks = {}
+    for commit in (False, True):
+        model = build_model(cfg, data.channels, data.classes)
+        with torch.no_grad():
+            model.attention.body[-1].weight.mul_(20)
+            model.attention.body[-1].bias.sub_(model.mask_logits(data.test.x).median())
+            start = model.gate_relaxed(data.test.x, cfg.temperature_end)
+        assert bimodality(start) < 0.6 and 0.45 < (start > 0.5).float().mean() < 0.55
+        list(train(cfg.replace(commit=commit), model, data))
+        with torch.no_grad():
+            masks[commit] = model.eval().gate_relaxed(data.test.x, cfg.temperature_end)
+    assert bimodality(masks[True]) > 0.85 and bimodality(masks[True]) > bimodality(masks[False]) + 0.2
+    assert ((masks[True] > 0.5) == (masks[False] > 0.5)).float().mean() > 0.85

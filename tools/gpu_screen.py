@@ -297,6 +297,13 @@ SCREENS["sharp"] = [(name, {"preset": "hard-concrete", **over}, range(3)) for na
     ("cifar_nz10_t3", {**CIFAR, "area_target": 0.3, "noise_end": 0.1}), ("nz10", {"noise_end": 0.1})]]
 # sharp: bimodality up everywhere (digits 0.997, over the 0.995 asked; CIFAR-10 0.94 against 0.91), but the digits
 # lost on every seed (0.937, 0.929, 0.941 against 0.950, 0.937, 0.944) and the photos stay short of 0.99. Not adopted.
+# commit (2026-12-01): the in-between values of m_eval (1% of the digits', 4-9% of the photos' pixels) are gates
+# the closing phase leaves where the main phase put them: frozen, the branch gets no gradient. With `commit` the
+# branch learns in the closing phase from mean(min(m, 1 - m)) alone. The runs equal the default's until the
+# closing phase (the same seeds and thread count), so each pairs with the default's run of its seed.
+SCREENS["commit"] = [(name, {"preset": "hard-concrete", **over}, seeds) for name, over, seeds in [
+    ("commit", {"commit": True}, range(5)), ("cifar_commit_t3", {**CIFAR, "area_target": 0.3, "commit": True}, range(3)),
+    ("shapes_commit", {**SHAPES, "commit": True}, range(2))]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
