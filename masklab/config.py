@@ -214,12 +214,13 @@ class Config:
                          slider="linear", step=0.05,
                          formula="For the last finetune·steps the mask is frozen and the classifier trains on "
                                  "x·1[m_eval > ½], exactly what it is tested on.")
-    commit: bool = _f(False, "in the closing phase (finetune) the attention branch also learns, from one term "
+    commit: bool = _f(True, "in the closing phase (finetune) the attention branch also learns, from one term "
                       "alone: mean |m_eval - h|, h the hard mask of the model as the closing phase began (kept as a "
-                      "fixed copy; the classifier trains on x * h, as without this option). Each gate moves to "
-                      "exactly the 0 or 1 it had chosen, so m_eval ends exactly 0/1 without the mask changing; no "
-                      "classification gradient reaches the branch (an experiment: README, 'Committing the mask')",
-                      label="commit in the closing phase",
+                      "fixed copy), with an Adam of its own (fresh moments) at the run's lr. Each gate moves to "
+                      "exactly the 0 or 1 it had chosen, so m_eval ends exactly 0/1 and the mask stays what it was; "
+                      "no classification gradient reaches the branch, and the classifier trains on the branch's hard "
+                      "mask of each step, as without this option (the default since 2026-12-01: README, "
+                      "'Committing the mask')", label="commit in the closing phase",
                       formula="In the last finetune·steps the branch learns from + mean|m_eval − h| alone, h = "
                               "1[m_eval > ½] of the model as that phase began: each gate settles exactly on its 0 or 1.")
     glimpse: bool = _f(False, "the attention branch also reads the classifier's own features of the whole image "
@@ -442,7 +443,9 @@ def _problems(c: Config):
 # each is the method as published (and their committed benchmark rows stay theirs).
 # The two added on 2026-12-01 (README, "A noise mask, and a multiplier that winds up"): the presets made before then
 # turn them off, so their committed rows stay theirs.
-NOV29 = dict(noise_end=1.0, damping=0.0, gain_site="bounded")     # gain_site: no effect at noise_end 1
+# commit, added to the default later on 2026-12-01 (README, "Committing the mask"), is off in every earlier preset.
+DEC01 = dict(commit=False)
+NOV29 = dict(noise_end=1.0, damping=0.0, gain_site="bounded", **DEC01)     # gain_site: no effect at noise_end 1
 PUBLISHED = dict(mask_norm=False, logit_bound=0.0, area_seen=False, area_floor=0.0, finetune=0.0, bimodal=0.0,
                  mask_upsample="nearest", **NOV29)
 PRESETS: dict[str, dict[str, Any]] = {
@@ -464,8 +467,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The default from 2026-11-29 to 2026-12-01: the same, with normalised bounded logits, the seen area, a floor,
     # a bimodality term and a closing phase (README, "The default method").
     "hard-concrete-nov29": dict(gate="hard_concrete", mask_loss="none", constraint=True, **NOV29),
-    # The default: the same, with the gate's noise shrinking against the logits over the anneal (noise_end) and a
-    # damped multiplier (damping), so no photo target collapses (README, "A noise mask").
+    # The default from 2026-12-01: the same, with the gate's noise shrinking against the logits over the anneal
+    # (noise_end) and a damped multiplier (damping), so no photo target collapses (README, "A noise mask").
+    "hard-concrete-dec01": dict(gate="hard_concrete", mask_loss="none", constraint=True, **DEC01),
+    # The default: the same, and the closing phase commits the mask: the branch learns to give its own 0/1 mask
+    # with exact 0s and 1s (commit; README, "Committing the mask").
     "hard-concrete": dict(gate="hard_concrete", mask_loss="none", constraint=True),
     # The 2026-11-29 default with bilinear mask logits: better on the digits (+0.013 over 5 seeds), but it
     # collapsed on CIFAR-10 where that default did not (README, "What was tried"); kept as a preset.

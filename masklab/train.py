@@ -78,7 +78,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
     model.train()
     closing = int(round((1 - cfg.finetune) * cfg.steps)) if masked and cfg.finetune else cfg.steps
     shadow = copy.deepcopy(model.classifier) if masked and cfg.shadow else None   # reads the eval mask only
-    teacher = None                                     # commit: the model at the closing phase's start
+    teacher = commit_opt = branch = None               # commit: the model at the closing phase's start
     if shadow is not None:
         shadow_opt = torch.optim.Adam(shadow.parameters(), lr=cfg.lr)
         shadow_schedule = torch.optim.lr_scheduler.LambdaLR(shadow_opt, lambda i: lr_factor(cfg, i))
@@ -90,14 +90,14 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         model.mask_gate.keep = target                  # top_k keeps exactly this fraction (other gates: unused)
         model.logit_gain = logit_gain_at(cfg, step)
         frozen = step > closing                        # closing phase: the mask is fixed, the classifier adapts
-        if frozen and cfg.commit and teacher is None:  # the mask as the closing phase found it, kept fixed
+        if frozen and cfg.commit and teacher is None:  # the mask as the closing phase found it, kept as a copy
             teacher = copy.deepcopy(model).requires_grad_(False)
             branch = [*model.attention.parameters(), *([] if model.glimpse is None else model.glimpse.parameters())]
-            for p in branch:                           # a new objective for the branch: Adam's moments afresh
-                opt.state.pop(p, None)
+            commit_opt = torch.optim.Adam(branch, lr=cfg.lr)   # a new objective: its own Adam (fresh moments)
         if frozen:
             with torch.no_grad():
-                mask = ((model if teacher is None else teacher).gate_relaxed(x, tau) > 0.5).to(x.dtype)
+                mask = (model.gate_relaxed(x, tau) > 0.5).to(x.dtype)
+                fixed = mask if teacher is None else (teacher.gate_relaxed(x, tau) > 0.5).to(x.dtype)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             mix = {}
             if masked and mask is None:
@@ -121,10 +121,15 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
             if frozen:
                 loss = ce                              # nor beta * L_mask
                 if teacher is not None:                # the branch's only gradient: m_eval toward that fixed mask
-                    loss = loss + commit_loss(out.relaxed, mask)
+                    loss = loss + commit_loss(out.relaxed, fixed)
         first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if teacher is not None:                        # the branch steps with its own optimizer, not the main one,
+            commit_opt.param_groups[0]["lr"] = opt.param_groups[0]["lr"]   # at the run's lr (lr_decay settles it)
+            commit_opt.step()
+            for p in branch:
+                p.grad = None
         opt.step()
         schedule.step()
         if masked and cfg.constraint and not frozen:

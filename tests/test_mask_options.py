@@ -4,7 +4,7 @@ glimpse (the branch reads the classifier's features), and two teachers for the m
 activation map; the drop in log p(y) when a block is hidden); and, screened later, the shadow classifier, the logit
 gain (noise_end, gain_site), the entropy, the complement term (p(y) on the pixels the mask drops) and commit
 (the closing phase teaches the branch its own mask with exact 0s and 1s). Each does what
-its Config help says, and is off by default but the two the default adopted (noise_end, damping)."""
+its Config help says, and is off by default but the three the default adopted (noise_end, damping, commit)."""
 import math
 
 import pytest
@@ -22,22 +22,23 @@ def _model(**over):
     return model
 
 
-def test_the_options_are_off_by_default_but_the_two_the_default_adopted():
-    """Every screened option is off by default but noise_end and damping, on since 2026-12-01 (with the gain inside
-    the bound); the presets of earlier defaults turn those two off."""
+def test_the_options_are_off_by_default_but_the_three_the_default_adopted():
+    """Every screened option is off by default but noise_end, damping and commit, on since 2026-12-01 (with the gain
+    inside the bound); the presets of earlier defaults turn them off."""
     cfg = Config()
     options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion, cfg.ahead,
                cfg.shadow, cfg.branch_depth, cfg.entropy, cfg.complement, cfg.commit)
-    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 0, False)
+    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 0, True)
     assert (cfg.noise_end, cfg.damping, cfg.gain_site) == (0.25, 10.0, "logits")
     model = build_model(cfg, 1, 10)
     assert model.glimpse is None and model.attention.prior is None and model.logit_gain == 4.0
     assert model.attention.gain_inside
     for name in ("hard-concrete-nov29", "hard-concrete-plain", "hard-concrete-bilinear", "top-k", "ste"):
         old = preset(name)
-        assert (old.noise_end, old.damping) == (1.0, 0.0), name
+        assert (old.noise_end, old.damping, old.commit) == (1.0, 0.0, False), name
         assert build_model(old, 1, 10).logit_gain == 1.0
-    assert preset("hard-concrete-nov29") == preset("hard-concrete", noise_end=1.0, damping=0.0, gain_site="bounded")
+    assert preset("hard-concrete-nov29") == preset("hard-concrete", noise_end=1.0, damping=0.0, gain_site="bounded",
+                                                   commit=False)
 
 
 def test_random_rows_see_block_masks_and_send_no_gradient_to_the_branch():
@@ -251,7 +252,7 @@ def test_training_with_the_complement_term_adds_its_value_at_the_first_step():
 
 def test_the_objective_panel_shows_the_options_only_when_on():
     from masklab.explain import objective_latex
-    plain = "\n".join(objective_latex(Config(noise_end=1.0, damping=0.0)))
+    plain = "\n".join(objective_latex(Config(noise_end=1.0, damping=0.0, commit=False)))
     assert "CAM" not in plain and "rand" not in plain and "occlusion" not in plain and "shadow" not in plain
     assert "complement" not in plain and "|m_" not in plain
     on = objective_latex(Config(evidence=0.3, occlusion=0.3, random_masks=0.25, deterministic=0.5, ahead=0.25,
@@ -476,26 +477,38 @@ def test_the_commit_term_is_the_distance_of_m_eval_from_the_fixed_mask_and_vanis
     assert commit_loss(hard, hard).item() == 0
 
 
-def test_with_commit_the_closing_phase_trains_the_branch_alone_toward_its_starting_mask():
-    """commit changes nothing before the closing phase; in it the classifier sees the mask of the model as the phase
-    began (so it learns exactly what it learns without commit), while the branch moves: only toward that mask."""
+def test_with_commit_the_closing_phase_trains_the_branch_alone_and_the_classifier_on_the_current_mask():
+    """commit changes nothing before the closing phase; in it the branch moves (the classification loss sends it
+    nothing: its gradient is the commit term's) and the classifier sees x * 1[m_eval > 1/2] of the branch as it
+    is at that step, the mask it is tested on."""
     from masklab.data import open_data
+    from masklab.losses import commit_loss
     from masklab.train import train
     cfg = Config(steps=6, log_every=1, batch_size=8, test_size=16, finetune=0.34)     # steps 5-6: the closing phase
     data = open_data(cfg)
-    states, fed = {}, {}
+    states, fed, seen, terms = {}, {}, {}, []
     for commit in (False, True):
         model = build_model(cfg, data.channels, data.classes)
-        fed[commit] = []
-        model.classifier.register_forward_pre_hook(lambda module, args: fed[commit].append(args[0].detach().clone()))
+        fed[commit], seen[commit], original = [], [], model.forward
+
+        def spy(x, *args, _original=original, _seen=seen[commit], **kwargs):
+            out = _original(x, *args, **kwargs)
+            _seen.append(x * (out.relaxed.detach() > 0.5))
+            return out
+
+        model.forward = spy
+        model.classifier.register_forward_pre_hook(lambda module, args, _fed=fed[commit]: _fed.append(args[0].clone()))
         for record in train(cfg.replace(commit=commit), model, data):
             states[commit, record.step] = {k: v.clone() for k, v in model.state_dict().items()}
+            terms.append(record.loss - record.ce)
     for step in range(1, 5):
         assert all(torch.equal(states[False, step][k], states[True, step][k]) for k in states[False, step])
-    assert all(torch.equal(a, b) for a, b in zip(fed[False], fed[True]))             # the same masked images
+    assert all(torch.equal(a, b) for a, b in zip(fed[True][-2:], seen[True][-2:]))   # the current mask, both steps
+    assert all(torch.equal(a, b) for a, b in zip(fed[True][:5], fed[False][:5]))      # step 5: the same branch still
     end = states[False, 6], states[True, 6]
-    assert all(torch.equal(end[0][k], end[1][k]) for k in end[0] if k.startswith("classifier."))
-    assert any(not torch.equal(end[0][k], end[1][k]) for k in end[0] if k.startswith("attention."))
+    assert all(torch.equal(end[0][k], states[False, 4][k]) for k in end[0] if k.startswith("attention."))
+    assert any(not torch.equal(end[1][k], states[True, 4][k]) for k in end[1] if k.startswith("attention."))
+    assert terms[11] > 0 and terms[5] == pytest.approx(0, abs=1e-6)    # the run with commit logs its term, step 6
 
 
 def test_committing_moves_m_eval_to_exactly_0_1_and_keeps_the_mask():
