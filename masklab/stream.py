@@ -87,39 +87,66 @@ class FileImages:
         much larger than that size (most photo datasets' files) is decoded by TorchCodec's libjpeg-turbo, several
         times faster than through PIL; anything else, or a JPEG that fails there, goes through masklab.images
         (EXIF orientation applied; a large JPEG decoded at a reduced scale). The file is read once either way."""
-        path = str(self.paths[i])
+        path = self.paths[i]
         data = _read_within_limit(path)
         fast = None if data is None else self._decode_small_jpeg(data)
         if fast is not None:
             return fast
-        img = open_image(path if data is None else data, name=path, draft=(max(self.size),) * 2)
+        img = open_image(path if data is None else bytes(data), name=str(path), draft=(max(self.size),) * 2)
         own = img.size
         a = np.asarray(to_mode(img, self.channels))
         x = torch.from_numpy(a.copy()).unsqueeze(0) if a.ndim == 2 else torch.from_numpy(a.transpose(2, 0, 1).copy())
         return resize_uint8(x[None], self.size)[0], own
 
-    def _decode_small_jpeg(self, data: bytes) -> tuple[Tensor, tuple[int, int]] | None:
+    def _decode_small_jpeg(self, data: bytearray) -> tuple[Tensor, tuple[int, int]] | None:
         """The image by TorchCodec's JPEG decoder where that suits it (a JPEG without EXIF, whose orientation
-        only PIL applies, no more than twice the target size, within the pixel limit); None otherwise."""
-        header = jpeg_header(data)
-        if (_decode_jpeg() is None or header is None or header[2] or max(header[:2]) > 2 * max(self.size)
+        only PIL applies, no more than twice the target size, within the pixel limit); None otherwise. The
+        per-image Python around the decoder is kept short: at 32 px it costs as much as the decoding."""
+        decode, header = _decode_jpeg(), jpeg_header(data)
+        if (decode is None or header is None or header[2] or max(header[0], header[1]) > 2 * max(self.size)
                 or header[0] * header[1] > MAX_PIXELS):
             return None
         try:
-            x = _decode_jpeg()(torch.frombuffer(bytearray(data), dtype=torch.uint8),
-                               mode="GRAY" if self.channels == 1 else "RGB")
+            x = decode(torch.frombuffer(data, dtype=torch.uint8), mode=self._mode)
         except (RuntimeError, ValueError):
             return None
-        return resize_uint8(x[None], self.size)[0], (x.shape[-1], x.shape[-2])
+        own = (header[0], header[1])
+        if own == self._wh:                              # already the run's size (CIFAR-10 at 32 px)
+            return x, own
+        return resize_uint8(x[None], self.size)[0], own
+
+    @property
+    def _mode(self) -> str:
+        return "GRAY" if self.channels == 1 else "RGB"
+
+    @property
+    def _wh(self) -> tuple[int, int]:
+        return (self.size[1], self.size[0])
 
 
-def _read_within_limit(path: str) -> bytes | None:
-    """The file's bytes, or None where it cannot be read or is over MAX_BYTES (open_image then says which)."""
+def _read_within_limit(path: str) -> bytearray | None:
+    """The file's bytes (a bytearray, which torch.frombuffer reads without a copy), or None where it cannot be read
+    or is over MAX_BYTES (open_image then says which). os-level calls: a Python file object costs more than
+    reading a small JPEG does."""
     try:
-        with open(path, "rb") as f:
-            return None if os.fstat(f.fileno()).st_size > MAX_BYTES else f.read()
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
+    try:
+        size = os.fstat(fd).st_size
+        if size > MAX_BYTES:
+            return None
+        data, got = bytearray(size), 0
+        while got < size:                                # one read for a regular file; more if it is cut short
+            n = os.readv(fd, [memoryview(data)[got:]])
+            if not n:
+                return data[:got]
+            got += n
+        return data
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 _DECODER: list = []
@@ -226,29 +253,40 @@ class Images(torch.utils.data.Dataset):
     def fetch(self, indices: list[int]) -> tuple[Tensor, list[int]]:
         """uint8 (B, C, H, W) of these images (from the cache or decoded), and the indices actually used (a bad
         image's place is taken by the next good one)."""
-        out, used = [], []
-        for i in indices:
+        out, used = torch.empty((len(indices), *self.source.shape), dtype=torch.uint8), []
+        for k, i in enumerate(indices):
             x, i = self._one(i)
-            out.append(x)
+            out[k] = x
             used.append(i)
-        return torch.stack(out), used
+        return out, used
+
+    def _flags(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """numpy views of the shared bad / filled flags (the same memory; a numpy scalar read is ~20x cheaper
+        than a tensor's), made once in each process."""
+        if getattr(self, "_views", None) is None:
+            self._views = (self.bad.numpy(), None if self.filled is None else self.filled.numpy())
+        return self._views
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_views"}
 
     def _one(self, i: int) -> tuple[Tensor, int]:
-        n = len(self.labels)
+        bad, filled = self._flags()
+        n = len(bad)
         for k in range(n):
             j = (i + k) % n
-            if self.bad[j]:
+            if bad[j]:
                 continue
-            if self.filled is not None and self.filled[j]:
+            if filled is not None and filled[j]:
                 return self.cache[j], j
             try:
                 x, _ = self.source.read(j)
             except ImageError:
-                self.bad[j] = True
+                bad[j] = True
                 continue
             if self.cache is not None:
                 self.cache[j] = x
-                self.filled[j] = True
+                filled[j] = True
             return x, j
         raise ImageError("none of the images can be decoded")
 

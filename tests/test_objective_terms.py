@@ -158,7 +158,8 @@ def test_lr_decay_is_a_cosine_from_one_to_five_percent():
 
 @pytest.mark.parametrize("decay", [False, True])
 def test_training_steps_with_the_decayed_learning_rate(tiny, monkeypatch, decay):
-    """The optimiser's lr at each step is cfg.lr * lr_factor(cfg, step - 1): the schedule is really applied."""
+    """The optimiser's lr at each step is cfg.lr * lr_factor(cfg, step - 1): the schedule is really applied; the
+    branch's own optimiser in the closing phase (commit, the last 2 of 8 steps here) steps at the same lr."""
     from masklab.data import open_data
     from masklab.models import build_model
     from masklab.train import train
@@ -166,15 +167,18 @@ def test_training_steps_with_the_decayed_learning_rate(tiny, monkeypatch, decay)
 
     class Spy(torch.optim.Adam):
         def step(self, *a, **k):
-            seen.append(self.param_groups[0]["lr"])
+            seen.append((id(self), self.param_groups[0]["lr"]))
             return super().step(*a, **k)
 
     monkeypatch.setattr(torch.optim, "Adam", Spy)
-    cfg = tiny.replace(steps=8, log_every=8, lr=0.01, lr_decay=decay)
+    cfg = tiny.replace(steps=8, log_every=8, lr=0.01, lr_decay=decay, finetune=0.25)
     data = open_data(cfg)
     list(train(cfg, build_model(cfg, data.channels, data.classes), data))
-    assert seen == pytest.approx([0.01 * lr_factor(cfg, i) for i in range(8)])
-    assert (seen[-1] < 0.006) == decay
+    main = [lr for who, lr in seen if who == seen[0][0]]
+    branch = [lr for who, lr in seen if who != seen[0][0]]
+    assert main == pytest.approx([0.01 * lr_factor(cfg, i) for i in range(8)])
+    assert branch == pytest.approx(main[-2:])
+    assert (main[-1] < 0.006) == decay
 
 
 def test_damping_adds_a_quadratic_pull_to_the_target_that_acts_both_ways_and_does_not_accumulate():
