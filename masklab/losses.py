@@ -102,9 +102,10 @@ def occlusion_loss(model, x, y, mask_logits, target: float) -> Tensor:
 
 
 def commit_loss(relaxed: Tensor, hard: Tensor) -> Tensor:
-    """mean |m_eval - hard|: how far the soft mask is from a fixed 0/1 mask (the closing phase's, which the
-    classifier trains on). Its gradient moves each gate toward that mask's 0 or 1 and is zero once m_eval is
-    exactly there (hard concrete's clamp): the branch learns to say, with exact 0s and 1s, what it had decided."""
+    """mean |m_eval - hard|: how far the soft mask is from a fixed 0/1 mask (Config.commit: the hard mask of the
+    model as the closing phase began). Its gradient moves each gate toward that mask's 0 or 1 and is zero once
+    m_eval is exactly there (hard concrete's clamp): the branch learns to say, with exact 0s and 1s, what it had
+    decided."""
     return (relaxed.float() - hard.float()).abs().mean()
 
 
