@@ -306,8 +306,9 @@ SCREENS["sharp"] = [(name, {"preset": "hard-concrete", **over}, range(3)) for na
 SCREENS["commit"] = [(name, {"preset": "hard-concrete", **over}, seeds) for name, over, seeds in [
     ("cifar_commit_t3", {**CIFAR, "area_target": 0.3}, range(3)), ("shapes_commit", SHAPES, range(2))]]
 # commitv1 (rows in kind.jsonl, code of 82875c3): the first version, in which the classifier trained on the copy's
-# mask instead of the branch's current one: accuracy within +-0.004 of nzdi, but the digit demo lost 0.003 (0.948,
-# under its 0.95) when its mask moved a little from the copy's. The version above trains it on the current mask.
+# mask instead of the branch's current one and the branch stepped at the full lr: accuracy within +-0.004 of nzdi,
+# but the digit demo (lr_decay) lost 0.003 (0.948, under its 0.95): at the full lr its mask moved. The version
+# above steps at the run's lr and trains the classifier on the current mask (no lr decay here: the same masks).
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
