@@ -265,8 +265,8 @@ def objective_latex(cfg) -> list[str]:
     if masked and cfg.finetune:
         lines.append(rf"\text{{last }} {cfg.finetune:g}\cdot\text{{steps: mask frozen, }}"
                      r"\mathcal{L} = \mathrm{CE}\big(f(x \odot \mathbb{1}[m_{\text{eval}} > \tfrac12]), y\big)"
-                     + (r" + \overline{|m_{\text{eval}} - h|},\ h = \mathbb{1}[m_{\text{eval}} > \tfrac12] \text{ at its start}"
-                        if cfg.commit else ""))
+                     + (r" + \overline{|m_{\text{eval}} - h|},\ h = \mathbb{1}[m_{\text{eval}} > \tfrac12]"
+                        r" \text{ at its start}" if cfg.commit else ""))
     return lines
 
 

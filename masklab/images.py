@@ -28,10 +28,10 @@ class ImageError(ValueError):
 
 
 def open_image(source, name: str = "image", draft: tuple[int, int] | None = None) -> Image.Image:
-    """A decoded, upright PIL image from a path, bytes or file object; ImageError on anything unusable.
-    `draft` (w, h): a JPEG may be decoded at a reduced scale (1/2 to 1/8) that still covers this size."""
+    """A decoded, upright PIL image from a path, bytes (or a bytearray) or file object; ImageError on anything
+    unusable. `draft` (w, h): a JPEG may be decoded at a reduced scale (1/2 to 1/8) that still covers this size."""
     try:
-        data = source if isinstance(source, bytes) else (
+        data = source if isinstance(source, (bytes, bytearray)) else (
             Path(source).read_bytes() if isinstance(source, (str, Path)) else source.read())
     except OSError as e:
         raise ImageError(f"{name}: cannot read the file ({e.strerror or e})") from None

@@ -92,7 +92,7 @@ class FileImages:
         fast = None if data is None else self._decode_small_jpeg(data)
         if fast is not None:
             return fast
-        img = open_image(path if data is None else bytes(data), name=str(path), draft=(max(self.size),) * 2)
+        img = open_image(path if data is None else data, name=str(path), draft=(max(self.size),) * 2)
         own = img.size
         a = np.asarray(to_mode(img, self.channels))
         x = torch.from_numpy(a.copy()).unsqueeze(0) if a.ndim == 2 else torch.from_numpy(a.transpose(2, 0, 1).copy())
@@ -110,18 +110,11 @@ class FileImages:
             x = decode(torch.frombuffer(data, dtype=torch.uint8), mode=self._mode)
         except (RuntimeError, ValueError):
             return None
-        own = (header[0], header[1])
-        if own == self._wh:                              # already the run's size (CIFAR-10 at 32 px)
-            return x, own
-        return resize_uint8(x[None], self.size)[0], own
+        return resize_uint8(x[None], self.size)[0], (header[0], header[1])
 
     @property
     def _mode(self) -> str:
         return "GRAY" if self.channels == 1 else "RGB"
-
-    @property
-    def _wh(self) -> tuple[int, int]:
-        return (self.size[1], self.size[0])
 
 
 def _read_within_limit(path: str) -> bytearray | None:

@@ -97,7 +97,8 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         if frozen:
             with torch.no_grad():
                 mask = (model.gate_relaxed(x, tau) > 0.5).to(x.dtype)
-                fixed = mask if teacher is None else (teacher.gate_relaxed(x, tau) > 0.5).to(x.dtype)
+                if teacher is not None:                # commit's target: the copy's mask, fixed
+                    fixed = (teacher.gate_relaxed(x, tau) > 0.5).to(x.dtype)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             mix = {}
             if masked and mask is None:

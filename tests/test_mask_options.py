@@ -482,7 +482,6 @@ def test_with_commit_the_closing_phase_trains_the_branch_alone_and_the_classifie
     nothing: its gradient is the commit term's) and the classifier sees x * 1[m_eval > 1/2] of the branch as it
     is at that step, the mask it is tested on."""
     from masklab.data import open_data
-    from masklab.losses import commit_loss
     from masklab.train import train
     cfg = Config(steps=6, log_every=1, batch_size=8, test_size=16, finetune=0.34)     # steps 5-6: the closing phase
     data = open_data(cfg)
