@@ -216,8 +216,9 @@ class Config:
                                  "x·1[m_eval > ½], exactly what it is tested on.")
     commit: bool = _f(True, "in the closing phase (finetune) the attention branch also learns, from one term "
                       "alone: mean |m_eval - h|, h the hard mask of the model as the closing phase began (kept as a "
-                      "fixed copy), with an Adam of its own (fresh moments) at the run's lr. Each gate moves to "
-                      "exactly the 0 or 1 it had chosen, so m_eval ends exactly 0/1 and the mask stays what it was; "
+                      "fixed copy), with an Adam of its own (fresh moments) at the lr the run has when that phase "
+                      "begins, held there (not decayed further by lr_decay). Each gate moves to exactly the 0 or 1 "
+                      "it had chosen, so m_eval ends exactly 0/1 and the mask stays what it was; "
                       "no classification gradient reaches the branch, and the classifier trains on the branch's hard "
                       "mask of each step, as without this option (the default since 2026-12-01: README, "
                       "'Committing the mask')", label="commit in the closing phase",

@@ -93,7 +93,9 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         if frozen and cfg.commit and teacher is None:  # the mask as the closing phase found it, kept as a copy
             teacher = copy.deepcopy(model).requires_grad_(False)
             branch = [*model.attention.parameters(), *([] if model.glimpse is None else model.glimpse.parameters())]
-            commit_opt = torch.optim.Adam(branch, lr=cfg.lr)   # a new objective: its own Adam (fresh moments)
+            # a new objective: its own Adam (fresh moments), at the lr the run has reached, held there: the decayed
+            # tail of lr_decay would leave the last gates mid-band (README, "Committing the mask")
+            commit_opt = torch.optim.Adam(branch, lr=opt.param_groups[0]["lr"])
         if frozen:
             with torch.no_grad():
                 mask = (model.gate_relaxed(x, tau) > 0.5).to(x.dtype)
@@ -126,8 +128,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if teacher is not None:                        # the branch steps with its own optimizer, not the main one,
-            commit_opt.param_groups[0]["lr"] = opt.param_groups[0]["lr"]   # at the run's lr (lr_decay settles it)
+        if teacher is not None:                        # the branch steps with its own optimizer, not the main one
             commit_opt.step()
             for p in branch:
                 p.grad = None
