@@ -253,19 +253,20 @@ def run_sweep(plan: Plan, root: Path, out: Path, backend: str = "ray", address: 
     return done
 
 
-def _run_ray(plan, root, out, address, cpus, gpus, early_stop, finished, should_stop) -> None:
+def start_ray(address: str | None = None):
+    """Ray, imported and started (a local instance, or joined to the cluster at `address`) unless it already runs
+    in this process: (ray, started_here). Whoever started it shuts it down (ray.shutdown()). SweepError where Ray
+    is not installed."""
     if not address:
         # A local instance binds to the loopback address only (Ray's default on Linux is the machine's network
         # address); read by Ray when it is first imported.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
-        from ray import tune
     except ImportError:
         raise SweepError(RAY_HINT) from None
     import masklab
 
-    from ._ray_hooks import ACTIVE, Collect, StopAll
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     package = Path(masklab.__file__).parent
@@ -276,11 +277,21 @@ def _run_ray(plan, root, out, address, cpus, gpus, early_stop, finished, should_
         paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
         if str(package.parent) not in paths:
             os.environ["PYTHONPATH"] = os.pathsep.join([str(package.parent), *filter(None, paths)])
-    started_here = not ray.is_initialized()
-    if started_here:
-        local = dict(num_cpus=usable_cpus(), include_dashboard=False, dashboard_host="127.0.0.1") if not address else {}
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, configure_logging=False,
-                 logging_level="ERROR", **local)
+    if ray.is_initialized():
+        return ray, False
+    local = dict(num_cpus=usable_cpus(), include_dashboard=False, dashboard_host="127.0.0.1") if not address else {}
+    ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, configure_logging=False,
+             logging_level="ERROR", **local)
+    return ray, True
+
+
+def _run_ray(plan, root, out, address, cpus, gpus, early_stop, finished, should_stop) -> None:
+    ray, started_here = start_ray(address)
+    try:
+        from ray import tune
+    except ImportError:
+        raise SweepError(RAY_HINT) from None
+    from ._ray_hooks import ACTIVE, Collect, StopAll
     try:
         space = {"index": tune.grid_search(list(range(len(plan.trials))))}
         params = {i: {"cfg": c.to_json(), "run_dir": str(root / trial_id(plan, i)), "early_stop": early_stop,

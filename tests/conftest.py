@@ -15,6 +15,19 @@ def _seeded():
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance for the suite's Ray sweeps (each would otherwise start and stop its own: seconds);
+    skips where Ray is not installed."""
+    from masklab.sweep import ray_available, start_ray
+    if not ray_available():                   # not importorskip: start_ray imports Ray on the loopback address
+        pytest.skip("Ray is an optional group: pip install -r requirements-sweep.txt")
+    ray, started = start_ray()
+    yield ray
+    if started:
+        ray.shutdown()
+
+
 @pytest.fixture
 def tiny() -> Config:
     """A config small enough for unit tests: a 32x32 canvas, 8 images a step, a few steps."""

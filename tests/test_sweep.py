@@ -9,8 +9,7 @@ import pytest
 
 from masklab.cli import main
 from masklab.config import Config
-from masklab.sweep import (SweepError, collapsed_for_long, make_plan, parse_grid, parse_random,
-                           ray_available, read_sweep, run_sweep)
+from masklab.sweep import SweepError, collapsed_for_long, make_plan, parse_grid, parse_random, read_sweep, run_sweep
 from masklab.metrics import pareto
 from masklab.train import Record
 
@@ -99,10 +98,10 @@ def test_read_sweep_gives_back_the_rows_written_with_their_types(tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["sequential", "ray"])
-def test_a_tiny_2x2_sweep_runs_end_to_end(backend, tmp_path):
+def test_a_tiny_2x2_sweep_runs_end_to_end(backend, tmp_path, request):
     """Four trials of a 2x2 grid: four run folders that load, sweep.csv with config fields and metrics, SWEEP.md."""
-    if backend == "ray" and not ray_available():          # not importorskip: importing Ray here would bind it
-        pytest.skip("Ray is an optional group: pip install -r requirements-sweep.txt")   # to the network address
+    if backend == "ray":
+        request.getfixturevalue("ray_session")
     from masklab.checkpoint import load_run
     plan = make_plan("hard-concrete", ["alpha=0.5,0.9", "area_target=0.1,0.5"], overrides=TINY, name=f"t-{backend}")
     seen = []

@@ -2,7 +2,7 @@
 and a Ray sweep stops when its should_stop says so (the Sweeps page's Stop button)."""
 import pytest
 
-from masklab.sweep import make_plan, ray_available, read_sweep, run_sweep, run_trial
+from masklab.sweep import make_plan, read_sweep, run_sweep, run_trial
 
 TINY = {"canvas": "32", "clutter": "2", "batch_size": "8", "log_every": "2", "test_size": "40", "width": "4",
         "classifier_width": "4", "device": "cpu", "steps": "20", "warmup": "0.0"}
@@ -53,11 +53,9 @@ def test_the_sweep_row_and_the_cli_say_a_trial_stopped_early(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_ray_sweep_stops_when_asked(tmp_path):
+def test_a_ray_sweep_stops_when_asked(tmp_path, ray_session):
     """should_stop turns true once the first trial is in: Ray ends the experiment, the trials not finished are
     left out, and sweep.csv holds exactly the finished ones."""
-    if not ray_available():
-        pytest.skip("Ray is an optional group: pip install -r requirements-sweep.txt")
     plan = make_plan("hard-concrete", ["alpha=0.1,0.2,0.3,0.4,0.5,0.6"], overrides={**TINY, "steps": "10"},
                      name="ray-stop")
     seen = []
