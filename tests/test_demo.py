@@ -81,7 +81,7 @@ def test_photo_demo_is_small_complete_and_reads_colour_photos(photos):
 @pytest.mark.parametrize("name", ["china.jpg", "flower.jpg"])
 def test_photo_demo_keeps_a_part_of_any_photo(photos, name):
     """Any upload, whatever its size, is fitted into 32x32; the 0/1 mask keeps a part of it, never nothing and
-    never everything (on the test photos 20-42% a photo)."""
+    never everything (on the test photos 14-50% a photo)."""
     from sklearn.datasets import load_sample_image
     from PIL import Image
     from masklab.images import run_mask, to_tensor
@@ -95,7 +95,7 @@ def test_photo_demo_keeps_a_part_of_any_photo(photos, name):
                                                          "clone; CI has it)")
 def test_photo_demo_on_the_first_test_photo_of_each_class(photos):
     """The ten photos of the README's figure (never seen in training): the demo names at least 4 of them right
-    (chance: 1; it names 5) and their kept pixels lean to the centre quarter, where CIFAR-10 puts the object
+    (chance: 1; it names 8) and their kept pixels lean to the centre quarter, where CIFAR-10 puts the object
     (25% by chance)."""
     from masklab.images import open_image, run_mask, to_tensor
     cfg, model, summary = photos
@@ -121,10 +121,10 @@ def test_photo_demo_numbers_on_the_10000_cifar10_test_photos(photos):
     m = evaluate(model, test, cfg.temperature_end)
     assert m == pytest.approx(summary["metrics"]), "summary.json no longer matches the checkpoint"
     assert not m["collapsed"] and 0.28 < m["area"] < 0.32 and m["accuracy_hard"] > 0.55
-    assert m["bimodality"] > 0.975                                   # README: 0.980 (committed in its closing phase)
+    assert m["bimodality"] > 0.975                                   # README: 0.976 (committed in its closing phase)
     with torch.no_grad():                              # the mask alone: no classifier passes
         kept = model.eval().gate_relaxed(test.x, cfg.temperature_end) > 0.5
     centre = kept[..., 8:24, 8:24].sum() / kept.sum()
     per_photo = kept.flatten(1).float().mean(1)
-    assert centre > 0.45, centre                                     # README: 49%
-    assert per_photo.min() > 0.15 and per_photo.max() < 0.5, (per_photo.min(), per_photo.max())   # README: 20-42%
+    assert centre > 0.5, centre                                      # README: 56%
+    assert per_photo.min() > 0.1 and per_photo.max() < 0.6, (per_photo.min(), per_photo.max())   # README: 14-50%
