@@ -49,7 +49,7 @@ class AttentionBranch(nn.Module):
         self.gain_inside = True        # Config.gain_site: the gain acts inside the bound (logits) or after it (bounded)
         self.prior = nn.Parameter(torch.zeros(1, 1, prior, prior)) if prior else None
         block = lambda c_in, dilation: [nn.Conv2d(c_in, width, 3, padding=dilation, dilation=dilation),
-                                        *([nn.GroupNorm(4 if width % 4 == 0 else 1, width)] if norm else []), nn.ReLU()]
+                                        *([nn.GroupNorm(4 if width % 4 == 0 else 1, width)] if norm else []), nn.ReLU(inplace=True)]
         cells = stride * stride if upsample == "shuffle" and stride > 1 else 1   # pixels of a block, each its own
         layers = block(channels * cells, 1)               # made in this order: the same seed, the same weights
         for i in range(1, depth):
@@ -90,9 +90,11 @@ class Classifier(nn.Module):
     def __init__(self, channels: int, classes: int, width: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(),
+            # in-place ReLUs: the same values without a second copy of each map (a conv's backward needs its
+            # input, not its output)
+            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(inplace=True),
         )
         self.head = nn.Linear(2 * width, classes)
         # Near-zero head: the first logits are ~0 whatever the input, so a still-guessing classifier gains
