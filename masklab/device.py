@@ -40,8 +40,9 @@ def keep_heap() -> bool:
     MB of free top kept and 64 MB of padding (so a thread's empty heap stays): 0.2 million faults and 0.6 s, 13.6 ->
     16.2 steps/s, for about 0.1 GB more resident memory. Not 32 MB (the first value): the same at 48 px (150 steps:
     63 k faults against 80 k), but at 128 px the heap kept 16-32 MB blocks it could not reuse, 1.73 against 1.45 GB
-    resident after 6 steps (a 128-px step then faults its larger buffers in again: about 20% slower on a busy
-    machine). Training is bit-identical either way. Once per process, on
+    resident after 6 steps, the price of 16: a 128-px step faults its 16-32 MB buffers in again, about 35% slower
+    (12 steps on 2 threads: 17.2 against 12.4-12.9 s; README, "Memory at 128 px is a trade against speed").
+    Training is bit-identical either way. Once per process, on
     Linux with glibc only, and never where the user set one of glibc's MALLOC_*_ variables (their choice stands).
     Returns whether it is in effect."""
     global _heap_kept

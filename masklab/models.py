@@ -49,7 +49,8 @@ class AttentionBranch(nn.Module):
         self.gain_inside = True        # Config.gain_site: the gain acts inside the bound (logits) or after it (bounded)
         self.prior = nn.Parameter(torch.zeros(1, 1, prior, prior)) if prior else None
         block = lambda c_in, dilation: [nn.Conv2d(c_in, width, 3, padding=dilation, dilation=dilation),
-                                        *([nn.GroupNorm(4 if width % 4 == 0 else 1, width)] if norm else []), nn.ReLU(inplace=True)]
+                                        *([nn.GroupNorm(4 if width % 4 == 0 else 1, width)] if norm else []),
+                                        nn.ReLU(inplace=True)]
         cells = stride * stride if upsample == "shuffle" and stride > 1 else 1   # pixels of a block, each its own
         layers = block(channels * cells, 1)               # made in this order: the same seed, the same weights
         for i in range(1, depth):
