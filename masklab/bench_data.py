@@ -6,8 +6,11 @@ folder when present) and the accuracy-vs-area front at five area targets next to
 """
 from __future__ import annotations
 
+import os
+import shutil
 import tarfile
 import tempfile
+import threading
 from pathlib import Path
 
 from .bench import trained
@@ -21,25 +24,37 @@ SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar1
 def cifar_folder(train_per_class: int = 1000, test_per_class: int = 200, archive: Path = SHARED_CIFAR,
                  cache: Path | None = None) -> Path:
     """A `folder:` layout of the first N train / M test CIFAR-10 JPEGs of each class (by file number),
-    unpacked once from the project's shared archive into a cache folder; returns the folder.
+    unpacked once from the project's shared archive into a cache folder; returns the folder. It is unpacked beside
+    the cache and renamed into place when whole, so processes that ask at once (a parallel test run) never read a
+    half-written folder: the first rename wins, the others' copies are dropped.
 
     Raises FileNotFoundError where the archive is absent (a user's clone has no ../shared)."""
     root = Path(cache or tempfile.gettempdir()) / f"masklab-cifar10-{train_per_class}-{test_per_class}"
-    done = root / ".complete"
-    if done.exists():
+    if (root / ".complete").exists():
         return root
     if not Path(archive).exists():
         raise FileNotFoundError(f"{archive} is absent: the CIFAR-10 rows need the shared data folder")
     limit = {"train": train_per_class, "test": test_per_class}
+    partial = root.with_name(f"{root.name}.partial-{os.getpid()}-{threading.get_ident()}")
+    shutil.rmtree(partial, ignore_errors=True)
     with tarfile.open(archive, "r:gz") as tar:
         for member in tar:
             parts = Path(member.name).parts                 # cifar10/<split>/<class>/NNNN.jpg
             if (member.isfile() and len(parts) == 4 and parts[1] in limit and parts[3][:-4].isdigit()
                     and int(parts[3][:-4]) < limit[parts[1]]):
-                target = root / parts[1] / parts[2] / parts[3]
+                target = partial / parts[1] / parts[2] / parts[3]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(tar.extractfile(member).read())
-    done.write_text("ok\n")
+    (partial / ".complete").write_text("ok\n")
+    for _ in range(2):
+        try:
+            os.rename(partial, root)
+            break
+        except OSError:
+            if (root / ".complete").exists():               # another process put its copy there first
+                shutil.rmtree(partial, ignore_errors=True)
+                break
+            shutil.rmtree(root, ignore_errors=True)         # a copy left half-written by an older version
     return root
 
 

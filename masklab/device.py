@@ -26,37 +26,54 @@ def usable_cpus() -> int:
 
 # glibc's mallopt parameters, and the values keep_heap gives them (bytes).
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-HEAP = {M_MMAP_THRESHOLD: 16 << 20, M_TRIM_THRESHOLD: 128 << 20, M_TOP_PAD: 64 << 20}
-_heap_kept = None
+TRIM_FLOOR, TOP_PAD = 128 << 20, 64 << 20
+MMAP_FLOOR, MMAP_MAX = 16 << 20, 32 << 20     # MMAP_MAX: the largest mmap threshold glibc takes (64-bit)
+_mallopt = None
 
 
-def keep_heap() -> bool:
+def heap_settings(buffers: list[int]) -> dict[int, int]:
+    """mallopt settings for a step whose tensors (activations; their gradients are as large) take `buffers` bytes.
+
+    The mmap threshold: just above the largest buffer where glibc allows (the whole step is served from the heap),
+    else MMAP_FLOOR (the largest buffers are mapped whatever the threshold, and a heap that kept the mid-sized ones
+    could not reuse them: at 128 px, 1.73 GB resident after 6 steps with 32 MB against 1.45 GB with 16). The trim
+    threshold: above what the step frees at its end (twice the buffers the heap serves), so the heap's top is not
+    given back and faulted in again every step. Both flat (16 MB, 128 MB) left the default 48-px step's 18.9 MB
+    buffers (64 images x 32 channels) mapped afresh, or its 90 MB of activations trimmed, each step: up to 4,500
+    page faults a step, changing from one run to the next with where the heap's long-lived blocks happened to lie."""
+    largest = max(buffers, default=0) + (1 << 20)
+    mmap = largest if MMAP_FLOOR < largest <= MMAP_MAX else MMAP_FLOOR
+    heap = sum(b for b in buffers if b < mmap)
+    return {M_MMAP_THRESHOLD: mmap, M_TRIM_THRESHOLD: max(TRIM_FLOOR, 2 * heap), M_TOP_PAD: TOP_PAD}
+
+
+def keep_heap(buffers: list[int] = ()) -> bool:
     """Have glibc's malloc keep a training loop's buffers instead of handing them back to the kernel each step.
 
     A step's CPU tensors (activations, gradients) are freed and allocated again on the next step. By default glibc
     serves a block over 128 kB with a fresh mmap and gives a heap's free top back, so each step page-faults its
     buffers in again: 7 million minor faults and 12 s of kernel time in a 600-step default run on 2 cores, and as
-    many in a training thread (the app's), whose heaps glibc unmaps once empty. Blocks under 16 MB from the heap, 128
-    MB of free top kept and 64 MB of padding (so a thread's empty heap stays): 0.2 million faults and 0.6 s, 13.6 ->
-    16.2 steps/s, for about 0.1 GB more resident memory. Not 32 MB (the first value): the same at 48 px (150 steps:
-    63 k faults against 80 k), but at 128 px the heap kept 16-32 MB blocks it could not reuse, 1.73 against 1.45 GB
-    resident after 6 steps, the price of 16: a 128-px step faults its 16-32 MB buffers in again, about 35% slower
-    (12 steps on 2 threads: 17.2 against 12.4-12.9 s; README, "Memory at 128 px is a trade against speed").
-    Training is bit-identical either way. Once per process, on
-    Linux with glibc only, and never where the user set one of glibc's MALLOC_*_ variables (their choice stands).
-    Returns whether it is in effect."""
-    global _heap_kept
-    if _heap_kept is None:
-        _heap_kept = False
+    many in a training thread (the app's), whose heaps glibc unmaps once empty. With heap_settings(buffers)
+    (`buffers`: the sizes of the step's tensors, see train.step_buffers) and 64 MB of padding (so a thread's empty
+    heap stays): 0.2 million faults and 0.6 s, 13.6 -> 16.2 steps/s, for about 0.1 GB more resident memory. Where
+    a step's largest buffers are over glibc's 32 MB they are mapped each step: a 128-px step is about 35% slower
+    than with the mid-sized ones kept (12 steps on 2 threads: 17.2 against 12.4-12.9 s; README, "Memory at 128 px
+    is a trade against speed"). Training is bit-identical either way. Each run sets them for its own sizes (the
+    last one started wins); on Linux with glibc only, and never where the user set one of glibc's MALLOC_*_
+    variables (their choice stands). Returns whether it is in effect."""
+    global _mallopt
+    if _mallopt is None:
+        _mallopt = False
         mine = any(k.startswith("MALLOC_") and k.endswith("_") for k in os.environ)
         if not mine and _glibc():
             try:
-                mallopt = ctypes.CDLL("libc.so.6").mallopt
+                _mallopt = ctypes.CDLL("libc.so.6").mallopt
             except (OSError, AttributeError):
-                return False
-            # The mmap threshold first: setting either threshold turns glibc's own adjustment of both off.
-            _heap_kept = all(mallopt(param, value) == 1 for param, value in HEAP.items())
-    return _heap_kept
+                _mallopt = False
+    if not _mallopt:
+        return False
+    # dict order: the mmap threshold first (setting either threshold turns glibc's own adjustment of both off)
+    return all(_mallopt(param, value) == 1 for param, value in heap_settings(list(buffers)).items())
 
 
 def _glibc() -> bool:

@@ -55,6 +55,30 @@ class NonFiniteLoss(RuntimeError):
         self.step, self.good_step = step, good_step
 
 
+@torch.no_grad()
+def step_buffers(model, shape: tuple[int, ...]) -> list[int]:
+    """Bytes of each tensor the modules of `model` output for a batch of `shape` (B, C, H, W): a training step's
+    activations (and gradients). Measured on one image and scaled by B (one quick forward pass in eval mode, with
+    the random state kept: the run is unchanged)."""
+    sizes = []
+    record = lambda module, inputs, out: sizes.extend(t.numel() * t.element_size() * shape[0] for t in
+                                                      (out if isinstance(out, (tuple, list)) else (out,))
+                                                      if isinstance(t, torch.Tensor))
+    hooks = [m.register_forward_hook(record) for m in model.modules()]
+    was_training, x = model.training, torch.zeros(1, *shape[1:], device=next(model.parameters()).device)
+    try:
+        model.eval()
+        with torch.random.fork_rng(devices=[]):
+            if model.attention is not None:
+                model.mask_logits(x)                   # the branch, then the classifier (as a step runs them)
+            model.classifier(x)
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return sizes
+
+
 def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Record]:
     """Train `model` on `data` (both already on `device`) for cfg.steps steps, yielding Records.
 
@@ -65,7 +89,8 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         device: where model and data live; bf16 autocast is used on CUDA.
     """
     device = torch.device(device)
-    keep_heap()                                        # CPU buffers stay allocated between steps (glibc)
+    if device.type == "cpu":                           # CPU buffers stay allocated between steps (glibc)
+        keep_heap(step_buffers(model, (cfg.batch_size, data.channels, *data.size)))
     g_data = torch.Generator(device=device).manual_seed(cfg.seed)
     g_noise = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)

@@ -1,4 +1,6 @@
 """Shared fixtures: a tiny config that trains in a fraction of a second, and seeded torch."""
+import os
+
 import pytest
 import torch
 from hypothesis import settings
@@ -8,6 +10,12 @@ from masklab.config import Config
 # Hypothesis: 100 examples per property normally; `--hypothesis-profile=mutation` (docs/MUTATION.md) runs 20, so
 # a mutation pass, which reruns the tests once per mutant, stays in the time of a lunch break.
 settings.register_profile("mutation", max_examples=20)
+
+# pytest-xdist runs the suite in one process per core (`-n auto`): each gets its share of the cores, not all of them
+# (torch's default), so the workers' threads do not fight over the same cores.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    from masklab.device import usable_cpus
+    torch.set_num_threads(max(1, usable_cpus() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 
 @pytest.fixture(autouse=True)

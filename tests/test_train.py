@@ -186,8 +186,29 @@ def test_training_keeps_its_buffers_instead_of_faulting_them_in_again_every_step
     assert (faults[-1] - faults[0]) / 20 < 2000          # steps 11-30; the first ten allocate for the first time
 
 
+def test_heap_settings_follow_the_steps_own_buffers():
+    """The default 48-px step: its largest buffer (64 images x 32 channels, 18.9 MB) under the mmap threshold and
+    what it frees at its end under the trim threshold; at 128 px the largest are over glibc's 32 MB and mapped
+    anyway, so mid-sized ones are not kept either (16 MB)."""
+    from masklab.train import step_buffers
+    for canvas in (48, 128):
+        cfg = Config(canvas=canvas)
+        data = open_data(cfg, "cpu")
+        model = build_model(cfg, data.channels, data.classes)
+        before = [p.clone() for p in model.parameters()]
+        buffers = step_buffers(model, (cfg.batch_size, data.channels, *data.size))
+        settings = device.heap_settings(buffers)
+        assert max(buffers) == cfg.batch_size * 32 * canvas * canvas * 4
+        if canvas == 48:
+            assert max(buffers) < settings[device.M_MMAP_THRESHOLD] <= device.MMAP_MAX
+            assert settings[device.M_TRIM_THRESHOLD] >= 2 * sum(buffers)
+        else:
+            assert settings[device.M_MMAP_THRESHOLD] == device.MMAP_FLOOR
+        assert model.training and all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
 def test_keep_heap_leaves_a_users_own_malloc_settings_alone(monkeypatch):
-    monkeypatch.setattr(device, "_heap_kept", None)
+    monkeypatch.setattr(device, "_mallopt", None)
     monkeypatch.setenv("MALLOC_TOP_PAD_", "1048576")
     monkeypatch.setattr(device.ctypes, "CDLL", lambda *a: pytest.fail("mallopt called despite MALLOC_TOP_PAD_"))
     assert device.keep_heap() is False
