@@ -293,6 +293,11 @@ def _run_ray(plan, root, out, address, cpus, gpus, early_stop, finished, should_
         raise SweepError(RAY_HINT) from None
     from ._ray_hooks import ACTIVE, Collect, StopAll
     try:
+        have = ray.cluster_resources()
+        for kind, asked, flag in (("CPU", cpus, "--cpus-per-trial"), ("GPU", gpus, "--gpus-per-trial")):
+            if asked > have.get(kind, 0):                 # Ray would wait for it forever, saying nothing
+                raise SweepError(f"each trial asks for {asked:g} {kind}s but the Ray instance has "
+                                 f"{have.get(kind, 0):g}: lower {flag} (or add machines to the cluster)")
         space = {"index": tune.grid_search(list(range(len(plan.trials))))}
         params = {i: {"cfg": c.to_json(), "run_dir": str(root / trial_id(plan, i)), "early_stop": early_stop,
                       "threads": max(1, int(cpus))} for i, c in enumerate(plan.trials)}

@@ -2,7 +2,8 @@
 and a Ray sweep stops when its should_stop says so (the Sweeps page's Stop button)."""
 import pytest
 
-from masklab.sweep import make_plan, read_sweep, run_sweep, run_trial
+from masklab.device import usable_cpus
+from masklab.sweep import SweepError, make_plan, read_sweep, run_sweep, run_trial
 
 TINY = {"canvas": "32", "clutter": "2", "batch_size": "8", "log_every": "2", "test_size": "40", "width": "4",
         "classifier_width": "4", "device": "cpu", "steps": "20", "warmup": "0.0"}
@@ -52,6 +53,19 @@ def test_the_sweep_row_and_the_cli_say_a_trial_stopped_early(tmp_path, capsys):
     assert read_sweep(tmp_path / "sw2")[1][0]["steps_done"] == 20
 
 
+def test_a_trial_asking_for_more_cpus_than_ray_has_is_refused_not_left_waiting(tmp_path, ray_session):
+    """Ray would queue a trial it can never place and wait for ever (a 1-core machine asked for 2 CPUs a trial
+    hung): run_sweep says what to lower instead, before any trial starts."""
+    plan = make_plan("hard-concrete", ["alpha=0.1,0.2"], overrides=TINY, name="ray-too-big")
+    cpus = ray_session.cluster_resources()["CPU"]
+    with pytest.raises(SweepError, match="lower --cpus-per-trial"):
+        run_sweep(plan, tmp_path / "ck", tmp_path / "sw", "ray", cpus_per_trial=cpus + 1)
+    with pytest.raises(SweepError, match="lower --gpus-per-trial"):
+        run_sweep(plan, tmp_path / "ck", tmp_path / "sw", "ray",
+                  gpus_per_trial=ray_session.cluster_resources().get("GPU", 0) + 1)
+    assert not list((tmp_path / "ck").iterdir())
+
+
 @pytest.mark.slow
 def test_a_ray_sweep_stops_when_asked(tmp_path, ray_session):
     """should_stop turns true once the first trial is in: Ray ends the experiment, the trials not finished are
@@ -59,7 +73,7 @@ def test_a_ray_sweep_stops_when_asked(tmp_path, ray_session):
     plan = make_plan("hard-concrete", ["alpha=0.1,0.2,0.3,0.4,0.5,0.6"], overrides={**TINY, "steps": "10"},
                      name="ray-stop")
     seen = []
-    rows = run_sweep(plan, tmp_path / "ck", tmp_path / "sw", "ray", cpus_per_trial=2,
+    rows = run_sweep(plan, tmp_path / "ck", tmp_path / "sw", "ray", cpus_per_trial=min(2, usable_cpus()),
                      on_trial=lambda i, r: seen.append(i), should_stop=lambda: bool(seen))
     assert 1 <= len(rows) < 6 and sorted(r["trial"] for r in rows) == sorted(seen)
     assert all(r["status"] == "done" for r in rows)
