@@ -217,8 +217,8 @@ def test_upload_a_photo_on_inspect(lab, shots):
 def test_a_photo_of_a_cifar_class_gets_the_photo_demo_and_its_mask(lab, shots):
     """With both shipped demos in checkpoints/, CIFAR-10's first test bird (never seen in training) is uploaded:
     Inspect switches to demo-photos and says why, and shows the area that the library computes for the same file
-    and the predictions table; the mask keeps part of the photo. (The demo names 5 of the 10 first test photos right and
-    calls this bird a truck: test_demo.py checks those ten and where their masks lie.)"""
+    and the predictions table; the mask keeps part of the photo. (test_demo.py checks what the demo names the first
+    test photo of each class, and where their masks lie.)"""
     import shutil
     from masklab.bench_data import SHARED_CIFAR, cifar_folder
     from masklab.checkpoint import load_run
