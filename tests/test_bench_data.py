@@ -42,6 +42,28 @@ def test_cifar_folder_unpacks_the_first_n_of_each_class_once(tmp_path):
     assert data.class_names == ["cat", "dog"] and len(data.test) == 2
 
 
+def test_cifar_folder_asked_for_at_once_is_unpacked_whole_and_once(tmp_path):
+    """Workers of a parallel test run ask for the same cache at the same moment: each gets the one folder, whole
+    (every file, the marker), and no half-written copy is left beside it; a copy an older version left without
+    its marker is replaced."""
+    from concurrent.futures import ThreadPoolExecutor
+    archive, cache = tmp_path / "c.tar.gz", tmp_path / "cache"
+    _archive(archive, per_class=20)
+    (cache / "masklab-cifar10-20-5" / "train").mkdir(parents=True)      # half-written, no .complete
+
+    def ask(_):
+        root = bench.cifar_folder(20, 5, archive=archive, cache=cache)
+        files = list(root.rglob("*.jpg"))                       # read as soon as it returns, others still busy
+        return root, len(files), min(f.stat().st_size for f in files)
+
+    with ThreadPoolExecutor(4) as pool:
+        seen = list(pool.map(ask, range(4)))
+    assert {root for root, _, _ in seen} == {cache / "masklab-cifar10-20-5"}
+    assert all(n == 2 * (20 + 5) and smallest > 0 for _, n, smallest in seen)     # two classes, whole files
+    assert [p.name for p in cache.iterdir()] == ["masklab-cifar10-20-5"]
+    assert (cache / "masklab-cifar10-20-5" / ".complete").exists()
+
+
 def test_cifar_folder_says_what_is_missing_without_the_shared_archive(tmp_path):
     with pytest.raises(FileNotFoundError, match="shared data"):
         bench.cifar_folder(archive=tmp_path / "absent.tar.gz", cache=tmp_path)
