@@ -217,8 +217,9 @@ def test_upload_a_photo_on_inspect(lab, shots):
 def test_a_photo_of_a_cifar_class_gets_the_photo_demo_and_its_mask(lab, shots):
     """With both shipped demos in checkpoints/, CIFAR-10's first test bird (never seen in training) is uploaded:
     Inspect switches to demo-photos and says why, and shows the area that the library computes for the same file
-    and the predictions table; the mask keeps part of the photo. (test_demo.py checks what the demo names the first
-    test photo of each class, and where their masks lie.)"""
+    and the predictions table with the classes and probabilities the library ranks first for the same file; the
+    mask keeps part of the photo. (test_demo.py checks what the demo names the first test photo of each class, and
+    where their masks lie.)"""
     import shutil
     from masklab.bench_data import SHARED_CIFAR, cifar_folder
     from masklab.checkpoint import load_run
@@ -242,6 +243,14 @@ def test_a_photo_of_a_cifar_class_gets_the_photo_demo_and_its_mask(lab, shots):
         expect(page.get_by_text("bird.jpg", exact=False).first).to_be_visible()
         expect(page.get_by_text(f"{r.area:.1%}", exact=True)).to_be_visible()      # the kept-area metric
         expect(page.locator("[data-testid='stDataFrame']").first).to_be_visible()       # the predictions
+        names = summary["data"]["class_names"]
+        top = r.top(names, 3)
+        # the table's cells, from the grid's accessible copy of them (the grid itself is drawn on a canvas)
+        cells = page.locator("[data-testid='stDataFrame'] table [role='gridcell']")
+        expect(cells.first).to_be_attached()
+        texts = cells.all_inner_texts()[:2 * len(top)]
+        assert texts[0::2] == [t["class"] for t in top]                              # what the library ranks
+        assert [float(v) for v in texts[1::2]] == pytest.approx([t["probability"] for t in top], abs=1e-3)
         page.screenshot(path=shots / "inspect-photo-demo.png", full_page=True)
         assert exceptions(page) == []
     finally:
