@@ -118,26 +118,29 @@ def streamed_over_in_memory(folder: Path, size: int, images: int = 10_000, steps
 
 
 def measure_loading(folder: Path, out: Path = Path("bench"), log=print, sizes=SIZES, images: int = 10_000,
-                    steps: int = 150) -> Path:
+                    steps: int = 150, cold: bool = True) -> Path:
     """Both measurements at each size, written to out/loading.json (RESULTS.md lists it); the throughput is
-    timed over `steps` steps at 32 px, fewer at larger sizes (the same pixels)."""
+    timed over `steps` steps at 32 px, fewer at larger sizes (the same pixels). `cold`: also time a first run
+    while the file system's cache may be cold (False: only the warm run; first_step_cold_s is then None)."""
     from .device import device_name, usable_cpus
     from .stream import loader_workers
     result = {"folder_images": None, "sizes": {}, "device": device_name(torch.device("cpu")),
               "workers": loader_workers(), "cores": usable_cpus(), "torch": torch.__version__,
               "date": time.strftime("%Y-%m-%d"), "command": "python -m masklab bench --loader"}
     for size in sizes:
-        cold = first_step_and_memory(f"folder:{folder}", size)          # the file system's cache may be cold
+        first = first_step_and_memory(f"folder:{folder}", size) if cold else None   # the cache may be cold
         warm = first_step_and_memory(f"folder:{folder}", size)
         model = first_step_and_memory("shapes", size)                   # no files: the model's own memory
+        peak = max(warm["peak_mb"], first["peak_mb"] if first else 0)
         log(f"{size} px: first step {warm['first_step_s']} s after the command's start (cold cache "
-            f"{cold['first_step_s']} s), peak memory {max(cold['peak_mb'], warm['peak_mb'])} MB (the same run on "
+            f"{first['first_step_s'] if first else 'not timed'} s), peak memory {peak} MB (the same run on "
             f"generated images: {model['peak_mb']} MB)")
         rates = streamed_over_in_memory(folder, size, images, max(20, steps * 32 ** 2 // size ** 2), log=log)
         log(f"{size} px: images/s streamed {rates['decoded']:.0f} while decoding ({rates['ratio_decoded']:.2f}x), "
             f"{rates['cached']:.0f} from the cache ({rates['ratio_cached']:.2f}x), {rates['in_memory']:.0f} in memory")
-        result["sizes"][f"{size}px"] = {"first_step_s": warm["first_step_s"], "first_step_cold_s": cold["first_step_s"],
-                                        "peak_mb": max(cold["peak_mb"], warm["peak_mb"]),
+        result["sizes"][f"{size}px"] = {"first_step_s": warm["first_step_s"],
+                                        "first_step_cold_s": first["first_step_s"] if first else None,
+                                        "peak_mb": peak,
                                         "generated_peak_mb": model["peak_mb"], "images_per_s": rates}
     result["folder_images"] = sum(1 for _ in folder.rglob("*.jpg"))
     path = Path(out) / "loading.json"

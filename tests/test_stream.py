@@ -246,10 +246,11 @@ def test_bench_loader_measures_a_folder_side_by_side(tmp_path):
     from masklab.bench import throughput_files
     from masklab.bench_loader import measure_loading
     root = _folder(tmp_path / "f", n=8)
-    path = measure_loading(root, tmp_path, log=lambda s: None, sizes=(16,), images=16, steps=4)
+    path = measure_loading(root, tmp_path, log=lambda s: None, sizes=(16,), images=16, steps=4, cold=False)
     t = json.loads(path.read_text())
     v = t["sizes"]["16px"]
     assert t["folder_images"] == 32 and v["first_step_s"] > 0 and v["peak_mb"] > 100 and v["generated_peak_mb"] > 100
+    assert v["first_step_cold_s"] is None                                # cold=False: the warm run only
     assert set(v["images_per_s"]) == {"decoded", "cached", "in_memory", "ratio_decoded", "ratio_cached"}
     assert v["images_per_s"]["ratio_cached"] == pytest.approx(v["images_per_s"]["cached"] / v["images_per_s"]["in_memory"], abs=1e-3)
     assert any("image folder of 32 JPEGs" in line and "16px: first step" in line for line in throughput_files(tmp_path))
