@@ -28,6 +28,7 @@ def usable_cpus() -> int:
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 TRIM_FLOOR, TOP_PAD = 128 << 20, 64 << 20
 MMAP_FLOOR, MMAP_MAX = 16 << 20, 32 << 20     # MMAP_MAX: the largest mmap threshold glibc takes (64-bit)
+C_INT_MAX = (1 << 31) - 1                      # mallopt's value is a C int: ctypes wraps a larger one round
 _mallopt = None
 
 
@@ -44,7 +45,7 @@ def heap_settings(buffers: list[int]) -> dict[int, int]:
     largest = max(buffers, default=0) + (1 << 20)
     mmap = largest if MMAP_FLOOR < largest <= MMAP_MAX else MMAP_FLOOR
     heap = sum(b for b in buffers if b < mmap)
-    return {M_MMAP_THRESHOLD: mmap, M_TRIM_THRESHOLD: max(TRIM_FLOOR, 2 * heap), M_TOP_PAD: TOP_PAD}
+    return {M_MMAP_THRESHOLD: mmap, M_TRIM_THRESHOLD: min(C_INT_MAX, max(TRIM_FLOOR, 2 * heap)), M_TOP_PAD: TOP_PAD}
 
 
 def keep_heap(buffers: list[int] = ()) -> bool:

@@ -207,6 +207,14 @@ def test_heap_settings_follow_the_steps_own_buffers():
         assert model.training and all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
+def test_heap_settings_of_a_large_step_stay_within_mallopts_c_int():
+    """A step whose heap-served buffers total over 1 GB (100 of 30 MB): the trim threshold is capped at C's
+    INT_MAX, not wrapped round by ctypes into a small one that would trim the heap every step."""
+    settings = device.heap_settings([30 << 20] * 100)
+    assert settings[device.M_TRIM_THRESHOLD] == (1 << 31) - 1
+    assert all(0 < value <= (1 << 31) - 1 for value in settings.values())
+
+
 def test_keep_heap_leaves_a_users_own_malloc_settings_alone(monkeypatch):
     monkeypatch.setattr(device, "_mallopt", None)
     monkeypatch.setenv("MALLOC_TOP_PAD_", "1048576")
