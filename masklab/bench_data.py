@@ -6,6 +6,7 @@ folder when present) and the accuracy-vs-area front at five area targets next to
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tarfile
@@ -46,15 +47,14 @@ def cifar_folder(train_per_class: int = 1000, test_per_class: int = 200, archive
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(tar.extractfile(member).read())
     (partial / ".complete").write_text("ok\n")
-    for _ in range(2):
-        try:
-            os.rename(partial, root)
-            break
-        except OSError:
-            if (root / ".complete").exists():               # another process put its copy there first
-                shutil.rmtree(partial, ignore_errors=True)
-                break
-            shutil.rmtree(root, ignore_errors=True)         # a copy left half-written by an older version
+    try:
+        os.rename(partial, root)
+    except OSError:
+        if not (root / ".complete").exists():               # a copy left half-written by an older version
+            shutil.rmtree(root, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.rename(partial, root)
+    shutil.rmtree(partial, ignore_errors=True)              # left only where another process's copy came first
     return root
 
 
