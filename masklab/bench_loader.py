@@ -118,24 +118,27 @@ def streamed_over_in_memory(folder: Path, size: int, images: int = 10_000, steps
 
 
 def measure_loading(folder: Path, out: Path = Path("bench"), log=print, sizes=SIZES, images: int = 10_000,
-                    steps: int = 150, cold: bool = True) -> Path:
+                    steps: int = 150, cold: bool = True, train_steps: int = 20, rounds: int = 2) -> Path:
     """Both measurements at each size, written to out/loading.json (RESULTS.md lists it); the throughput is
-    timed over `steps` steps at 32 px, fewer at larger sizes (the same pixels). `cold`: also time a first run
-    while the file system's cache may be cold (False: only the warm run; first_step_cold_s is then None)."""
+    timed over `steps` steps at 32 px, fewer at larger sizes (the same pixels; at least 20, or `steps` if fewer).
+    `cold`: also time a first run while the file system's cache may be cold (False: only the warm run;
+    first_step_cold_s is then None). `train_steps`: the steps of each watched `masklab train` (its peak memory is a
+    steady step's); `rounds`: of the side-by-side throughput (medians over them)."""
     from .device import device_name, usable_cpus
     from .stream import loader_workers
     result = {"folder_images": None, "sizes": {}, "device": device_name(torch.device("cpu")),
               "workers": loader_workers(), "cores": usable_cpus(), "torch": torch.__version__,
               "date": time.strftime("%Y-%m-%d"), "command": "python -m masklab bench --loader"}
     for size in sizes:
-        first = first_step_and_memory(f"folder:{folder}", size) if cold else None   # the cache may be cold
-        warm = first_step_and_memory(f"folder:{folder}", size)
-        model = first_step_and_memory("shapes", size)                   # no files: the model's own memory
+        first = first_step_and_memory(f"folder:{folder}", size, train_steps) if cold else None  # cache may be cold
+        warm = first_step_and_memory(f"folder:{folder}", size, train_steps)
+        model = first_step_and_memory("shapes", size, train_steps)      # no files: the model's own memory
         peak = max(warm["peak_mb"], first["peak_mb"] if first else 0)
         log(f"{size} px: first step {warm['first_step_s']} s after the command's start (cold cache "
             f"{first['first_step_s'] if first else 'not timed'} s), peak memory {peak} MB (the same run on "
             f"generated images: {model['peak_mb']} MB)")
-        rates = streamed_over_in_memory(folder, size, images, max(20, steps * 32 ** 2 // size ** 2), log=log)
+        rates = streamed_over_in_memory(folder, size, images, max(min(20, steps), steps * 32 ** 2 // size ** 2),
+                                        rounds, log=log)
         log(f"{size} px: images/s streamed {rates['decoded']:.0f} while decoding ({rates['ratio_decoded']:.2f}x), "
             f"{rates['cached']:.0f} from the cache ({rates['ratio_cached']:.2f}x), {rates['in_memory']:.0f} in memory")
         result["sizes"][f"{size}px"] = {"first_step_s": warm["first_step_s"],

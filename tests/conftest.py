@@ -23,10 +23,29 @@ def _seeded():
     torch.manual_seed(0)
 
 
+QUICK_BENCH = ["bench", "--quick", "--seeds", "1", "--methods", "seed", "hard-concrete"]
+
+
+@pytest.fixture(scope="session")
+def quick_bench(tmp_path_factory):
+    """`bench --quick` of the seed loss and the default, one seed, trained once for the tests that read it (the
+    benchmark's own outputs, and the learning tests: its runs are small real trainings). 220 steps instead of
+    --quick's 300, for the suite's time. A test that uses it is marked xdist_group("quick-bench"), so that one worker
+    of `pytest -n auto --dist loadgroup` trains it, not every worker that gets such a test."""
+    from masklab import bench
+    from masklab.cli import main
+    out = tmp_path_factory.mktemp("quick-bench")
+    torch.manual_seed(0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bench, "QUICK", {**bench.QUICK, "steps": 220})
+        assert main([*QUICK_BENCH, "--out", str(out)]) == 0
+    return out
+
+
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray instance for the suite's Ray sweeps (each would otherwise start and stop its own: seconds);
-    skips where Ray is not installed."""
+    """One local Ray instance for the suite's Ray sweeps (each would otherwise start and stop its own: 10 s);
+    skips where Ray is not installed. A test that uses it is marked xdist_group("ray"): one worker starts it."""
     from masklab.sweep import ray_available, start_ray
     if not ray_available():                   # not importorskip: start_ray imports Ray on the loopback address
         pytest.skip("Ray is an optional group: pip install -r requirements-sweep.txt")

@@ -301,16 +301,26 @@ def test_the_url_reproduces_a_setup_and_follows_edits(lab):
 
 def test_server_shutdown_stops_and_saves_a_live_run(tmp_path, browser):
     """SIGTERM while a run trains: the atexit hook stops and joins it, its folder is saved as stopped, and
-    the server exits cleanly instead of aborting. (A fresh server's first visit is a deep link to Train: it
-    still gets the app's navigation, not a legacy pages/ listing.)"""
+    the server exits cleanly instead of aborting. Before that, the fresh server's first visit: a deep link to
+    Inspect. Before st.navigation has run once, the browser knows the pages by their file names, and a page whose
+    URL is not its file's name (Inspect was pages/inspect_masks.py at /inspect) met a first visitor with "Page not
+    found"; and a deep link names a file in pages/, which must not bring a legacy pages/ listing: the sidebar lists
+    exactly the six pages, once each (app.py's st.navigation)."""
     feeds = ROOT / "static" / "live"
     before = set(feeds.glob("*"))
     server, base = start_server(tmp_path)
     try:
         page = new_page(browser)
+        page.goto(base + "inspect")
+        settle(page)
+        expect(page.locator("h1").first).to_have_text("Inspect")
+        assert page.get_by_text("Page not found").count() == 0
+        links = page.locator("[data-testid='stSidebarNav'] a")
+        expect(links.filter(has_text=re.compile("Loss explorer"))).to_have_count(1)   # the first run restarts via app.py
+        names = [t.split("\n")[-1].strip() for t in links.all_inner_texts()]   # the text after the icon's name
+        assert sorted(names) == sorted(["Overview", "Train", "Runs", "Inspect", "Sweeps", "Loss explorer"]), names
         page.goto(f"{base}train?{query(steps=100000, **TINY)}")
         settle(page)
-        expect(page.get_by_role("link", name="Overview")).to_be_visible()
         page.get_by_role("button", name="Start run").click()
         expect(status_line(page)).to_contain_text(re.compile(r"step [1-9]"))
         assert len(set(feeds.glob("*")) - before) == 1                  # this server's live feed
@@ -357,36 +367,3 @@ def test_dragging_the_alpha_and_lambda_sliders_sets_the_config(lab, shots):
     page.screenshot(path=shots / "train-sliders.png")
     expect(page.get_by_text("Method: custom")).to_be_visible()
     assert exceptions(page) == []
-
-
-def test_a_fresh_servers_first_load_of_inspect_finds_its_page(tmp_path, browser):
-    """Before st.navigation has run once, the browser knows the pages by their file names: a page whose URL is not
-    its file's name (Inspect was pages/inspect_masks.py at /inspect) met a first visitor with "Page not found"."""
-    server, base = start_server(tmp_path)
-    try:
-        page = new_page(browser)
-        page.goto(base + "inspect")
-        settle(page)
-        expect(page.locator("h1").first).to_have_text("Inspect")
-        assert page.get_by_text("Page not found").count() == 0
-        page.close()
-    finally:
-        stop_server(server)
-
-
-def test_a_fresh_server_lists_the_six_pages_once_each(tmp_path, browser):
-    """pages/ holds the pages, but the navigation is app.py's st.navigation: on the first load of a fresh server
-    the sidebar lists exactly the six pages, once each (no legacy pages/ listing beside it)."""
-    server, base = start_server(tmp_path)
-    try:
-        page = new_page(browser)
-        page.goto(base + "train")                # a deep link is the hard case: it names a file in pages/
-        settle(page)
-        links = page.locator("[data-testid='stSidebarNav'] a")
-        expect(links.filter(has_text=re.compile("Loss explorer"))).to_have_count(1)   # the first run restarts via app.py
-        names = [t.split("\n")[-1].strip() for t in links.all_inner_texts()]   # the text after the icon's name
-        assert sorted(names) == sorted(["Overview", "Train", "Runs", "Inspect", "Sweeps", "Loss explorer"]), names
-        expect(page.locator("h1").first).to_have_text("Train")
-        page.close()
-    finally:
-        stop_server(server)

@@ -246,7 +246,8 @@ def test_bench_loader_measures_a_folder_side_by_side(tmp_path):
     from masklab.bench import throughput_files
     from masklab.bench_loader import measure_loading
     root = _folder(tmp_path / "f", n=8)
-    path = measure_loading(root, tmp_path, log=lambda s: None, sizes=(16,), images=16, steps=4, cold=False)
+    path = measure_loading(root, tmp_path, log=lambda s: None, sizes=(16,), images=16, steps=2, cold=False,
+                           train_steps=3, rounds=1)
     t = json.loads(path.read_text())
     v = t["sizes"]["16px"]
     assert t["folder_images"] == 32 and v["first_step_s"] > 0 and v["peak_mb"] > 100 and v["generated_peak_mb"] > 100

@@ -97,19 +97,24 @@ def test_read_sweep_gives_back_the_rows_written_with_their_types(tmp_path):
     assert failed["stopped_early"] is False and failed["alpha"] == 0.9
 
 
-@pytest.mark.parametrize("backend", ["sequential", "ray"])
-def test_a_tiny_2x2_sweep_runs_end_to_end(backend, tmp_path, request):
-    """Four trials of a 2x2 grid: four run folders that load, sweep.csv with config fields and metrics, SWEEP.md."""
+@pytest.mark.parametrize("backend, alphas, targets", [
+    ("sequential", (0.5, 0.9), (0.1, 0.5)),
+    pytest.param("ray", (0.5, 0.9), (0.1,), marks=pytest.mark.xdist_group("ray"))])     # each Ray trial: a process
+def test_a_tiny_grid_sweep_runs_end_to_end(backend, alphas, targets, tmp_path, request):
+    """Every trial of a grid (2x2 in this process; 2x1 on Ray, whose trials each start a worker process): run folders
+    that load, sweep.csv with config fields and metrics, SWEEP.md."""
     if backend == "ray":
         request.getfixturevalue("ray_session")
     from masklab.checkpoint import load_run
-    plan = make_plan("hard-concrete", ["alpha=0.5,0.9", "area_target=0.1,0.5"], overrides=TINY, name=f"t-{backend}")
+    grid = [f"alpha={','.join(map(str, alphas))}", f"area_target={','.join(map(str, targets))}"]
+    plan = make_plan("hard-concrete", grid, overrides=TINY, name=f"t-{backend}")
+    n = len(alphas) * len(targets)
     seen = []
     rows = run_sweep(plan, tmp_path / "checkpoints", tmp_path / "sweep", backend, on_trial=lambda i, r: seen.append(i))
-    assert sorted(seen) == [0, 1, 2, 3] and len(rows) == 4
+    assert sorted(seen) == list(range(n)) and len(rows) == n
     meta, saved = read_sweep(tmp_path / "sweep")
-    assert meta["trials"] == 4 and meta["swept"] == ["alpha", "area_target"]
-    assert {(r["alpha"], r["area_target"]) for r in saved} == {(0.5, 0.1), (0.5, 0.5), (0.9, 0.1), (0.9, 0.5)}
+    assert meta["trials"] == n and meta["swept"] == ["alpha", "area_target"]
+    assert {(r["alpha"], r["area_target"]) for r in saved} == {(a, t) for a in alphas for t in targets}
     for r in saved:
         assert r["status"] == "done" and 0 <= r["area"] <= 1 and 0 <= r["accuracy_hard"] <= 1
         cfg, _, summary = load_run(tmp_path / "checkpoints" / r["run"])

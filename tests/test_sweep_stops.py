@@ -53,6 +53,7 @@ def test_the_sweep_row_and_the_cli_say_a_trial_stopped_early(tmp_path, capsys):
     assert read_sweep(tmp_path / "sw2")[1][0]["steps_done"] == 20
 
 
+@pytest.mark.xdist_group("ray")                        # one worker starts Ray for all (conftest's ray_session)
 def test_a_trial_asking_for_more_cpus_than_ray_has_is_refused_not_left_waiting(tmp_path, ray_session):
     """Ray would queue a trial it can never place and wait for ever (a 1-core machine asked for 2 CPUs a trial
     hung): run_sweep says what to lower instead, before any trial starts."""
@@ -67,6 +68,7 @@ def test_a_trial_asking_for_more_cpus_than_ray_has_is_refused_not_left_waiting(t
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")
 def test_a_ray_sweep_stops_when_asked(tmp_path, ray_session):
     """should_stop turns true once the first trial is in: Ray ends the experiment, the trials not finished are
     left out, and sweep.csv holds exactly the finished ones."""
