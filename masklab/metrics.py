@@ -74,7 +74,7 @@ CHANNELS_LAST = torch.channels_last   # (predict) CPU convs ~1.5x faster than in
 EVAL_PIXELS = 32 * 48 * 48          # pixels in one evaluation pass of the classifier: half a default training batch
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict(model, x: Tensor, temperature: float, threshold: float = 0.5, batch: int | None = None,
             truth: Tensor | None = None):
     """Eval-mode pass over x in chunks: (m_eval, mask logits, class logits on x * hard mask, on x * m_eval,
@@ -82,7 +82,9 @@ def predict(model, x: Tensor, temperature: float, threshold: float = 0.5, batch:
     as many as make the classifier's pass (three copies of each) EVAL_PIXELS pixels, so an evaluation's buffers stay
     under the 16 MB that keep_heap always serves from the heap, whatever the image size: memory does not grow with
     it, and no evaluation maps its buffers afresh (a chunk of 256 at 48 px mapped a 50 MB block per layer:
-    thousands of page faults per evaluation, and slower: 3,000 images 11.7 s against 6.7-8.0 s)."""
+    thousands of page faults per evaluation, and slower: 3,000 images 11.7 s against 6.7-8.0 s). In inference mode,
+    with no autograd bookkeeping at all: 15% faster than under no_grad (2,000 photos through the photo demo: 4.1 s
+    against 4.8 s); the outputs are inference tensors, to be read, not trained through."""
     if getattr(model, "oracle", "none") != "none" and truth is None:
         raise ValueError(f"an oracle-{model.oracle} run masks with the true {model.oracle}, which only its own "
                          f"test set knows: evaluate it there (masklab eval), not on other images")
