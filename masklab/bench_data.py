@@ -62,29 +62,63 @@ FRONT_TARGETS = (0.02, 0.03, 0.05, 0.08, 0.11)
 
 
 def run_front(seeds: int = 3, targets=FRONT_TARGETS, out: Path = Path("bench"), log=print, resume: bool = False,
-              method: str = DEFAULT_PRESET, **overrides) -> list[dict]:
+              method: str = DEFAULT_PRESET, workers: int = 1, threads: int = 0, **overrides) -> list[dict]:
     """The default (or preset `method`) at each area target and the two oracles, `seeds` seeds each: out/front.csv
     and out/front.png (accuracy_hard against area kept, log-scaled area). An oracle run the benchmark already
-    finished with the same config (out/runs/oracle-*-sN) is used, not trained twice. `overrides` (Config fields)
-    are for other datasets and tests."""
+    finished with the same config (out/runs/oracle-*-sN) is used, not trained twice. `workers`, `threads`: see
+    train_jobs. `overrides` (Config fields) are for other datasets and tests."""
     out = Path(out)
-    jobs = [(method, t) for t in targets] + [("oracle-ink", None), ("oracle-box", None)]
-    rows = []
+    runs, jobs = [], []
     for seed in range(seeds):
-        for which, target in jobs:
+        for which, target in [(method, t) for t in targets] + [("oracle-ink", None), ("oracle-box", None)]:
             extra = {} if target is None else {"area_target": target}
             cfg = preset(which, seed=seed, **overrides, **extra)
             name = which if target is None else f"{which}-t{target:g}"
             run_dir = out / "runs" / "front" / f"{name}-s{seed}"
             reusable = ([run_dir] if resume else []) + ([out / "runs" / f"{name}-s{seed}"] if target is None else [])
-            _, summary, _ = trained(cfg, run_dir, name, reusable)       # an oracle: the benchmark's own run will do
-            m = summary["metrics"]
-            rows.append({"method": which, "area_target": target, "seed": seed, "status": summary["status"],
-                         **{k: m.get(k) for k in ("accuracy_hard", "area", "bimodality", "collapsed", "ink_recall")}})
-            log(f"{name:>24} seed {seed}: acc_hard {m.get('accuracy_hard', float('nan')):.3f} "
-                f"area {m.get('area', float('nan')):.3f}")
-            write_front(rows, out)
-    return rows
+            runs.append((which, target, seed, name))                      # an oracle: the benchmark's run will do
+            jobs.append((cfg, run_dir, name, reusable))
+    rows = {}
+    for i, summary in train_jobs(jobs, workers, threads):
+        which, target, seed, name = runs[i]
+        m = summary["metrics"]
+        rows[i] = {"method": which, "area_target": target, "seed": seed, "status": summary["status"],
+                   **{k: m.get(k) for k in ("accuracy_hard", "area", "bimodality", "collapsed", "ink_recall")}}
+        log(f"{name:>24} seed {seed}: acc_hard {m.get('accuracy_hard', float('nan')):.3f} "
+            f"area {m.get('area', float('nan')):.3f}")
+        write_front([rows[k] for k in sorted(rows)], out)
+    return [rows[k] for k in sorted(rows)]
+
+
+def train_jobs(jobs: list, workers: int = 1, threads: int = 0):
+    """Train (or reuse) each job, (cfg, run_dir, label, reusable) as bench.trained takes them, and yield (index,
+    summary) as each one finishes. With `workers` <= 1, one after another in this process; else `workers` at a
+    time, each in a process of its own (spawned: nothing of this process's threads or devices is inherited) with
+    `threads` torch threads, by default its share of the cores (at least one). A run is seeded by its config: which
+    process trains it does not change its numbers, its thread count may (in the last digits)."""
+    if workers <= 1:
+        for i, job in enumerate(jobs):
+            yield i, trained(*job)[1]
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from .device import usable_cpus
+    threads = threads or max(1, usable_cpus() // workers)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_set_threads,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(trained, *job): i for i, job in enumerate(jobs)}
+        try:
+            for done in as_completed(futures):
+                yield futures[done], done.result()[1]
+        except BaseException:                   # a failed run or Ctrl-C: the runs not started are not started
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def _set_threads(n: int) -> None:
+    import torch
+    torch.set_num_threads(n)
 
 
 def write_front(rows: list[dict], out: Path) -> None:
@@ -106,11 +140,12 @@ DATASETS = {
 
 
 def run_datasets(seeds: int = 5, out: Path = Path("bench"), log=print, resume: bool = False,
-                 datasets=None, method: str = DEFAULT_PRESET) -> list[dict]:
+                 datasets=None, method: str = DEFAULT_PRESET, workers: int = 1, threads: int = 0) -> list[dict]:
     """The default (or preset `method`) and the unmasked classifier on every dataset of DATASETS: out/datasets.csv,
     DATASETS.md. CIFAR-10 (1,000 train / 200 test photos a class) comes from ../shared/data; without it its rows
-    are skipped and DATASETS.md says so."""
-    out, rows, skipped = Path(out), [], {}
+    are skipped and DATASETS.md says so. `workers`, `threads`: see train_jobs (each row's wall_s is then its run's
+    own, trained beside others)."""
+    out, runs, jobs, skipped = Path(out), [], [], {}
     for seed in range(seeds):
         for label in datasets or DATASETS:
             overrides, targets = DATASETS[label]
@@ -123,15 +158,19 @@ def run_datasets(seeds: int = 5, out: Path = Path("bench"), log=print, resume: b
                 cfg = preset(which, seed=seed, **overrides, **({} if target is None else {"area_target": target}))
                 name = f"{label}-{which}" + ("" if target is None else f"-t{target:g}")
                 run_dir = out / "runs" / "datasets" / f"{name}-s{seed}"
-                _, summary, _ = trained(cfg, run_dir, name, [run_dir] if resume else [])
-                m = summary["metrics"]
-                rows.append({"dataset": label, "method": which, "area_target": target, "seed": seed,
-                             "status": summary["status"], "wall_s": summary["wall_s"],
-                             **{k: m.get(k) for k in ("accuracy_hard", "area", "bimodality", "collapsed")}})
-                log(f"{name:>36} seed {seed}: acc_hard {m.get('accuracy_hard') or 0:.3f} area {m.get('area') or 0:.3f}")
-                write_datasets(rows, out, seeds, skipped, method)
-    write_datasets(rows, out, seeds, skipped, method)
-    return rows
+                runs.append((label, which, target, seed, name))
+                jobs.append((cfg, run_dir, name, [run_dir] if resume else []))
+    rows = {}
+    for i, summary in train_jobs(jobs, workers, threads):
+        label, which, target, seed, name = runs[i]
+        m = summary["metrics"]
+        rows[i] = {"dataset": label, "method": which, "area_target": target, "seed": seed,
+                   "status": summary["status"], "wall_s": summary["wall_s"],
+                   **{k: m.get(k) for k in ("accuracy_hard", "area", "bimodality", "collapsed")}}
+        log(f"{name:>36} seed {seed}: acc_hard {m.get('accuracy_hard') or 0:.3f} area {m.get('area') or 0:.3f}")
+        write_datasets([rows[k] for k in sorted(rows)], out, seeds, skipped, method)
+    write_datasets([rows[k] for k in sorted(rows)], out, seeds, skipped, method)
+    return [rows[k] for k in sorted(rows)]
 
 
 def write_datasets(rows: list[dict], out: Path, seeds: int, skipped: dict, method: str = DEFAULT_PRESET) -> None:

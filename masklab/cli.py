@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "../shared/data): seconds to the first step, peak memory, images/s streamed over in "
                             "memory, at 32 and 128 px: writes OUT/loading.json, which RESULTS.md lists")
     bench.add_argument("--folder", type=Path, help="with --loader: the image folder to measure")
+    bench.add_argument("--workers", type=int, default=1,
+                       help="with --front or --datasets: runs trained side by side, each in its own process with "
+                            "--threads threads (default: its share of the cores); default 1, one after another")
     bench.add_argument("--preset", choices=list(PRESETS),
                        help=f"with --front or --datasets: the method to run (default {DEFAULT_PRESET}; an earlier "
                             "default's preset regenerates the tables it made)")
@@ -302,17 +305,21 @@ def cmd_bench(args) -> int:
         return 0
     if args.preset and not (args.datasets or args.front):
         raise UserError("--preset goes with --front or --datasets (the benchmark's methods are --methods)")
+    if args.workers != 1 and not (args.datasets or args.front):
+        raise UserError("--workers goes with --front or --datasets")
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, not {args.workers}")
     method = args.preset or DEFAULT_PRESET
     if args.datasets:
         from .bench_data import run_datasets
         run_datasets(args.seeds or 5, out=args.out, log=lambda s: print(s, flush=True), resume=args.resume,
-                     method=method)
+                     method=method, workers=args.workers, threads=args.threads)
         print(f"wrote {args.out / 'DATASETS.md'} and datasets.csv")
         return 0
     if args.front:
         from .bench_data import run_front
         run_front(args.seeds or 3, out=args.out, log=lambda s: print(s, flush=True), resume=args.resume,
-                  method=method)
+                  method=method, workers=args.workers, threads=args.threads)
         print(f"wrote {args.out / 'front.csv'} and front.png")
         return 0
     run_bench(args.methods, args.seeds or 5, args.quick, args.out, log=lambda s: print(s, flush=True), resume=args.resume,

@@ -107,6 +107,27 @@ def test_front_writes_every_target_and_both_oracles_and_a_log_scaled_plot(tmp_pa
     assert fig.axes[0].get_xscale() == "log"
 
 
+def test_front_on_two_workers_gives_the_rows_one_process_gives(tmp_path):
+    """--front --workers 2: the runs train in two processes of their own, and the rows, in the same order with the
+    same numbers (one torch thread each way), are the ones one process writes; --workers without --front or
+    --datasets, or below 1, is refused."""
+    import torch
+    from masklab.cli import main
+    kw = dict(targets=(0.05,), log=lambda s: None, canvas=24, **TINY)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = bench.run_front(1, out=tmp_path / "one", **kw)
+    finally:
+        torch.set_num_threads(threads)
+    two = bench.run_front(1, out=tmp_path / "two", workers=2, threads=1, **kw)
+    assert two == one and [r["method"] for r in two] == ["hard-concrete", "oracle-ink", "oracle-box"]
+    assert (tmp_path / "two" / "front.csv").read_text() == (tmp_path / "one" / "front.csv").read_text()
+    assert main(["bench", "--workers", "2", "--out", str(tmp_path / "x")]) == 2
+    assert main(["bench", "--front", "--workers", "0", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+
+
 def test_an_earlier_defaults_tables_regenerate_with_its_preset(tmp_path, tiny_datasets):
     """--datasets / --front --preset NAME: the runs are that preset's, the rows and the plot are labelled with it,
     and DATASETS.md's command names it; without --front or --datasets the flag is refused (the benchmark's own
