@@ -13,23 +13,21 @@ from masklab.config import PRESETS, preset
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("quick-bench")
-def test_quick_bench_writes_the_table_and_the_default_beats_the_seed_loss(quick_bench):
-    """`bench --quick` on the seed loss and the default (all the presets take minutes, too long for the suite's
-    budget; the unmasked row's own numbers are covered by test_step_cost): a row per method, the markdown table
-    and three PNGs; hard concrete beats the collapsing seed loss by a wide margin, also as the EVAL-X evaluator
-    (trained on random masks) reads its masks, and its step costs more than the unmasked classifier's it is
-    measured against. (Measured at 220 steps: 0.77 against the seed's 0.10.)"""
+def test_quick_bench_writes_the_table_and_its_plots_from_real_runs(quick_bench):
+    """`bench --quick` on the default (all the presets take minutes, too long for the suite's budget; the unmasked
+    row's own numbers are covered by test_step_cost, the collapsing seed loss by test_learning): its row, the
+    markdown table with the command that regenerates it, and three PNGs; the EVAL-X evaluator, trained on random
+    masks, reads the default's masks far above chance (measured at 220 steps: 0.42; the run's own classifier 0.78),
+    and the default's step costs more than the unmasked classifier's it is measured against."""
     with open(quick_bench / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    methods = ["seed", "hard-concrete"]
-    assert [r["method"] for r in rows] == methods and list(rows[0]) == COLUMNS
-    by = {r["method"]: r for r in rows}
-    assert by["seed"]["collapsed"] == "True" and by["hard-concrete"]["collapsed"] == "False"
-    assert float(by["hard-concrete"]["accuracy_hard"]) > float(by["seed"]["accuracy_hard"]) + 0.2
-    assert float(by["hard-concrete"]["evalx_accuracy"]) > float(by["seed"]["evalx_accuracy"]) + 0.1
-    assert 1.0 < float(by["hard-concrete"]["step_cost_ratio"]) < 4.0    # a mask branch is not free
+    assert [r["method"] for r in rows] == ["hard-concrete"] and list(rows[0]) == COLUMNS
+    row = rows[0]
+    assert row["collapsed"] == "False" and row["status"] == "done" and float(row["accuracy_hard"]) > 0.6
+    assert float(row["evalx_accuracy"]) > 0.3                           # chance: 0.1
+    assert 1.0 < float(row["step_cost_ratio"]) < 4.0                    # a mask branch is not free
     text = (quick_bench / "RESULTS.md").read_text()
-    assert "python -m masklab bench --quick --seeds 1 --methods seed hard-concrete" in text
+    assert "python -m masklab bench --quick --seeds 1 --methods hard-concrete" in text
     assert "| hard-concrete |" in text
     for name in ("pareto.png", "area_curves.png", "masks.png"):
         assert Image.open(quick_bench / name).size[0] > 300

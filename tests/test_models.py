@@ -44,16 +44,23 @@ def test_first_logits_nearly_ignore_the_input():
     assert model.classifier.body[0].weight.grad.abs().sum() > 0
 
 
-def test_unmasked_classifier_learns_on_a_seed_a_zero_head_killed():
-    """Seed 4: with a zero head its features died within 25 steps and it never learned (found by the 5-seed
-    benchmark). With the near-zero head most features stay alive and the loss falls."""
-    cfg = preset("unmasked", seed=4, steps=150, log_every=150, test_size=64)
+def test_a_near_zero_head_keeps_the_features_alive_where_a_zero_head_killed_them():
+    """Seed 4 of the unmasked classifier: with a zero head its features died within 25 steps and it never learned
+    (found by the 5-seed benchmark). The same 40 seeded steps both ways: a zero head leaves 3 of the body's 32
+    features alive on the test images (measured), the near-zero head 21."""
+    cfg = preset("unmasked", seed=4, steps=40, log_every=40, test_size=64)
     data = open_data(cfg)
-    model = build_model(cfg, data.channels, data.classes)
-    *_, last = train(cfg, model, data)
-    with torch.no_grad():
-        alive = (model.classifier.body(data.test.x).amax(dim=(0, 2, 3)) > 0).sum().item()
-    assert alive >= 16 and last.ce < 2.2
+    alive = {}
+    for head in ("zero", "near-zero"):
+        torch.manual_seed(0)
+        model = build_model(cfg, data.channels, data.classes)
+        if head == "zero":
+            torch.nn.init.zeros_(model.classifier.head.weight)
+        for _ in train(cfg, model, data):                 # train() yields its records as it goes
+            pass
+        with torch.no_grad():
+            alive[head] = (model.classifier.body(data.test.x).amax(dim=(0, 2, 3)) > 0).sum().item()
+    assert alive["zero"] <= 8 and alive["near-zero"] >= 16, alive
 
 
 def test_gates_start_open():
