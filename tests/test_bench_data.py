@@ -96,33 +96,24 @@ def test_datasets_table_has_the_default_and_unmasked_and_notes_a_missing_archive
     assert "- cifar10-32px: skipped," in text and "absent" in text
 
 
-def test_front_writes_every_target_and_both_oracles_and_a_log_scaled_plot(tmp_path):
-    """--front: the default at each target and the two oracles, a row each per seed, and front.png."""
-    rows = bench.run_front(1, targets=(0.05, 0.2), out=tmp_path, log=lambda s: None, canvas=24, **TINY)
+def test_front_writes_every_target_and_both_oracles_and_a_log_scaled_plot_on_any_number_of_workers(tmp_path):
+    """--front: the default at each target and the two oracles, a row each per seed, and front.png. With --workers 2
+    the runs train in two processes of their own, and the rows, in the same order with the same numbers (the same
+    torch threads per run), are the ones one process writes; --workers without --front or --datasets, or below 1,
+    is refused."""
+    import torch
+    from masklab.cli import main
+    kw = dict(targets=(0.05, 0.2), log=lambda s: None, canvas=24, **TINY)
+    rows = bench.run_front(1, out=tmp_path, **kw)
     assert [(r["method"], r["area_target"]) for r in rows] == [
         ("hard-concrete", 0.05), ("hard-concrete", 0.2), ("oracle-ink", None), ("oracle-box", None)]
     assert (tmp_path / "front.csv").read_text().startswith("method,area_target,seed,")
     assert Image.open(tmp_path / "front.png").size[0] > 400
     fig = bench.front_plot(__import__("pandas").read_csv(tmp_path / "front.csv"))
     assert fig.axes[0].get_xscale() == "log"
-
-
-def test_front_on_two_workers_gives_the_rows_one_process_gives(tmp_path):
-    """--front --workers 2: the runs train in two processes of their own, and the rows, in the same order with the
-    same numbers (one torch thread each way), are the ones one process writes; --workers without --front or
-    --datasets, or below 1, is refused."""
-    import torch
-    from masklab.cli import main
-    kw = dict(targets=(0.05,), log=lambda s: None, canvas=24, **TINY)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        one = bench.run_front(1, out=tmp_path / "one", **kw)
-    finally:
-        torch.set_num_threads(threads)
-    two = bench.run_front(1, out=tmp_path / "two", workers=2, threads=1, **kw)
-    assert two == one and [r["method"] for r in two] == ["hard-concrete", "oracle-ink", "oracle-box"]
-    assert (tmp_path / "two" / "front.csv").read_text() == (tmp_path / "one" / "front.csv").read_text()
+    two = bench.run_front(1, out=tmp_path / "two", workers=2, threads=torch.get_num_threads(), **kw)
+    assert two == rows
+    assert (tmp_path / "two" / "front.csv").read_text() == (tmp_path / "front.csv").read_text()
     assert main(["bench", "--workers", "2", "--out", str(tmp_path / "x")]) == 2
     assert main(["bench", "--front", "--workers", "0", "--out", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()

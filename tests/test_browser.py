@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path(os.environ.get("MASKLAB_CHROMIUM", "/usr/bin/chromium"))
@@ -52,7 +53,9 @@ def start_server(cwd: Path, root: Path = ROOT) -> tuple[subprocess.Popen, str]:
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(root / "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(root)})
+        cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+        # the server's runs train on this test worker's share of the cores (conftest), not on all of them
+        env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": str(torch.get_num_threads())})
     end = time.monotonic() + 90
     while time.monotonic() < end:
         try:
