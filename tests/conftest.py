@@ -42,8 +42,8 @@ QUICK_BENCH = ["bench", "--quick", "--seeds", "1", "--methods", "hard-concrete"]
 def quick_bench(tmp_path_factory):
     """`bench --quick` of the default, one seed, trained once for the tests that read it (the benchmark's own
     outputs, and a learning test: its run is a small real training). 220 steps instead of --quick's 300, for the
-    suite's time. A test that uses it is marked xdist_group("quick-bench"), so that one worker
-    of `pytest -n auto --dist loadgroup` trains it, not every worker that gets such a test."""
+    suite's time. A test that uses it is marked xdist_group("quick-bench"), so that one worker of
+    `pytest -n auto` trains it (pytest_xdist_make_scheduler, above), not every worker that gets such a test."""
     from masklab import bench
     from masklab.cli import main
     out = tmp_path_factory.mktemp("quick-bench")
