@@ -111,8 +111,7 @@ def train_jobs(jobs: list, workers: int = 1, threads: int = 0):
             for done in as_completed(futures):
                 yield futures[done], done.result()[1]
         except BaseException:                   # a failed run or Ctrl-C: the runs not started are not started
-            for f in futures:
-                f.cancel()
+            pool.shutdown(cancel_futures=True)
             raise
 
 

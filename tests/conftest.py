@@ -20,8 +20,8 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 
 @pytest.hookimpl(optionalhook=True)                    # a hook of pytest-xdist's: unused where it is not installed
 def pytest_xdist_make_scheduler(config, log):
-    """`-n` spreads the tests with xdist's "load" scheduler unless told otherwise; make that "loadgroup", which is
-    "load" but for the tests marked xdist_group(NAME): each group runs in one worker, so a session fixture that
+    """`-n` spreads the tests with xdist's "load" scheduler (unless --dist names another); make "load" "loadgroup",
+    which is "load" but for the tests marked xdist_group(NAME): each group runs in one worker, so a session fixture that
     only they use (the quick benchmark's run, a Ray instance) is made once, not once per worker. (Not --dist in
     pyproject's addopts: that flag is an error wherever xdist is absent, as on a bare GPU machine.)"""
     if config.getoption("dist") == "load":
