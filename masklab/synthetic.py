@@ -9,6 +9,11 @@ sets carry each object's true box and ink (for the oracle references and the loc
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
+from pathlib import Path
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -23,11 +28,29 @@ INK = 0.25      # a digit's pixels brighter than this are its ink
 
 
 def source_digits() -> tuple[Tensor, Tensor]:
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16.0                  # (1797, 1, 8, 8)
+    images, labels = _uci_digits()
+    x = torch.tensor(images, dtype=torch.float32)[:, None] / 16.0                     # (1797, 1, 8, 8)
     x = F.interpolate(x, scale_factor=DIGIT // 8, mode="bilinear", align_corners=False)[:, 0]
-    return x.clamp(0, 1), torch.tensor(d.target, dtype=torch.int64)                    # (1797, 16, 16)
+    return x.clamp(0, 1), torch.tensor(labels, dtype=torch.int64)                      # (1797, 16, 16)
+
+
+@functools.lru_cache(maxsize=1)
+def _uci_digits():
+    """(images (1797, 8, 8), labels) of the UCI digits, as scikit-learn's load_digits gives them: read from the
+    digits.csv.gz its wheel ships (64 pixel columns, then the label) without importing scikit-learn, whose import
+    (scipy and all) took 2-4 s of every process's first run, the app's and `masklab train`'s included; through
+    load_digits where that file is not where this version of scikit-learn keeps it. Read once a process."""
+    spec = importlib.util.find_spec("sklearn")
+    try:
+        path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+        table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+        if table.shape != (1797, 65):
+            raise ValueError(f"{path}: {table.shape}")
+        return table[:, :64].reshape(-1, 8, 8), table[:, 64].astype(np.int64)
+    except (AttributeError, IndexError, OSError, TypeError, ValueError):
+        from sklearn.datasets import load_digits
+        d = load_digits()
+        return d.images, d.target
 
 
 def _paste(canvas: Tensor, patch: Tensor, y0: Tensor, x0: Tensor) -> None:

@@ -27,6 +27,23 @@ def test_cluttered_digits_geometry_matches_the_benchmark_preset():
     assert t.x.min() >= 0 and t.x.max() <= 1
 
 
+def test_the_digits_are_scikit_learns_read_without_importing_it(monkeypatch):
+    """The UCI digits come from the file scikit-learn ships, exactly as its load_digits gives them; where that file
+    is not found (another layout), through load_digits itself."""
+    from sklearn.datasets import load_digits
+    from masklab import synthetic
+    d = load_digits()
+    images, labels = synthetic._uci_digits()
+    assert np.array_equal(images, d.images) and np.array_equal(labels, d.target)
+    synthetic._uci_digits.cache_clear()
+    monkeypatch.setattr(synthetic.importlib.util, "find_spec", lambda name: None)      # no such file to read
+    try:
+        images, labels = synthetic._uci_digits()
+        assert np.array_equal(images, d.images) and np.array_equal(labels, d.target)
+    finally:
+        synthetic._uci_digits.cache_clear()
+
+
 def test_train_and_test_source_digits_are_disjoint_and_stratified():
     """The 1797 UCI digits split into disjoint sets with every class in both, the same every time."""
     _, labels = source_digits()
