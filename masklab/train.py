@@ -57,9 +57,9 @@ class NonFiniteLoss(RuntimeError):
 
 @torch.no_grad()
 def step_buffers(model, shape: tuple[int, ...]) -> list[int]:
-    """Bytes of each tensor the modules of `model` output for a batch of `shape` (B, C, H, W): a training step's
-    activations (and gradients). Measured on one image and scaled by B (one quick forward pass in eval mode, with
-    the random state kept: the run is unchanged)."""
+    """Bytes of each tensor the modules of `model` (a MaskedClassifier, or a classifier alone) output for a batch of
+    `shape` (B, C, H, W): a training step's activations (and gradients). Measured on one image and scaled by B (one
+    quick forward pass in eval mode, with the random state kept: the run is unchanged)."""
     sizes = []
     record = lambda module, inputs, out: sizes.extend(t.numel() * t.element_size() * shape[0] for t in
                                                       (out if isinstance(out, (tuple, list)) else (out,))
@@ -69,9 +69,9 @@ def step_buffers(model, shape: tuple[int, ...]) -> list[int]:
     try:
         model.eval()
         with torch.random.fork_rng(devices=[]):
-            if model.attention is not None:
+            if getattr(model, "attention", None) is not None:
                 model.mask_logits(x)                   # the branch, then the classifier (as a step runs them)
-            model.classifier(x)
+            getattr(model, "classifier", model)(x)
     finally:
         model.train(was_training)
         for hook in hooks:
