@@ -110,18 +110,23 @@ def test_photo_demo_on_the_first_test_photo_of_each_class(photos):
 
 @pytest.mark.skipif(not SHARED_CIFAR.exists(), reason="needs ../shared/data/cifar10-jpeg.tar.gz (absent in a user's "
                                                          "clone; CI has it)")
-def test_photo_demo_numbers_on_the_10000_cifar10_test_photos(photos):
-    """The README's numbers regenerate from the checkpoint on all 10,000 test photos, and the mask leans to the
-    photo's centre, where CIFAR-10 puts its object: the centre quarter holds far more than its 25% of the kept
-    pixels."""
+def test_photo_demo_numbers_on_2000_of_the_cifar10_test_photos(photos):
+    """The README's numbers (all 10,000 test photos: `masklab eval --checkpoint checkpoints/demo-photos`, which is
+    what wrote summary.json) hold on the first 200 test photos of each class, to within what a fifth of the photos
+    can differ from all of them (accuracy: 3.5 standard errors of the subset's difference, 0.035; the kept area and
+    bimodality are averages over many pixels a photo); and the mask leans to the photo's centre, where CIFAR-10
+    puts its object: the centre quarter holds far more than its 25% of the kept pixels. (All 10,000 took 45 s of
+    the suite's five minutes; these take a fifth of that.)"""
     cfg, model, summary = photos
-    folder = cifar_folder(train_per_class=1, test_per_class=1000)
+    folder = cifar_folder(train_per_class=1, test_per_class=200)
     test = open_data(cfg.replace(data=f"folder:{folder}", test_size=0)).test
-    assert len(test.x) == 10_000
-    m = evaluate(model, test, cfg.temperature_end)
-    assert m == pytest.approx(summary["metrics"]), "summary.json no longer matches the checkpoint"
-    assert not m["collapsed"] and 0.28 < m["area"] < 0.32 and m["accuracy_hard"] > 0.55
-    assert m["bimodality"] > 0.975                                   # README: 0.976 (committed in its closing phase)
+    assert len(test.x) == 2000 and test.y.bincount().tolist() == [200] * 10
+    m, whole = evaluate(model, test, cfg.temperature_end), summary["metrics"]
+    for key, within in (("accuracy_hard", 0.035), ("accuracy_soft", 0.035), ("accuracy_full", 0.035),
+                        ("area", 0.01), ("bimodality", 0.005), ("contiguity", 0.03)):
+        assert abs(m[key] - whole[key]) < within, (key, m[key], whole[key])
+    assert not m["collapsed"] and not whole["collapsed"] and 0.28 < whole["area"] < 0.32
+    assert whole["accuracy_hard"] > 0.60 and whole["bimodality"] > 0.975      # README: 0.606, 0.976
     with torch.no_grad():                              # the mask alone: no classifier passes
         kept = model.eval().gate_relaxed(test.x, cfg.temperature_end) > 0.5
     centre = kept[..., 8:24, 8:24].sum() / kept.sum()
