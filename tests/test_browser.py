@@ -37,6 +37,9 @@ if _missing and os.environ.get("CI"):
 if _missing:
     pytest.skip(f"browser tests skipped: {_missing}", allow_module_level=True)
 expect.set_options(timeout=60_000)                    # a loaded 2-core machine: be patient, not flaky
+# One worker of `pytest -n auto` runs them all (conftest's loadgroup scheduling): one app server and one Chromium
+# for the module's shared fixtures, not one on each worker, and each page's first load paid once.
+pytestmark = pytest.mark.xdist_group("browser")
 
 
 def free_port() -> int:
