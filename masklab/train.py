@@ -79,6 +79,13 @@ def step_buffers(model, shape: tuple[int, ...]) -> list[int]:
     return sizes
 
 
+def keep_step_heap(cfg, model, data, device: torch.device) -> None:
+    """On the CPU, have glibc keep the buffers of a training step of `model` at cfg.batch_size on `data` allocated
+    between steps (device.keep_heap): train() and the benchmark's EVAL-X evaluator (25% faster with it)."""
+    if device.type == "cpu":
+        keep_heap(step_buffers(model, (cfg.batch_size, data.channels, *data.size)))
+
+
 def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Record]:
     """Train `model` on `data` (both already on `device`) for cfg.steps steps, yielding Records.
 
@@ -89,8 +96,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         device: where model and data live; bf16 autocast is used on CUDA.
     """
     device = torch.device(device)
-    if device.type == "cpu":                           # CPU buffers stay allocated between steps (glibc)
-        keep_heap(step_buffers(model, (cfg.batch_size, data.channels, *data.size)))
+    keep_step_heap(cfg, model, data, device)
     g_data = torch.Generator(device=device).manual_seed(cfg.seed)
     g_noise = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
