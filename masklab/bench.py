@@ -28,7 +28,7 @@ from .config import DEFAULT_PRESET, PRESETS, preset
 from .data import open_data
 from .images import overlay
 from .metrics import predict, truth_of
-from .models import Classifier, build_model, random_mask
+from .models import Classifier, build_model, own_global_rng, random_mask
 from .runs import fit
 from .bench_report import results_markdown
 from .device import device_name, pick_device
@@ -155,8 +155,7 @@ def train_evaluator(cfg, log=print, steps: int | None = None, cache: Path | None
     device = pick_device(cfg.device)
     data = open_data(cfg, device)
     g = torch.Generator(device=device).manual_seed(12345)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(12345)
+    with own_global_rng(12345):
         model = Classifier(data.channels, data.classes, cfg.classifier_width)
         model.head.reset_parameters()   # the near-zero head only matters behind a mask that can collapse
         model = model.to(device)

@@ -23,6 +23,7 @@ from .device import keep_heap
 from .losses import (commit_loss, complement_loss, evidence_loss, logit_gain_at, objective, occlusion_loss,
                      temperature_at)
 from .metrics import bimodality
+from .models import own_global_rng
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def step_buffers(model, shape: tuple[int, ...]) -> list[int]:
     was_training, x = model.training, torch.zeros(1, *shape[1:], device=next(model.parameters()).device)
     try:
         model.eval()
-        with torch.random.fork_rng(devices=[]):
+        with own_global_rng():
             if getattr(model, "attention", None) is not None:
                 model.mask_logits(x)                   # the branch, then the classifier (as a step runs them)
             getattr(model, "classifier", model)(x)

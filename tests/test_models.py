@@ -117,3 +117,27 @@ def test_a_resnet18_backbone_classifies_the_masked_image_at_any_size(tmp_path, c
     save_run(tmp_path / "run", cfg, model, [], {"status": "done", "data": {"channels": channels, "classes": 5}})
     _, loaded, _ = load_run(tmp_path / "run")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_a_model_built_beside_a_thread_measuring_step_buffers_gets_the_same_weights():
+    """Regression: step_buffers forked the global RNG without the build's lock; its restore on exit rewound another
+    thread's seeded initialisation mid-way (two live runs of one config then differed; 19 of 40 builds here)."""
+    import threading
+    from masklab.train import step_buffers
+    cfg = Config()
+    reference = build_model(cfg, 1, 10).state_dict()
+    done = threading.Event()
+
+    def measure():
+        model = build_model(cfg, 1, 10)
+        while not done.is_set():
+            step_buffers(model, (8, 1, 48, 48))
+
+    worker = threading.Thread(target=measure)
+    worker.start()
+    try:
+        builds = [build_model(cfg, 1, 10).state_dict() for _ in range(20)]
+    finally:
+        done.set()
+        worker.join()
+    assert all(torch.equal(b[k], reference[k]) for b in builds for k in reference)
