@@ -93,7 +93,10 @@ def results_markdown(table, quick, seeds, methods, elsewhere: list[str] = (), ke
                 + (" hard-concrete-plain's rows are those of the default until 2026-11-29 (then named "
                    "hard-concrete; the same config)." if "hard-concrete-plain" in kept else "")
                 + (" hard-concrete-nov29's rows are those of the default from 2026-11-29 to 2026-12-01 (then named "
-                   "hard-concrete; the same config)." if "hard-concrete-nov29" in kept else ""), ""] if kept else []),
+                   "hard-concrete; the same config)." if "hard-concrete-nov29" in kept else "")
+                + (" hard-concrete-dec01b's rows are those of the default of 2026-12-01 before closing_gain (then "
+                   "named hard-concrete; the same config)." if "hard-concrete-dec01b" in kept else ""), ""]
+               if kept else []),
              "| method | " + " | ".join(cols) + " | vs oracle-ink | vs oracle-box |", "|---" * (len(cols) + 3) + "|"]
     for method, stats in table.items():
         gaps = [f"{stats['accuracy_hard'][0] - _ref(table, o):+.3f}" if "accuracy_hard" in stats and o in table

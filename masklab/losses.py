@@ -101,11 +101,15 @@ def occlusion_loss(model, x, y, mask_logits, target: float) -> Tensor:
     return teacher_loss(occlusion_map(model, x[:k], y[:k]), mask_logits[:k], target)
 
 
-def commit_loss(relaxed: Tensor, hard: Tensor) -> Tensor:
-    """mean |m_eval - hard|: how far the soft mask is from a fixed 0/1 mask (Config.commit: the hard mask of the
-    model as the closing phase began). Its gradient moves each gate toward that mask's 0 or 1 and is zero once
-    m_eval is exactly there (hard concrete's clamp): the branch learns to say, with exact 0s and 1s, what it had
-    decided."""
+def commit_loss(relaxed: Tensor, hard: Tensor, logits: Tensor | None = None, margin: float = 0.0) -> Tensor:
+    """How far the soft mask is from a fixed 0/1 mask (Config.commit: the hard mask of the model as the closing phase
+    began). Without a margin, mean |m_eval - hard|: its gradient moves each gate toward that mask's 0 or 1 and is
+    zero once m_eval is exactly there (hard concrete's clamp), so the branch learns to say, with exact 0s and 1s,
+    what it had decided. With `margin` (Config.commit_margin), mean relu(margin - s * logits), s = 2 * hard - 1:
+    each logit is pushed past +-margin on its side, not just to the clamp's edge, which leaves no slack for images
+    the term never saw."""
+    if margin:
+        return torch.relu(margin - (2 * hard.float() - 1) * logits.float()).mean()
     return (relaxed.float() - hard.float()).abs().mean()
 
 
@@ -169,8 +173,18 @@ def area_target(cfg, step: int) -> float:
 
 def logit_gain_at(cfg, step: int) -> float:
     """The gain on the mask logits at `step` (Config.noise_end): 1 until the anneal starts, then geometric to
-    1 / noise_end at its end, along the same progress as the area target's."""
-    return 1.0 if cfg.noise_end == 1.0 else cfg.noise_end ** -AreaConstraint.from_config(cfg).progress(step)
+    1 / noise_end at its end, along the same progress as the area target's; through the closing phase (finetune) it
+    goes on rising, geometrically, to closing_gain times that by the last step (Config.closing_gain)."""
+    gain = 1.0 if cfg.noise_end == 1.0 else cfg.noise_end ** -AreaConstraint.from_config(cfg).progress(step)
+    closing = int(round((1 - cfg.finetune) * cfg.steps))
+    if cfg.finetune and cfg.closing_gain != 1.0 and step > closing:
+        gain *= cfg.closing_gain ** ((step - closing) / max(1, cfg.steps - closing))
+    return gain
+
+
+def final_gain(cfg) -> float:
+    """The gain the trained model's branch keeps at eval: logit_gain_at(cfg, last step)."""
+    return logit_gain_at(cfg, cfg.steps)
 
 
 def temperature_at(cfg, step: int) -> float:

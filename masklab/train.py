@@ -127,7 +127,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
             branch = [*model.attention.parameters(), *([] if model.glimpse is None else model.glimpse.parameters())]
             # a new objective: its own Adam (fresh moments), at the lr the run has reached, held there: the decayed
             # tail of lr_decay would leave the last gates mid-band (README, "Committing the mask")
-            commit_opt = torch.optim.Adam(branch, lr=opt.param_groups[0]["lr"])
+            commit_opt = torch.optim.Adam(branch, lr=opt.param_groups[0]["lr"] * cfg.commit_lr)
         if frozen:
             with torch.no_grad():
                 mask = (model.gate_relaxed(x, tau) > 0.5).to(x.dtype)
@@ -156,7 +156,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
             if frozen:
                 loss = ce                              # nor beta * L_mask
                 if teacher is not None:                # the branch's only gradient: m_eval toward that fixed mask
-                    loss = loss + commit_loss(out.relaxed, fixed)
+                    loss = loss + commit_loss(out.relaxed, fixed, out.mask_logits, cfg.commit_margin)
         first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), step, first_bad)
         opt.zero_grad(set_to_none=True)
         loss.backward()
