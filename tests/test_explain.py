@@ -79,8 +79,8 @@ def test_every_masked_preset_has_an_explorer_method_with_its_gate():
 def test_the_objective_shows_only_the_terms_in_effect():
     """The seed objective has the log loss and no multiplier; plain hard concrete the multiplier on P(z > 0) and
     nothing of the default's; the default the seen area P(z > 1/2), the floor's multiplier, the normalised
-    bounded logits with the noise's gain inside the bound, the damping and the closing phase; the 2026-11-29
-    default neither of the last two."""
+    bounded logits with the noise's gain inside the bound, the damping and the closing phase with its rising gain;
+    the 2026-11-29 default none of the last three, the default before closing_gain no rising gain."""
     seed, plain, hard, unmasked = (" ".join(objective_latex(preset(n)))
                                    for n in ("seed", "hard-concrete-plain", "hard-concrete", "unmasked"))
     assert r"\log(m+\lambda)" in seed and r"\mu" not in seed and "hardsigmoid" in seed
@@ -89,6 +89,8 @@ def test_the_objective_shows_only_the_terms_in_effect():
     assert r"P(z>\tfrac12)" in hard and r"(\mu - \nu)" in hard and r"0.5\,t - \bar a" in hard
     assert r"8\,\tanh(g\,l_0/8)" in hard and "GroupNorm" in hard and "frozen" in hard and "bimodal" in hard
     assert r"\tfrac{10}{2}\,(\bar a - t)^2" in hard and r"g = 0.25^" in hard and r"\text{the gain } g" in hard
+    assert r"g \leftarrow g \cdot 8^" in hard
+    assert r"\leftarrow g" not in " ".join(objective_latex(preset("hard-concrete-dec01b")))
     nov29 = " ".join(objective_latex(preset("hard-concrete-nov29")))
     assert r"8\,\tanh(l_0/8)" in nov29 and "^2" not in nov29 and "g =" not in nov29
     bounded = " ".join(objective_latex(preset("hard-concrete", gain_site="bounded")))
