@@ -93,10 +93,7 @@ def results_markdown(table, quick, seeds, methods, elsewhere: list[str] = (), ke
                 + (" hard-concrete-plain's rows are those of the default until 2026-11-29 (then named "
                    "hard-concrete; the same config)." if "hard-concrete-plain" in kept else "")
                 + (" hard-concrete-nov29's rows are those of the default from 2026-11-29 to 2026-12-01 (then named "
-                   "hard-concrete; the same config)." if "hard-concrete-nov29" in kept else "")
-                + (" hard-concrete-dec01b's rows are those of the default of 2026-12-01 before closing_gain (then "
-                   "named hard-concrete; the same config)." if "hard-concrete-dec01b" in kept else ""), ""]
-               if kept else []),
+                   "hard-concrete; the same config)." if "hard-concrete-nov29" in kept else ""), ""] if kept else []),
              "| method | " + " | ".join(cols) + " | vs oracle-ink | vs oracle-box |", "|---" * (len(cols) + 3) + "|"]
     for method, stats in table.items():
         gaps = [f"{stats['accuracy_hard'][0] - _ref(table, o):+.3f}" if "accuracy_hard" in stats and o in table
@@ -161,8 +158,7 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              "code of 82875c3, in which the classifier trained on the copy's mask, five seeds on the digits) and margin "
              "(stopped after one seed of three variants: README, \"Committing the mask\"). Every screen before "
              "inside ran over the default of its day, now the preset hard-concrete-nov29 (`tools/gpu_screen.py` pins "
-             "it); inside to sharp over hard-concrete-dec01's config, commit and margin over hard-concrete-dec01b's "
-             "(the default before closing_gain). "
+             "it); inside to sharp over hard-concrete-dec01's config, commit and margin over today's default. "
              "`cifar_..._t3`: CIFAR-10 (1,000 / 200 photos a class, 32 px) at target 0.3 (`_t1` at 0.1, `_t5` at "
              "0.5), the default's preset; `tk_`: preset top-k; `shapes_`: the shapes set at 0.045; no prefix: the "
              "digits. `rm`: random_masks 0.25; `det`: "

@@ -305,16 +305,6 @@ class Config:
                           slider="log", span=(0.05, 1),
                           formula="The gate sees g·l, g = noise_end^(−progress of the anneal): the logistic noise is "
                                   "1/g of what it was relative to l.")
-    closing_gain: float = _f(8.0, "through the closing phase (finetune) noise_end's gain goes on rising, geometrically, "
-                             "to this multiple of 1 / noise_end by the last step, and the trained model keeps it. "
-                             "The hard mask is 1[l > 0] at any gain, so a gain decides no pixel and the classifier, which "
-                             "reads the hard mask there, sees the same masks (with commit the branch's closing steps "
-                             "see a narrower band, so its weights end a little differently); the soft mask's "
-                             "in-between values, gates with a logit near 0, become 0 or 1 except in a band this many "
-                             "times narrower (1: off; 8 is the default since 2026-12-01, evening: README, "
-                             "'Committing the mask')", lo=1, slider="log", span=(1, 64), label="closing gain",
-                             formula="In the closing phase g ← g·closing_gain^(progress of that phase): the band "
-                                     "of logits within ±2.3/g of 0, where m_eval is neither 0 nor 1, narrows.")
     gain_site: str = _f("logits", "where noise_end's gain acts when logit_bound is on: logits (the default), on the "
                         "branch's logits inside the bound, bound * tanh(gain * l / bound), so no logit passes the "
                         "bound; bounded, on the bounded logits, gain * bound * tanh(l / bound), which lifts the bound "
@@ -465,10 +455,8 @@ def _problems(c: Config):
 # each is the method as published (and their committed benchmark rows stay theirs).
 # The two added on 2026-12-01 (README, "A noise mask, and a multiplier that winds up"): the presets made before then
 # turn them off, so their committed rows stay theirs.
-# commit, added to the default later on 2026-12-01 (README, "Committing the mask"), is off in every earlier preset,
-# and so is closing_gain, added that evening.
-DEC01B = dict(closing_gain=1.0)
-DEC01 = dict(commit=False, **DEC01B)
+# commit, added to the default later on 2026-12-01 (README, "Committing the mask"), is off in every earlier preset.
+DEC01 = dict(commit=False)
 NOV29 = dict(noise_end=1.0, damping=0.0, gain_site="bounded", **DEC01)     # gain_site: no effect at noise_end 1
 PUBLISHED = dict(mask_norm=False, logit_bound=0.0, area_seen=False, area_floor=0.0, finetune=0.0, bimodal=0.0,
                  mask_upsample="nearest", **NOV29)
@@ -494,11 +482,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The default from 2026-12-01: the same, with the gate's noise shrinking against the logits over the anneal
     # (noise_end) and a damped multiplier (damping), so no photo target collapses (README, "A noise mask").
     "hard-concrete-dec01": dict(gate="hard_concrete", mask_loss="none", constraint=True, **DEC01),
-    # The default from 2026-12-01 to that evening: the same, and the closing phase commits the mask: the branch
-    # learns to give its own 0/1 mask with exact 0s and 1s (commit; README, "Committing the mask").
-    "hard-concrete-dec01b": dict(gate="hard_concrete", mask_loss="none", constraint=True, **DEC01B),
-    # The default: the same, and the gain on the mask logits goes on rising through the closing phase (closing_gain),
-    # so the soft mask's in-between band narrows without deciding any pixel (README, "Committing the mask").
+    # The default: the same, and the closing phase commits the mask: the branch learns to give its own 0/1 mask
+    # with exact 0s and 1s (commit; README, "Committing the mask").
     "hard-concrete": dict(gate="hard_concrete", mask_loss="none", constraint=True),
     # The 2026-11-29 default with bilinear mask logits: better on the digits (+0.013 over 5 seeds), but it
     # collapsed on CIFAR-10 where that default did not (README, "What was tried"); kept as a preset.

@@ -173,18 +173,8 @@ def area_target(cfg, step: int) -> float:
 
 def logit_gain_at(cfg, step: int) -> float:
     """The gain on the mask logits at `step` (Config.noise_end): 1 until the anneal starts, then geometric to
-    1 / noise_end at its end, along the same progress as the area target's; through the closing phase (finetune) it
-    goes on rising, geometrically, to closing_gain times that by the last step (Config.closing_gain)."""
-    gain = 1.0 if cfg.noise_end == 1.0 else cfg.noise_end ** -AreaConstraint.from_config(cfg).progress(step)
-    closing = int(round((1 - cfg.finetune) * cfg.steps))
-    if cfg.finetune and cfg.closing_gain != 1.0 and step > closing:
-        gain *= cfg.closing_gain ** ((step - closing) / max(1, cfg.steps - closing))
-    return gain
-
-
-def final_gain(cfg) -> float:
-    """The gain the trained model's branch keeps at eval: logit_gain_at(cfg, last step)."""
-    return logit_gain_at(cfg, cfg.steps)
+    1 / noise_end at its end, along the same progress as the area target's."""
+    return 1.0 if cfg.noise_end == 1.0 else cfg.noise_end ** -AreaConstraint.from_config(cfg).progress(step)
 
 
 def temperature_at(cfg, step: int) -> float:

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .gates import BINARY_GATES, MaskGate
-from .losses import final_gain
 
 
 @dataclass
@@ -273,7 +272,7 @@ def build_model(cfg, channels: int, classes: int) -> MaskedClassifier:
                                  cfg.oracle, cfg.mask_norm, cfg.logit_bound, cfg.area_seen, cfg.backbone,
                                  cfg.glimpse, cfg.prior, cfg.branch_depth)
         model.mask_gate.keep = cfg.area_target          # top_k at eval (training sets the schedule's target)
-        model.logit_gain = final_gain(cfg)              # the trained model's, at eval (training sets the schedule's)
+        model.logit_gain = 1 / cfg.noise_end            # the trained model's, at eval (training sets the schedule's)
         if model.attention is not None:
             model.attention.gain_inside = cfg.gain_site == "logits"
         return model

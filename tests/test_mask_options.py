@@ -3,9 +3,8 @@ each batch (REAL-X's evaluator training), the noise-free hard mask for part of i
 glimpse (the branch reads the classifier's features), and two teachers for the mask logits (the classifier's class
 activation map; the drop in log p(y) when a block is hidden); and, screened later, the shadow classifier, the logit
 gain (noise_end, gain_site), the entropy, the complement term (p(y) on the pixels the mask drops) and commit
-(the closing phase teaches the branch its own mask with exact 0s and 1s) with its margin, and the closing phase's
-rising gain. Each does what its Config help says, and is off by default but the four the default adopted
-(noise_end, damping, commit, closing_gain)."""
+(the closing phase teaches the branch its own mask with exact 0s and 1s) with its margin. Each does what
+its Config help says, and is off by default but the three the default adopted (noise_end, damping, commit)."""
 import math
 
 import pytest
@@ -17,31 +16,29 @@ from masklab.models import build_model
 
 
 def _model(**over):
-    """A model of the default with `over`, at the eval gain of noise_end alone (4): the closing phase's 8x more
-    (closing_gain) would saturate the bound's tanh, and these tests look at the branch's logits, not at that."""
     torch.manual_seed(0)
-    model = build_model(Config(**{"closing_gain": 1.0, **over}), 1, 10)
+    model = build_model(Config(**over), 1, 10)
     torch.nn.init.normal_(model.classifier.head.weight, std=0.1)   # off its near-zero start: real gradients
     return model
 
 
-def test_the_options_are_off_by_default_but_the_four_the_default_adopted():
-    """Every screened option is off by default but noise_end, damping, commit and closing_gain, on since 2026-12-01
-    (with the gain inside the bound); the presets of earlier defaults turn them off."""
+def test_the_options_are_off_by_default_but_the_three_the_default_adopted():
+    """Every screened option is off by default but noise_end, damping and commit, on since 2026-12-01 (with the gain
+    inside the bound); the presets of earlier defaults turn them off."""
     cfg = Config()
     options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion, cfg.ahead,
                cfg.shadow, cfg.branch_depth, cfg.entropy, cfg.complement, cfg.commit, cfg.commit_margin, cfg.commit_lr)
     assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 0, True, 0, 1)
-    assert (cfg.noise_end, cfg.damping, cfg.gain_site, cfg.closing_gain) == (0.25, 10.0, "logits", 8.0)
+    assert (cfg.noise_end, cfg.damping, cfg.gain_site) == (0.25, 10.0, "logits")
     model = build_model(cfg, 1, 10)
-    assert model.glimpse is None and model.attention.prior is None and model.logit_gain == 32.0   # 4, then 8x
-    assert model.attention.gain_inside and build_model(preset("hard-concrete-dec01b"), 1, 10).logit_gain == 4.0
+    assert model.glimpse is None and model.attention.prior is None and model.logit_gain == 4.0
+    assert model.attention.gain_inside
     for name in ("hard-concrete-nov29", "hard-concrete-plain", "hard-concrete-bilinear", "top-k", "ste"):
         old = preset(name)
-        assert (old.noise_end, old.damping, old.commit, old.closing_gain) == (1.0, 0.0, False, 1.0), name
+        assert (old.noise_end, old.damping, old.commit) == (1.0, 0.0, False), name
         assert build_model(old, 1, 10).logit_gain == 1.0
     assert preset("hard-concrete-nov29") == preset("hard-concrete", noise_end=1.0, damping=0.0, gain_site="bounded",
-                                                   commit=False, closing_gain=1.0)
+                                                   commit=False)
 
 
 def test_random_rows_see_block_masks_and_send_no_gradient_to_the_branch():
@@ -385,13 +382,12 @@ def test_the_shadow_classifier_reads_the_eval_mask_never_moves_the_branch_and_re
 
 def test_the_logit_gain_rises_over_the_anneal_only_to_one_over_noise_end():
     """noise_end 0.25: the gain is 1 through the warm-up, 4 ** progress over the anneal (the area target's own
-    progress), 4 after it; a built model evaluates with the final gain (closing_gain off here: its 8x more in the
-    closing phase has a test of its own)."""
+    progress), 4 after it; a built model evaluates with the final gain."""
     from masklab.losses import logit_gain_at
-    cfg = Config(steps=100, warmup=0.1, anneal_frac=0.5, noise_end=0.25, closing_gain=1.0)
+    cfg = Config(steps=100, warmup=0.1, anneal_frac=0.5, noise_end=0.25)
     gains = [logit_gain_at(cfg, step) for step in (1, 10, 35, 60, 61, 100)]
     assert gains[:2] == [1.0, 1.0] and gains[2] == pytest.approx(2.0) and gains[3:] == [4.0, 4.0, 4.0]
-    assert all(logit_gain_at(Config(steps=100, noise_end=1.0, closing_gain=1.0), step) == 1.0 for step in (1, 50, 100))
+    assert all(logit_gain_at(Config(steps=100, noise_end=1.0), step) == 1.0 for step in (1, 50, 100))
     assert build_model(cfg, 1, 10).logit_gain == 4.0
 
 
@@ -403,7 +399,7 @@ def test_the_gain_acts_inside_the_logit_bound_unless_gain_site_says_bounded(tmp_
     logits = {}
     for site in GAIN_SITE_NAMES:
         torch.manual_seed(0)
-        model = build_model(Config(noise_end=0.25, gain_site=site, init_bias=-1.0, closing_gain=1.0), 1, 10).eval()
+        model = build_model(Config(noise_end=0.25, gain_site=site, init_bias=-1.0), 1, 10).eval()
         assert model.attention.gain_inside is (site == "logits") and model.logit_gain == 4.0
         with torch.no_grad():
             model.logit_gain = 1.0
@@ -417,7 +413,7 @@ def test_the_gain_acts_inside_the_logit_bound_unless_gain_site_says_bounded(tmp_
         torch.testing.assert_close(logits[site], expected, atol=1e-3, rtol=1e-4)
     assert logits["logits"].abs().max() <= 8.0 < logits["bounded"].abs().max()
     assert torch.equal(logits["logits"] > 0, logits["bounded"] > 0)
-    model = build_model(Config(logit_bound=0.0, noise_end=0.25, closing_gain=1.0), 1, 10).eval()   # no bound: the gain
+    model = build_model(Config(logit_bound=0.0, noise_end=0.25), 1, 10).eval()   # no bound: the gain alone
     with torch.no_grad():
         at4 = model.mask_logits(x)
         model.logit_gain = 1.0
@@ -487,8 +483,7 @@ def test_with_commit_the_closing_phase_trains_the_branch_alone_and_the_classifie
     is at that step, the mask it is tested on."""
     from masklab.data import open_data
     from masklab.train import train
-    cfg = Config(steps=6, log_every=1, batch_size=8, test_size=16, finetune=0.34,     # steps 5-6: the closing phase
-                 closing_gain=1.0)                   # its rising gain would put every m_eval at 0 or 1 in two steps
+    cfg = Config(steps=6, log_every=1, batch_size=8, test_size=16, finetune=0.34)     # steps 5-6: the closing phase
     data = open_data(cfg)
     states, fed, seen, terms = {}, {}, {}, []
     for commit in (False, True):
@@ -524,7 +519,7 @@ def test_committing_moves_m_eval_to_exactly_0_1_and_keeps_the_mask():
     from masklab.metrics import bimodality
     from masklab.train import train
     cfg = Config(steps=20, warmup=0.0, anneal_frac=0.05, finetune=0.95, batch_size=16, test_size=100, noise_end=1.0,
-                 lr=0.02, constraint=False, bimodal=0.0, closing_gain=1.0)
+                 lr=0.02, constraint=False, bimodal=0.0)
     data = open_data(cfg)
     masks = {}
     for commit in (False, True):
@@ -539,48 +534,6 @@ def test_committing_moves_m_eval_to_exactly_0_1_and_keeps_the_mask():
             masks[commit] = model.eval().gate_relaxed(data.test.x, cfg.temperature_end)
     assert bimodality(masks[True]) > 0.85 and bimodality(masks[True]) > bimodality(masks[False]) + 0.2
     assert ((masks[True] > 0.5) == (masks[False] > 0.5)).float().mean() > 0.85
-
-
-def test_the_gain_goes_on_rising_through_the_closing_phase_and_the_model_keeps_it():
-    """1 through the warm-up, 1 / noise_end from the anneal's end, then geometric to closing_gain times that by the
-    last step; the trained model's eval gain is that last one (an old run, saved before closing_gain, keeps 4)."""
-    from masklab.losses import final_gain, logit_gain_at
-    cfg = Config(steps=100, warmup=0.1, anneal_frac=0.5, finetune=0.2)            # the closing phase: steps 81-100
-    gains = [logit_gain_at(cfg, s) for s in (1, 10, 60, 80, 90, 100)]
-    assert gains[:4] == [1.0, 1.0, 4.0, 4.0] and gains[-1] == pytest.approx(32.0) == final_gain(cfg)
-    assert gains[4] == pytest.approx(4.0 * 8 ** 0.5)
-    assert final_gain(cfg.replace(finetune=0.0)) == 4.0 and final_gain(cfg.replace(closing_gain=1.0)) == 4.0
-    assert build_model(cfg, 1, 10).logit_gain == pytest.approx(32.0)
-
-
-def test_the_closing_gain_decides_no_pixel():
-    """Without commit, a run with closing_gain 8 trains bit for bit like one without (the classifier reads the hard
-    mask 1[l > 0] in the closing phase, which no gain changes): the same weights, losses, accuracy and area at every
-    record; only the soft mask differs, nearer 0/1 (bimodality up), with the same hard mask on the test images. The
-    branch starts with its logits near 0 (half the pixels kept, half of m_eval in between), as in the commit test."""
-    from masklab.data import open_data
-    from masklab.metrics import bimodality
-    from masklab.train import train
-    cfg = Config(steps=10, log_every=1, warmup=0.0, anneal_frac=0.05, finetune=0.9, batch_size=16, test_size=100,
-                 noise_end=1.0, constraint=False, bimodal=0.0, commit=False)
-    data = open_data(cfg)
-    runs = {}
-    for gain in (1.0, 8.0):
-        model = build_model(cfg.replace(closing_gain=gain), data.channels, data.classes)
-        model.logit_gain = 1.0                        # the gain training starts at (the built model has its last)
-        with torch.no_grad():
-            model.attention.body[-1].weight.mul_(20)
-            model.attention.body[-1].bias.sub_(model.mask_logits(data.test.x).median())
-        records = list(train(cfg.replace(closing_gain=gain), model, data))
-        with torch.no_grad():
-            runs[gain] = records, model.state_dict(), model.eval().gate_relaxed(data.test.x, cfg.temperature_end)
-    (plain, weights, soft), (gained, weights8, soft8) = runs[1.0], runs[8.0]
-    same = lambda r: (r.step, r.loss, r.ce, r.accuracy, r.area)
-    assert [same(r) for r in plain] == [same(r) for r in gained]
-    assert all(torch.equal(weights[k], weights8[k]) for k in weights)
-    assert 0.2 < (soft > 0.5).float().mean() < 0.8 and torch.equal(soft > 0.5, soft8 > 0.5)
-    assert bimodality(soft) < 0.8 and bimodality(soft8) > bimodality(soft) + 0.1
-    assert gained[-1].bimodality > plain[-1].bimodality + 0.1
 
 
 def test_the_commit_margin_pushes_each_logit_past_the_margin_on_its_own_side():
@@ -598,3 +551,24 @@ def test_the_commit_margin_pushes_each_logit_past_the_margin_on_its_own_side():
     with pytest.raises(ConfigError, match="under logit_bound"):
         Config(commit_margin=8.0)
     assert Config(commit_margin=8.0, logit_bound=0.0).commit_margin == 8.0
+
+
+def test_commit_lr_scales_the_commit_optimizers_rate_and_the_objective_shows_the_hinge(monkeypatch):
+    """The closing phase's own Adam steps at commit_lr times the run's lr; the app's objective names the hinge and
+    its margin when commit_margin is on, the |m_eval - h| term otherwise."""
+    import masklab.train
+    from masklab.data import open_data
+    from masklab.explain import objective_latex
+    rates, adam = [], torch.optim.Adam
+
+    def spy(params, lr, **kwargs):
+        rates.append(lr)
+        return adam(params, lr=lr, **kwargs)
+
+    monkeypatch.setattr(masklab.train.torch.optim, "Adam", spy)
+    cfg = Config(steps=4, log_every=2, batch_size=8, test_size=16, finetune=0.25, commit_lr=5.0, commit_margin=6.0)
+    list(masklab.train.train(cfg, build_model(cfg, 1, 10), open_data(cfg)))
+    assert rates == [cfg.lr, pytest.approx(5.0 * cfg.lr)]                # the run's, then the closing phase's
+    assert r"\max(0,\ 6 - (2h - 1)\,l)" in " ".join(objective_latex(cfg))
+    assert r"|m_{\text{eval}} - h|" in " ".join(objective_latex(Config()))
+

@@ -304,7 +304,7 @@ SCREENS["sharp"] = [(name, {"preset": "hard-concrete", **over}, range(3)) for na
 # began. The runs equal the previous default's (screen inside, `nzdi`) until the closing phase (the same seeds and
 # thread count), so each pairs with that run of its seed. The digits' five seeds are the benchmark's hard-concrete
 # rows (the same runs: python -m masklab bench --methods hard-concrete --keep-others --threads 1).
-SCREENS["commit"] = [(name, {"preset": "hard-concrete-dec01b", **over}, seeds) for name, over, seeds in [
+SCREENS["commit"] = [(name, {"preset": "hard-concrete", **over}, seeds) for name, over, seeds in [
     ("cifar_commit_t3", {**CIFAR, "area_target": 0.3}, range(3)), ("shapes_commit", SHAPES, range(2))]]
 # commitv1 (rows in kind.jsonl, code of 82875c3): the first version, in which the classifier trained on the copy's
 # mask instead of the branch's current one and the branch stepped at the full lr: accuracy within +-0.004 of nzdi,
@@ -317,15 +317,15 @@ SCREENS["commit"] = [(name, {"preset": "hard-concrete-dec01b", **over}, seeds) f
 # a hinge past +-4 on the logit at 5x 0.9869, past +-6 at 5x 0.9905 (0.75% of the pixels change side).
 # cm: commit_margin 6, commit_lr 5.
 CM = {"commit_margin": 6.0, "commit_lr": 5.0}
-SCREENS["margin"] = [(name, {"preset": "hard-concrete-dec01b", **over}, seeds) for name, over, seeds in [
+SCREENS["margin"] = [(name, {"preset": "hard-concrete", **over}, seeds) for name, over, seeds in [
     ("cifar_cm_t3", {**CIFAR, "area_target": 0.3, **CM}, range(3)), ("cm", CM, range(3)),
     ("cifar_cm_t1", {**CIFAR, "area_target": 0.1, **CM}, range(3)),
     ("cifar_cm_t5", {**CIFAR, "area_target": 0.5, **CM}, range(3)), ("shapes_cm", {**SHAPES, **CM}, range(2))]]
 # margin: stopped after one seed of three variants (cifar_cm_t3 0.403 at 32.5%, bimodality 0.988; cifar_cm_t1 0.391,
 # 0.990; cm, the digits, 0.919 at 5.1%, 0.9986, where the benchmark's seed 0 of the default had 0.951 at 5.8%): the
 # hinge acts on every logit short of the margin, not only on those in the band, and at 5x the lr it moves the mask
-# (the digits' area 5.8% -> 5.1%). A gain that keeps rising through the closing phase narrows the band without
-# deciding any pixel (tools/closing_band.py gain): Config.closing_gain, the default since.
+# (the digits' area 5.8% -> 5.1%). Not adopted; options for experiments. A gain rising through the closing phase
+# (tried the same evening, then taken out: README, "Committing the mask") narrows the band by scaling alone.
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
