@@ -155,7 +155,7 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              "`_dl03`: with dual_lr 0.3), complement (stopped after two seeds: worse on both), sharp (three seeds) "
              "and commit (three seeds on CIFAR-10, two on shapes; the digits' five are the benchmark's hard-concrete "
              "rows; each run is the `nzdi` run of its seed until the closing phase; `commitv1`: its first version, "
-             "code of 82875c3, in which the classifier trained on the copy's mask, five seeds on the digits) , margin "
+             "code of 82875c3, in which the classifier trained on the copy's mask, five seeds on the digits), margin "
              "(stopped after one seed of three variants: README, \"Committing the mask\"), stride1b and stride1c "
              "(2026-12-01 evening, three seeds on the digits and CIFAR-10, `s1w16` one, `shapes_s1w8n` one: README, "
              "\"Full-resolution masks\"). Every screen before "
