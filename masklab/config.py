@@ -225,10 +225,11 @@ class Config:
                       formula="In the last finetune·steps the branch learns from + mean|m_eval − h| alone, h = "
                               "1[m_eval > ½] of the model as that phase began: each gate settles exactly on its 0 or 1.")
     commit_margin: float = _f(0.0, "commit with a margin: instead of mean |m_eval - h|, the branch learns from "
-                              "mean relu(margin - s * l), s = +1 where h keeps the pixel and -1 where it drops it, l the "
-                              "gate's logit after gain and bound: each logit is pushed past +-margin on its own side, "
-                              "beyond the +-2.3 outside which m_eval is within 0.01 of 0 or 1, so images the closing "
-                              "phase never saw land there too (0: the |m_eval - h| term; must be under logit_bound)",
+                              "mean relu(margin - s * l), s = +1 where h keeps the pixel and -1 where it drops it, "
+                              "l the gate's logit after gain and bound: each logit is pushed past +-margin on its own "
+                              "side, beyond the +-2.3 outside which m_eval is within 0.01 of 0 or 1, so images the "
+                              "closing phase never saw land there too (0: the |m_eval - h| term; must be under "
+                              "logit_bound; an experiment: README, 'Committing the mask')",
                               lo=0, slider="linear", step=0.5, span=(0, 7.5), label="commit margin")
     commit_lr: float = _f(1.0, "the commit optimizer's lr, as a multiple of the lr the run has when the closing phase "
                           "begins", lo=0, lo_open=True, slider="log", span=(0.1, 20), label="commit lr (x run lr)")
