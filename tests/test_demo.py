@@ -114,9 +114,9 @@ def test_photo_demo_numbers_on_2000_of_the_cifar10_test_photos(photos):
     """The README's numbers (summary.json: all 10,000 test photos, as `masklab eval --checkpoint
     checkpoints/demo-photos` gives them again) hold on the first 200 test photos of each class, to within what a
     fifth of the photos can differ from all of them (accuracy: 3.5 standard errors of the subset's difference,
-    0.035; the kept area and bimodality are averages over many pixels a photo); and the mask leans to the photo's centre, where CIFAR-10
-    puts its object: the centre quarter holds far more than its 25% of the kept pixels. (All 10,000 took 45 s of
-    the suite's five minutes; these take a fifth of that.)"""
+    0.035; the kept area and bimodality are averages over many pixels a photo); and the mask leans to the photo's
+    centre, where CIFAR-10 puts its object: the centre quarter holds far more than its 25% of the kept pixels.
+    (All 10,000 took 45 s of the suite's five minutes; these take a fifth of that.)"""
     cfg, model, summary = photos
     folder = cifar_folder(train_per_class=1, test_per_class=200)
     test = open_data(cfg.replace(data=f"folder:{folder}", test_size=0)).test

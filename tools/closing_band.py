@@ -6,11 +6,11 @@
 `gain` reads each run's first 1,000 test images at its own gain and at multiples of it: the hard mask 1[l > 0]
 does not depend on the gain (the area column stays), and the share of m_eval within 0.01 of 0 or 1 (bimodality)
 shows how the band of logits near 0 narrows by scaling alone (why a rising gain in the closing phase was taken out:
-README, "Committing the mask"). `commit` goes on with a run's closing phase
-for --steps more steps of the branch alone (what Config.commit trains; the classifier is not needed for it),
-from its final weights towards its own hard mask, with commit's |m_eval - h| term (`--loss abs`) or a hinge past
-+-margin on the logit (`--loss hinge`, Config.commit_margin), at --lr times the run's lr (Config.commit_lr), and
-prints the test bimodality, the area and the share of pixels whose side changed. A run of a `folder:` photo set
+README, "Committing the mask"). `commit` goes on with a run's closing phase for --steps more steps of the branch
+alone (what Config.commit trains; the classifier is not needed for it), from its final weights towards its own hard
+mask, with commit's |m_eval - h| term (`--loss abs`) or a hinge past +-margin on the logit (`--loss hinge`,
+Config.commit_margin), at --lr times the run's lr (Config.commit_lr), and prints the test bimodality, the area and
+the share of pixels whose side changed. A run of a `folder:` photo set
 made by the benchmark is read from the CIFAR-10 subset the benchmark unpacks (masklab.bench_data.cifar_folder).
 """
 from __future__ import annotations

@@ -383,7 +383,7 @@ def run(screen: str, out: str, workers: int, seconds: float, device: str) -> Non
     jobs, lock = ctx.Queue(), ctx.Lock()
     done = set()                                      # a screen run again goes on where it stopped
     if Path(out).exists():
-        done = {(r["name"], r["seed"]) for r in map(json.loads, Path(out).read_text().splitlines()) if r}
+        done = {(r["name"], r["seed"]) for r in map(json.loads, filter(str.strip, Path(out).read_text().splitlines()))}
     for job in jobs_of(screen):
         if (job[0], job[2]) not in done:
             jobs.put(job)
