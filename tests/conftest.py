@@ -30,6 +30,21 @@ def pytest_xdist_make_scheduler(config, log):
     return None
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """The scheduler above groups tests by the "@NAME" a worker appends to the ids of its xdist_group tests, which a
+    worker does only when its own command line says --dist loadgroup; ours says -n auto. Tell the workers here
+    (pytest_configure, below, reads it), or each group would be spread like any other tests and its session fixture
+    made on every worker that gets one of them (seen: the quick benchmark trained twice, 75 s each)."""
+    if node.config.getoption("dist") == "load":
+        node.workerinput["masklab_loadgroup"] = True
+
+
+def pytest_configure(config):
+    if getattr(config, "workerinput", {}).get("masklab_loadgroup"):
+        config.option.loadgroup = True
+
+
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)
