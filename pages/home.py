@@ -25,6 +25,8 @@ PRESET_NOTES = {
     "seed": "the question's setup: watch it collapse",
     "hard-concrete": "the default: hard concrete under an annealed, damped area constraint with a floor, the gate "
                      "noise shrinking over the anneal, a bimodality term and a closing phase",
+    "hard-concrete-fine": "the default with a mask decided pixel by pixel (stride 1): better on the digits, "
+                          "pieces on photos",
     "hard-concrete-nov29": "the default until 2026-12-01: collapses on some photo targets",
     "hard-concrete-plain": "Louizos et al.'s expected-L0 area under an annealed target (published)",
     "ste": "threshold at 0, backward through a sigmoid",

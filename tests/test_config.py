@@ -43,10 +43,11 @@ def test_presets_cover_every_method():
     two oracle references; each earlier default is today's with what was added since turned off."""
     assert set(PRESETS) == {"unmasked", "seed", "mse-zero", "pooled-l1", "ste", "binary-concrete", "hard-concrete",
                             "hard-concrete-dec01", "hard-concrete-nov29", "hard-concrete-plain", "hard-concrete-bilinear",
-                            "top-k", "sorted-area", "oracle-ink", "oracle-box"}
+                            "hard-concrete-fine", "top-k", "sorted-area", "oracle-ink", "oracle-box"}
     assert preset("seed").gate == "hard_sigmoid" and preset("seed").mask_loss == "seed"
     assert preset("hard-concrete-dec01") == preset("hard-concrete", commit=False) and preset("hard-concrete").commit
     assert preset("hard-concrete-nov29") == preset("hard-concrete-dec01", noise_end=1.0, damping=0.0, gain_site="bounded")
+    assert preset("hard-concrete-fine") == preset("hard-concrete", mask_stride=1, width=8)
 
 
 def test_unknown_keys_are_errors():
