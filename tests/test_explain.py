@@ -67,8 +67,9 @@ def test_dead_zones_are_maximal_runs_of_zero_gradient():
 
 def test_every_masked_preset_has_an_explorer_method_with_its_gate():
     """The explorer covers each masked preset, drawn through that preset's own gate; a preset that differs from a
-    covered one only in where its logits are computed (mask_stride, width) and how block logits reach pixels
-    (mask_upsample) or in whether the closing phase commits the mask (commit) has the same per-pixel curves."""
+    covered one only in the resolution and width its logits are computed at (mask_stride, width), in how block
+    logits reach pixels (mask_upsample) or in whether the closing phase commits the mask (commit) has the same
+    per-pixel curves."""
     spatial = lambda n: preset(n).replace(mask_upsample="nearest", commit=True, mask_stride=2, width=16)
     masked = {n for n, p in PRESETS.items() if p.get("gate", "hard_concrete") != "none"
               and not any(spatial(n) == spatial(m) for m in METHODS if m != n)}
