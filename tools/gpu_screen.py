@@ -346,6 +346,9 @@ SCREENS["stride1d"] = [(name, {"preset": "hard-concrete", **over}, seeds) for na
 SCREENS["stride1e"] = [(name, {"preset": "hard-concrete", **over}, range(3, 5)) for name, over in [
     ("cifar_s1w8n_t1", {**CIFAR, **S1W8, "area_target": 0.1}), ("cifar_s1w8n_t3", {**CIFAR3, **S1W8}),
     ("cifar_s1w8n_t5", {**CIFAR, **S1W8, "area_target": 0.5})]]
+# stride1w4: hard-concrete-fine's step costs 1.62x the unmasked one's (1.6x asked); at width 4 it timed 1.44x. Does the
+# narrower branch keep the digits' accuracy? (Seeds 0-1, paired with hard-concrete-fine's benchmark rows.)
+SCREENS["stride1w4"] = [("s1w4", {"preset": "hard-concrete", "mask_stride": 1, "width": 4}, range(2))]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
