@@ -36,10 +36,12 @@ def _straight_through(hard: Tensor, soft: Tensor) -> Tensor:
 
 
 def _logistic_noise(like: Tensor, generator: torch.Generator | None) -> Tensor:
-    """log(u) - log(1 - u), u ~ U(0, 1): Logistic(0, 1) noise, from the run's own generator."""
+    """log(u) - log(1 - u), u ~ U(0, 1): Logistic(0, 1) noise, from the run's own generator. Computed in float32
+    and only then cast: u = 1 - 1e-6 rounds to 1.0 in bfloat16, whose log1p(-u) is -inf (an infinite noise made
+    a top-k threshold inf - inf = NaN; found by the gate property test)."""
     u = torch.rand(like.shape, generator=generator, device=like.device, dtype=torch.float32)
-    u = u.clamp(1e-6, 1 - 1e-6).to(like.dtype)
-    return torch.log(u) - torch.log1p(-u)
+    u = u.clamp(1e-6, 1 - 1e-6)
+    return (torch.log(u) - torch.log1p(-u)).to(like.dtype)
 
 
 def hard_sigmoid(logits, temperature, training, hard, generator=None):

@@ -9,7 +9,13 @@ from masklab.config import Config
 
 # Hypothesis: 100 examples per property normally; `--hypothesis-profile=mutation` (docs/MUTATION.md) runs 20, so
 # a mutation pass, which reruns the tests once per mutant, stays in the time of a lunch break.
-settings.register_profile("mutation", max_examples=20)
+# The default profile is derandomized: the examples are a function of the test, so a run is repeatable and CI never
+# fails on a draw no one can replay. `--hypothesis-profile=explore` draws fresh random examples, many more, to hunt:
+# run it after changing a gate or the config (a bfloat16 NaN in top-k was found that way; test_gates pins it).
+settings.register_profile("mutation", max_examples=20, derandomize=True)
+settings.register_profile("seeded", derandomize=True)
+settings.register_profile("explore", max_examples=1000, derandomize=False)
+settings.load_profile("seeded")
 
 # pytest-xdist runs the suite in one process per core (`-n auto`): each gets its share of the cores, not all of them
 # (torch's default), so the workers' threads do not fight over the same cores.
