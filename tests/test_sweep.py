@@ -97,30 +97,31 @@ def test_read_sweep_gives_back_the_rows_written_with_their_types(tmp_path):
     assert failed["stopped_early"] is False and failed["alpha"] == 0.9
 
 
-@pytest.mark.parametrize("backend, alphas, targets", [
-    ("sequential", (0.5, 0.9), (0.1, 0.5)),
-    pytest.param("ray", (0.5,), (0.1,), marks=pytest.mark.xdist_group("ray"))])     # each Ray trial: a process
-def test_a_tiny_grid_sweep_runs_end_to_end(backend, alphas, targets, tmp_path, request):
-    """Every trial of a grid (2x2 in this process; one on Ray, whose trials each start a worker process, and whose
-    several trials at once test_sweep_stops runs): run folders that load, sweep.csv with config fields and
-    metrics, SWEEP.md."""
-    if backend == "ray":
-        request.getfixturevalue("ray_session")
-    from masklab.checkpoint import load_run
-    grid = [f"alpha={','.join(map(str, alphas))}", f"area_target={','.join(map(str, targets))}"]
-    plan = make_plan("hard-concrete", grid, overrides=TINY, name=f"t-{backend}")
-    n = len(alphas) * len(targets)
+def test_a_tiny_grid_sweep_runs_end_to_end(tmp_path):
+    """Every trial of a 2x2 grid in this process: run folders that load, sweep.csv with config fields and
+    metrics, SWEEP.md. (Ray's backend: test_sweep_stops, one Ray experiment for the suite's time.)"""
+    alphas, targets = (0.5, 0.9), (0.1, 0.5)
+    plan = make_plan("hard-concrete", ["alpha=0.5,0.9", "area_target=0.1,0.5"], overrides=TINY, name="t-sequential")
     seen = []
-    rows = run_sweep(plan, tmp_path / "checkpoints", tmp_path / "sweep", backend, on_trial=lambda i, r: seen.append(i))
-    assert sorted(seen) == list(range(n)) and len(rows) == n
+    rows = run_sweep(plan, tmp_path / "checkpoints", tmp_path / "sweep", "sequential",
+                     on_trial=lambda i, r: seen.append(i))
+    assert sorted(seen) == list(range(4)) and len(rows) == 4
     meta, saved = read_sweep(tmp_path / "sweep")
-    assert meta["trials"] == n and meta["swept"] == ["alpha", "area_target"]
+    assert meta["trials"] == 4
     assert {(r["alpha"], r["area_target"]) for r in saved} == {(a, t) for a in alphas for t in targets}
+    assert_saved_sweep(tmp_path / "checkpoints", tmp_path / "sweep", saved, meta)
+
+
+def assert_saved_sweep(root, out, saved, meta):
+    """What every finished trial of a sweep leaves, on either backend: a done row with its metrics and swept
+    values, a run folder that loads with that config, and the SWEEP.md table."""
+    from masklab.checkpoint import load_run
+    assert meta["swept"] == ["alpha", "area_target"] and saved
     for r in saved:
         assert r["status"] == "done" and 0 <= r["area"] <= 1 and 0 <= r["accuracy_hard"] <= 1
-        cfg, _, summary = load_run(tmp_path / "checkpoints" / r["run"])
+        cfg, _, summary = load_run(root / r["run"])
         assert (cfg.alpha, cfg.area_target) == (r["alpha"], r["area_target"]) and summary["status"] == "done"
-    assert "| trial | alpha | area_target |" in (tmp_path / "sweep" / "SWEEP.md").read_text()
+    assert "| trial | alpha | area_target |" in (out / "SWEEP.md").read_text()
 
 
 def test_cli_sweep_writes_its_files_and_refuses_bad_axes(tmp_path, capsys):
