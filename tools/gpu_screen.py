@@ -350,6 +350,14 @@ SCREENS["stride1e"] = [(name, {"preset": "hard-concrete", **S1W8N[name]}, range(
 # stride1w4: hard-concrete-fine's step costs 1.62x the unmasked one's (1.6x asked); at width 4 it timed 1.44x. Does the
 # narrower branch keep the digits' accuracy? (Seeds 0-1, paired with hard-concrete-fine's benchmark rows.)
 SCREENS["stride1w4"] = [("s1w4", {"preset": "hard-concrete", "mask_stride": 1, "width": 4}, range(2))]
+# fineclose (2026-12-02): a fresh classifier on hard-concrete-fine's frozen mask (tools/refit_mask.py) says whether its
+# mask or its classifier holds the digits under the oracle; this gives the run's own classifier twice the closing
+# phase on its mask (finetune 0.4: the last 600 of 1500 steps, from the anneal's end), at no extra step.
+SCREENS["fineclose"] = [("s1w8n_ft4", {"preset": "hard-concrete", **S1W8, "finetune": 0.4}, range(2))]
+# fineeq: hard-concrete-fine's masks end under their target (seed 0: 3.9% of the pixels at target 4.5%, 71% of the
+# ink kept, against the default's 5.1% and 84%); area_floor 0.95 puts the lower bound just under the target (1.0 is
+# refused: the two multipliers would pull on the same point), so the mask is held near the ink's share of the canvas.
+SCREENS["fineeq"] = [("s1w8n_eq", {"preset": "hard-concrete", **S1W8, "area_floor": 0.95}, range(2))]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
