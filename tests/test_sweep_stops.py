@@ -70,7 +70,7 @@ def test_a_trial_asking_for_more_cpus_than_ray_has_is_refused_not_left_waiting(t
 @pytest.mark.slow
 @pytest.mark.xdist_group("ray")
 def test_a_ray_sweep_runs_its_trials_and_stops_when_asked(tmp_path, ray_session):
-    """The suite's one Ray experiment (each trial starts a worker process; one experiment is 25-80 s here), so it
+    """The suite's one Ray experiment (each trial starts a worker process; one experiment took 11-42 s here), so it
     checks both: the finished trials leave what a sequential sweep's do (test_sweep's end-to-end test), and
     should_stop, true once the first trial is in, ends the experiment: the trials not finished are left out and
     sweep.csv holds exactly the finished ones."""
