@@ -359,6 +359,10 @@ SCREENS["fineclose"] = [("s1w8n_ft4", {"preset": "hard-concrete", **S1W8, "finet
 # just under the target (1.0 is refused: the two multipliers would pull on the same point), so the mask is held
 # near the ink's share of the canvas.
 SCREENS["fineeq"] = [("s1w8n_eq", {"preset": "hard-concrete", **S1W8, "area_floor": 0.95}, range(2))]
+# finedeep: at stride 1 the branch's dilated convs see 15x15 pixels (at stride 2, 15x15 cells: 30 pixels), half the
+# context the default has for telling a digit's strokes from a fragment of clutter beside them (where the masks
+# fail: README, "...and the mask: clutter inside the digit's box"); branch_depth 4 gives it 31 pixels back.
+SCREENS["finedeep"] = [("s1w8n_deep", {"preset": "hard-concrete", **S1W8, "branch_depth": 4}, range(2))]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
