@@ -101,13 +101,15 @@ def test_a_tiny_grid_sweep_runs_end_to_end(tmp_path):
     """Every trial of a 2x2 grid in this process: run folders that load, sweep.csv with config fields and
     metrics, SWEEP.md. (Ray's backend: test_sweep_stops, one Ray experiment for the suite's time.)"""
     alphas, targets = (0.5, 0.9), (0.1, 0.5)
-    plan = make_plan("hard-concrete", ["alpha=0.5,0.9", "area_target=0.1,0.5"], overrides=TINY, name="t-sequential")
+    grid = [f"alpha={','.join(map(str, alphas))}", f"area_target={','.join(map(str, targets))}"]
+    plan = make_plan("hard-concrete", grid, overrides=TINY, name="t-sequential")
+    n = len(alphas) * len(targets)
     seen = []
     rows = run_sweep(plan, tmp_path / "checkpoints", tmp_path / "sweep", "sequential",
                      on_trial=lambda i, r: seen.append(i))
-    assert sorted(seen) == list(range(4)) and len(rows) == 4
+    assert sorted(seen) == list(range(n)) and len(rows) == n
     meta, saved = read_sweep(tmp_path / "sweep")
-    assert meta["trials"] == 4
+    assert meta["trials"] == n
     assert {(r["alpha"], r["area_target"]) for r in saved} == {(a, t) for a in alphas for t in targets}
     assert_saved_sweep(tmp_path / "checkpoints", tmp_path / "sweep", saved, meta)
 
