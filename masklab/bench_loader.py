@@ -81,7 +81,7 @@ def first_step_and_memory(data: str, size: int, steps: int = 20) -> dict:
                 "peak_mb": round(peak)}
 
 
-def streamed_over_in_memory(folder: Path, size: int, images: int = 10_000, steps: int = 150, rounds: int = 2,
+def streamed_over_in_memory(folder: Path, size: int, images: int = 10_000, steps: int = 150, rounds: int = 3,
                             log=print) -> dict:
     """Training images/s of the default on `images` training files: streamed and decoded every time (the first
     epoch), streamed from the filled cache (later epochs), and the same images decoded once into memory
@@ -118,7 +118,7 @@ def streamed_over_in_memory(folder: Path, size: int, images: int = 10_000, steps
 
 
 def measure_loading(folder: Path, out: Path = Path("bench"), log=print, sizes=SIZES, images: int = 10_000,
-                    steps: int = 150, cold: bool = True, train_steps: int = 20, rounds: int = 2) -> Path:
+                    steps: int = 150, cold: bool = True, train_steps: int = 20, rounds: int = 3) -> Path:
     """Both measurements at each size, written to out/loading.json (RESULTS.md lists it); the throughput is
     timed over `steps` steps at 32 px, fewer at larger sizes (the same pixels; at least 20, or `steps` if fewer).
     `cold`: also time a first run while the file system's cache may be cold (False: only the warm run;

@@ -98,13 +98,41 @@ class FileImages:
         x = torch.from_numpy(a.copy()).unsqueeze(0) if a.ndim == 2 else torch.from_numpy(a.transpose(2, 0, 1).copy())
         return resize_uint8(x[None], self.size)[0], own
 
+    def read_many(self, indices: list[int]) -> dict[int, Tensor]:
+        """Of the images at `indices`, those the fast path of read() takes (small JPEGs, by their name and
+        header), decoded in one call of TorchCodec's decoder and resized: {index: image}. The rest, or all where
+        one of them fails to decode, are left to read(). At 32 px the Python around each image's decoding
+        costs as much as the decoding; a batch pays the decoder's own per-call checks once."""
+        decode = _decode_jpeg()
+        if decode is None:
+            return {}
+        picked, sources = [], []
+        for i in indices:
+            path = self.paths[i]
+            if not path.lower().endswith((".jpg", ".jpeg")):
+                continue
+            data = _read_within_limit(path)
+            if data is not None and self._small_jpeg(jpeg_header(data)):
+                picked.append(i)
+                sources.append(torch.frombuffer(data, dtype=torch.uint8))
+        if not sources:
+            return {}
+        try:
+            xs = decode(sources, mode=self._mode)
+        except (RuntimeError, ValueError):
+            return {}
+        return {i: x if x.shape[1:] == self.size else resize_uint8(x[None], self.size)[0] for i, x in zip(picked, xs)}
+
+    def _small_jpeg(self, header: tuple[int, int, bool] | None) -> bool:
+        """Whether TorchCodec's JPEG decoder suits a JPEG with this header: no EXIF (whose orientation only PIL
+        applies), no more than twice the target size, within the pixel limit."""
+        return (header is not None and not header[2] and max(header[0], header[1]) <= 2 * max(self.size)
+                and header[0] * header[1] <= MAX_PIXELS)
+
     def _decode_small_jpeg(self, data: bytearray) -> tuple[Tensor, tuple[int, int]] | None:
-        """The image by TorchCodec's JPEG decoder where that suits it (a JPEG without EXIF, whose orientation
-        only PIL applies, no more than twice the target size, within the pixel limit); None otherwise. The
-        per-image Python around the decoder is kept short: at 32 px it costs as much as the decoding."""
+        """The image by TorchCodec's JPEG decoder where _small_jpeg says it suits it; None otherwise."""
         decode, header = _decode_jpeg(), jpeg_header(data)
-        if (decode is None or header is None or header[2] or max(header[0], header[1]) > 2 * max(self.size)
-                or header[0] * header[1] > MAX_PIXELS):
+        if decode is None or not self._small_jpeg(header):
             return None
         try:
             x = decode(torch.frombuffer(data, dtype=torch.uint8), mode=self._mode)
@@ -246,12 +274,22 @@ class Images(torch.utils.data.Dataset):
     def fetch(self, indices: list[int]) -> tuple[Tensor, list[int]]:
         """uint8 (B, C, H, W) of these images (from the cache or decoded), and the indices actually used (a bad
         image's place is taken by the next good one)."""
-        out, used = torch.empty((len(indices), *self.source.shape), dtype=torch.uint8), []
-        for k, i in enumerate(indices):
-            x, i = self._one(i)
-            out[k] = x
+        ready = self._decode_ahead(indices)
+        xs, used = [], []
+        for i in indices:
+            x, i = self._one(i, ready)
+            xs.append(x)
             used.append(i)
-        return out, used
+        return torch.stack(xs), used
+
+    def _decode_ahead(self, indices: list[int]) -> dict[int, Tensor]:
+        """The images among `indices` that the source decodes together (FileImages.read_many), skipping those
+        known bad or already in the cache."""
+        read_many = getattr(self.source, "read_many", None)
+        if read_many is None:
+            return {}
+        bad, filled = self._flags()
+        return read_many([i for i in indices if not bad[i] and (filled is None or not filled[i])])
 
     def _flags(self) -> tuple[np.ndarray, np.ndarray | None]:
         """numpy views of the shared bad / filled flags (the same memory; a numpy scalar read is ~20x cheaper
@@ -263,7 +301,9 @@ class Images(torch.utils.data.Dataset):
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if k != "_views"}
 
-    def _one(self, i: int) -> tuple[Tensor, int]:
+    def _one(self, i: int, ready: dict[int, Tensor] | None = None) -> tuple[Tensor, int]:
+        """Image i, or where it is bad the next good one, and its index; from `ready` (decoded ahead) where it is
+        there."""
         bad, filled = self._flags()
         n = len(bad)
         for k in range(n):
@@ -273,7 +313,7 @@ class Images(torch.utils.data.Dataset):
             if filled is not None and filled[j]:
                 return self.cache[j], j
             try:
-                x, _ = self.source.read(j)
+                x = ready[j] if ready and j in ready else self.source.read(j)[0]
             except ImageError:
                 bad[j] = True
                 continue

@@ -118,6 +118,28 @@ def test_jpeg_header_reads_size_and_exif_without_decoding():
     assert jpeg_header(b"\x89PNG\r\n\x1a\n") is None and jpeg_header(b"\xff\xd8\xff\xe0\x00") is None
 
 
+def test_a_batch_decodes_its_small_jpegs_in_one_call_with_the_pixels_of_one_by_one(tmp_path, monkeypatch):
+    """A batch's small JPEGs go to the decoder together (one call), PNGs and a damaged JPEG one by one: the
+    same pixels as reading each image alone, and the damaged one replaced by the next image as before."""
+    import masklab.stream as stream
+    root = _folder(tmp_path / "f", n=3)
+    _folder(tmp_path / "f", n=2, classes=("c",), fmt="PNG")
+    paths, labels, _ = index_folder(root / "train", ["a", "b", "c"])
+    files = FileImages(paths, (16, 16))
+    alone = torch.stack([files.read(i)[0] for i in range(len(paths))])
+    calls = []
+    decode = stream._decode_jpeg()
+    monkeypatch.setattr(stream, "_DECODER", [lambda data, **kw: calls.append(len(data)) or decode(data, **kw)])
+    assert sorted(files.read_many(range(len(paths)))) == [0, 1, 2, 3, 4, 5]      # the JPEGs, not the PNGs
+    x, used = Images(files, torch.tensor(labels)).fetch(list(range(len(paths))))
+    assert calls == [6, 6] and used == list(range(len(paths))) and torch.equal(x, alone)
+    (root / "train" / "a" / "1.jpg").write_bytes((root / "train" / "a" / "1.jpg").read_bytes()[:40])
+    images = Images(files, torch.tensor(labels))
+    x, used = images.fetch(list(range(len(paths))))           # the batch call fails: each JPEG alone instead
+    assert used == [0, 2, 2, 3, 4, 5, 6, 7] and images.bad.tolist() == [False, True] + [False] * 6
+    assert torch.equal(x, alone[used])
+
+
 def test_a_rotated_jpeg_comes_out_upright_and_the_fast_decoder_matches_pil(tmp_path):
     """Small JPEGs go through TorchCodec, others through PIL: the same pixels either way, EXIF honoured."""
     a = np.zeros((10, 30, 3), dtype=np.uint8)
