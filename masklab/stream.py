@@ -3,7 +3,8 @@
   index_folder   the files of a folder, class by class (ImageFolder's order), each file's first bytes checked so
                  that non-images (an HTML page saved as .jpg, an empty file) are skipped and counted up front.
   FileImages     item i decoded on demand (the hostile-image checks of masklab.images; JPEGs decoded at a reduced
-                 scale where the target size allows), resized to the run's size, as uint8 (C, H, W).
+                 scale where the target size allows; a batch's small JPEGs by TorchCodec in one call), resized to
+                 the run's size, as uint8 (C, H, W).
   ArrayImages    the same for images already in memory (torchvision's MNIST / CIFAR-10 arrays).
   Images         a source plus its labels, a uint8 cache in shared memory (kept only where it fits the memory
                  budget; workers fill it as they decode, so the first epoch decodes and later ones do not), and
