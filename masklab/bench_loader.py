@@ -51,6 +51,17 @@ def _pss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def drop_file_cache() -> bool:
+    """Empty the kernel's page cache (Linux, as root: /proc/sys/vm/drop_caches) so that the next run reads its
+    files from the disk, as a first run after a reboot does; False where this process may not."""
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")       # 1: the page cache only
+        return True
+    except OSError:
+        return False
+
+
 def first_step_and_memory(data: str, size: int, steps: int = 20) -> dict:
     """Run `masklab train` on `data` at `size` px for `steps` steps: seconds to its first step, total seconds and
     the peak memory (MB) of it and its workers. `shapes` is generated at `size` (the model's own footprint)."""
@@ -121,8 +132,9 @@ def measure_loading(folder: Path, out: Path = Path("bench"), log=print, sizes=SI
                     steps: int = 150, cold: bool = True, train_steps: int = 20, rounds: int = 3) -> Path:
     """Both measurements at each size, written to out/loading.json (RESULTS.md lists it); the throughput is
     timed over `steps` steps at 32 px, fewer at larger sizes (the same pixels; at least 20, or `steps` if fewer).
-    `cold`: also time a first run while the file system's cache may be cold (False: only the warm run;
-    first_step_cold_s is then None). `train_steps`: the steps of each watched `masklab train` (its peak memory is a
+    `cold`: also time a first run with a cold file cache: emptied first where this process may (root on Linux;
+    cold_cache says "dropped"), else as found ("as found": warm if the folder was read lately); False: only the
+    warm run, first_step_cold_s is then None. `train_steps`: the steps of each watched `masklab train` (its peak memory is a
     steady step's); `rounds`: of the side-by-side throughput (medians over them)."""
     from .device import device_name, usable_cpus
     from .stream import loader_workers
@@ -130,13 +142,15 @@ def measure_loading(folder: Path, out: Path = Path("bench"), log=print, sizes=SI
               "workers": loader_workers(), "cores": usable_cpus(), "torch": torch.__version__,
               "date": time.strftime("%Y-%m-%d"), "command": "python -m masklab bench --loader"}
     for size in sizes:
-        first = first_step_and_memory(f"folder:{folder}", size, train_steps) if cold else None  # cache may be cold
+        if cold:
+            result["cold_cache"] = "dropped" if drop_file_cache() else "as found"
+        first = first_step_and_memory(f"folder:{folder}", size, train_steps) if cold else None
         warm = first_step_and_memory(f"folder:{folder}", size, train_steps)
         model = first_step_and_memory("shapes", size, train_steps)      # no files: the model's own memory
         peak = max(warm["peak_mb"], first["peak_mb"] if first else 0)
-        log(f"{size} px: first step {warm['first_step_s']} s after the command's start (cold cache "
-            f"{first['first_step_s'] if first else 'not timed'} s), peak memory {peak} MB (the same run on "
-            f"generated images: {model['peak_mb']} MB)")
+        log(f"{size} px: first step {warm['first_step_s']} s after the command's start (cold cache, "
+            f"{result.get('cold_cache', 'not timed')}: {first['first_step_s'] if first else '-'} s), peak memory "
+            f"{peak} MB (the same run on generated images: {model['peak_mb']} MB)")
         rates = streamed_over_in_memory(folder, size, images, max(min(20, steps), steps * 32 ** 2 // size ** 2),
                                         rounds, log=log)
         log(f"{size} px: images/s streamed {rates['decoded']:.0f} while decoding ({rates['ratio_decoded']:.2f}x), "
@@ -153,7 +167,9 @@ def measure_loading(folder: Path, out: Path = Path("bench"), log=print, sizes=SI
 
 def loading_line(t: dict, name: str = "loading.json") -> str:
     """The RESULTS.md line of a loading.json."""
-    parts = [f"{size}: first step {v['first_step_s']} s after the command's start, peak {v['peak_mb']} MB "
+    cold = lambda v: (f" ({v['first_step_cold_s']} s with the file cache emptied first)"
+                      if t.get("cold_cache") == "dropped" and v.get("first_step_cold_s") else "")
+    parts = [f"{size}: first step {v['first_step_s']} s after the command's start{cold(v)}, peak {v['peak_mb']} MB "
              f"(on generated images of that size {v.get('generated_peak_mb', '?')} MB), "
              f"{v['images_per_s']['ratio_decoded']:.2f}x the in-memory images/s while decoding, "
              f"{v['images_per_s']['ratio_cached']:.2f}x from the cache" for size, v in t["sizes"].items()]

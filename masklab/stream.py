@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -34,6 +35,10 @@ _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM
                b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
 CROP_SCALE = (0.5, 1.0)          # random resized crop: fraction of the image's area kept
 CROP_RATIO = (3 / 4, 4 / 3)      # and its aspect ratio
+# Indexing reads the first bytes of every file: on a cold file cache each read waits on the disk, so chunks of files
+# are read by threads at once (the waits overlap; the GIL is released while they wait). Measured on CIFAR-10's 60,000
+# files: README, "Command line" (the loader).
+INDEX_THREADS, INDEX_CHUNK = 4, 256
 
 
 def looks_like_image(head: bytes) -> bool:
@@ -51,21 +56,39 @@ def index_folder(root: Path, classes: list[str], progress: Callable[[int, int], 
         for folder, _, names in sorted(os.walk(root / name, followlinks=True)):
             found += [(os.path.join(folder, f), label) for f in sorted(names) if f.lower().endswith(EXTENSIONS)]
     paths, labels, skipped = [], [], []
-    every = max(1, len(found) // 100)
-    for done, (path, label) in enumerate(found, start=1):
-        try:
-            with open(path, "rb") as f:
-                ok = looks_like_image(f.read(16))
-        except OSError:
-            ok = False
-        if ok:
-            paths.append(path)
-            labels.append(label)
-        else:
-            skipped.append(path)
-        if progress and (done % every == 0 or done == len(found)):
-            progress(done, len(found))
+    chunks = [found[i:i + INDEX_CHUNK] for i in range(0, len(found), INDEX_CHUNK)]
+    done, every, reported = 0, max(1, len(found) // 100), 0
+    with ThreadPoolExecutor(INDEX_THREADS) as pool:          # results in order, whatever finishes first
+        for chunk, oks in zip(chunks, pool.map(_starts_like_images, chunks)):
+            for (path, label), ok in zip(chunk, oks):
+                if ok:
+                    paths.append(path)
+                    labels.append(label)
+                else:
+                    skipped.append(path)
+            done += len(chunk)
+            if progress and (done - reported >= every or done == len(found)):
+                progress(done, len(found))
+                reported = done
     return paths, labels, skipped
+
+
+def _starts_like_images(files: list[tuple[str, int]]) -> list[bool]:
+    """looks_like_image of each file's first 16 bytes (False where it cannot be read)."""
+    oks = []
+    for path, _ in files:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            oks.append(False)
+            continue
+        try:
+            oks.append(looks_like_image(os.read(fd, 16)))
+        except OSError:
+            oks.append(False)
+        finally:
+            os.close(fd)
+    return oks
 
 
 class FileImages:

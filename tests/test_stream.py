@@ -84,7 +84,11 @@ def test_a_damaged_image_is_replaced_by_the_next_one_and_counted(tmp_path):
             stream.batch(4)
 
 
-def test_index_folder_follows_imagefolder_order_and_reports_progress(tmp_path):
+def test_index_folder_follows_imagefolder_order_and_reports_progress(tmp_path, monkeypatch):
+    """Files are checked by threads, a chunk each (two files a chunk here, so four chunks): the order is still
+    ImageFolder's, and progress only goes up."""
+    import masklab.stream as stream
+    monkeypatch.setattr(stream, "INDEX_CHUNK", 2)
     root = _folder(tmp_path / "f", n=3, fmt="PNG")
     (root / "train" / "a" / "sub").mkdir()
     Image.new("RGB", (5, 5)).save(root / "train" / "a" / "sub" / "z.png")
@@ -94,6 +98,7 @@ def test_index_folder_follows_imagefolder_order_and_reports_progress(tmp_path):
     names = [p.split("train/")[1] for p in paths]
     assert names == ["a/0.png", "a/1.png", "a/2.png", "a/sub/z.png", "b/0.png", "b/1.png", "b/2.png"]
     assert labels == [0, 0, 0, 0, 1, 1, 1] and skipped == [] and seen[-1] == (7, 7)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
 def test_file_signatures():
@@ -277,3 +282,7 @@ def test_bench_loader_measures_a_folder_side_by_side(tmp_path):
     assert set(v["images_per_s"]) == {"decoded", "cached", "in_memory", "ratio_decoded", "ratio_cached"}
     assert v["images_per_s"]["ratio_cached"] == pytest.approx(v["images_per_s"]["cached"] / v["images_per_s"]["in_memory"], abs=1e-3)
     assert any("image folder of 32 JPEGs" in line and "16px: first step" in line for line in throughput_files(tmp_path))
+    from masklab.bench_loader import loading_line
+    v["first_step_cold_s"] = 3.25                                     # a cold run says how cold it was
+    assert "(3.25 s with the file cache emptied first)" in loading_line({**t, "cold_cache": "dropped"})
+    assert "emptied" not in loading_line({**t, "cold_cache": "as found"})
