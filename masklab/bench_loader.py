@@ -134,8 +134,8 @@ def measure_loading(folder: Path, out: Path = Path("bench"), log=print, sizes=SI
     timed over `steps` steps at 32 px, fewer at larger sizes (the same pixels; at least 20, or `steps` if fewer).
     `cold`: also time a first run with a cold file cache: emptied first where this process may (root on Linux;
     cold_cache says "dropped"), else as found ("as found": warm if the folder was read lately); False: only the
-    warm run, first_step_cold_s is then None. `train_steps`: the steps of each watched `masklab train` (its peak memory is a
-    steady step's); `rounds`: of the side-by-side throughput (medians over them)."""
+    warm run, first_step_cold_s is then None. `train_steps`: the steps of each watched `masklab train` (its peak
+    memory is a steady step's); `rounds`: of the side-by-side throughput (medians over them)."""
     from .device import device_name, usable_cpus
     from .stream import loader_workers
     result = {"folder_images": None, "sizes": {}, "device": device_name(torch.device("cpu")),

@@ -134,13 +134,17 @@ def test_a_batch_decodes_its_small_jpegs_in_one_call_with_the_pixels_of_one_by_o
     alone = torch.stack([files.read(i)[0] for i in range(len(paths))])
     calls = []
     decode = stream._decode_jpeg()
-    monkeypatch.setattr(stream, "_DECODER", [lambda data, **kw: calls.append(len(data)) or decode(data, **kw)])
+    monkeypatch.setattr(stream, "_DECODER", [lambda data, **kw: calls.append(len(data) if isinstance(data, list)
+                                                                          else "one") or decode(data, **kw)])
     assert sorted(files.read_many(range(len(paths)))) == [0, 1, 2, 3, 4, 5]      # the JPEGs, not the PNGs
     x, used = Images(files, torch.tensor(labels)).fetch(list(range(len(paths))))
     assert calls == [6, 6] and used == list(range(len(paths))) and torch.equal(x, alone)
-    (root / "train" / "a" / "1.jpg").write_bytes((root / "train" / "a" / "1.jpg").read_bytes()[:40])
+    damaged = root / "train" / "a" / "1.jpg"
+    damaged.write_bytes(damaged.read_bytes()[:-200])           # its header intact, its scan cut short
+    calls.clear()
     images = Images(files, torch.tensor(labels))
     x, used = images.fetch(list(range(len(paths))))           # the batch call fails: each JPEG alone instead
+    assert calls[0] == 6 and set(calls[1:]) == {"one"}
     assert used == [0, 2, 2, 3, 4, 5, 6, 7] and images.bad.tolist() == [False, True] + [False] * 6
     assert torch.equal(x, alone[used])
 
