@@ -111,41 +111,43 @@ class FileImages:
         much larger than that size (most photo datasets' files) is decoded by TorchCodec's libjpeg-turbo, several
         times faster than through PIL; anything else, or a JPEG that fails there, goes through masklab.images
         (EXIF orientation applied; a large JPEG decoded at a reduced scale). The file is read once either way."""
-        path = self.paths[i]
-        data = _read_within_limit(path)
+        return self._decode(i, _read_within_limit(self.paths[i]))
+
+    def read_many(self, indices: list[int]) -> dict[int, Tensor]:
+        """{index: image} of the images at `indices`, each file read once: the small JPEGs read() would give
+        TorchCodec decoded in one call of it (or one by one where that call fails), the rest as read() decodes
+        them. An image that cannot be decoded is left out (read() says why). At 32 px the Python around each
+        image's decoding costs as much as the decoding; a batch pays the decoder's own per-call checks once."""
+        decode, picked, rest = _decode_jpeg(), [], []
+        for i in indices:
+            data = _read_within_limit(self.paths[i])
+            small = decode is not None and data is not None and self._small_jpeg(jpeg_header(data))
+            (picked if small else rest).append((i, data))
+        out = {}
+        if picked:
+            try:
+                xs = decode([torch.frombuffer(data, dtype=torch.uint8) for _, data in picked], mode=self._mode)
+                out = {i: resize_uint8(x[None], self.size)[0] for (i, _), x in zip(picked, xs)}
+            except (RuntimeError, ValueError):                # one damaged file: each of them alone
+                rest += picked
+        for i, data in rest:
+            try:
+                out[i] = self._decode(i, data)[0]
+            except ImageError:
+                pass
+        return out
+
+    def _decode(self, i: int, data: bytearray | None) -> tuple[Tensor, tuple[int, int]]:
+        """read() of image i from its bytes (None where they could not be read: open_image then says why)."""
         fast = None if data is None else self._decode_small_jpeg(data)
         if fast is not None:
             return fast
+        path = self.paths[i]
         img = open_image(path if data is None else data, name=str(path), draft=(max(self.size),) * 2)
         own = img.size
         a = np.asarray(to_mode(img, self.channels))
         x = torch.from_numpy(a.copy()).unsqueeze(0) if a.ndim == 2 else torch.from_numpy(a.transpose(2, 0, 1).copy())
         return resize_uint8(x[None], self.size)[0], own
-
-    def read_many(self, indices: list[int]) -> dict[int, Tensor]:
-        """Of the images at `indices`, those the fast path of read() takes (small JPEGs, by their name and
-        header), decoded in one call of TorchCodec's decoder and resized: {index: image}. The rest, or all where
-        one of them fails to decode, are left to read(). At 32 px the Python around each image's decoding
-        costs as much as the decoding; a batch pays the decoder's own per-call checks once."""
-        decode = _decode_jpeg()
-        if decode is None:
-            return {}
-        picked, sources = [], []
-        for i in indices:
-            path = self.paths[i]
-            if not path.lower().endswith((".jpg", ".jpeg")):
-                continue
-            data = _read_within_limit(path)
-            if data is not None and self._small_jpeg(jpeg_header(data)):
-                picked.append(i)
-                sources.append(torch.frombuffer(data, dtype=torch.uint8))
-        if not sources:
-            return {}
-        try:
-            xs = decode(sources, mode=self._mode)
-        except (RuntimeError, ValueError):
-            return {}
-        return {i: x if x.shape[1:] == self.size else resize_uint8(x[None], self.size)[0] for i, x in zip(picked, xs)}
 
     def _small_jpeg(self, header: tuple[int, int, bool] | None) -> bool:
         """Whether TorchCodec's JPEG decoder suits a JPEG with this header: no EXIF (whose orientation only PIL

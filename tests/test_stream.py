@@ -124,8 +124,8 @@ def test_jpeg_header_reads_size_and_exif_without_decoding():
 
 
 def test_a_batch_decodes_its_small_jpegs_in_one_call_with_the_pixels_of_one_by_one(tmp_path, monkeypatch):
-    """A batch's small JPEGs go to the decoder together (one call), PNGs and a damaged JPEG one by one: the
-    same pixels as reading each image alone, and the damaged one replaced by the next image as before."""
+    """A batch's small JPEGs go to the decoder together (one call), PNGs and a damaged JPEG one by one, each file
+    read once: the same pixels as reading each image alone, and the damaged one replaced by the next image."""
     import masklab.stream as stream
     root = _folder(tmp_path / "f", n=3)
     _folder(tmp_path / "f", n=2, classes=("c",), fmt="PNG")
@@ -136,9 +136,13 @@ def test_a_batch_decodes_its_small_jpegs_in_one_call_with_the_pixels_of_one_by_o
     decode = stream._decode_jpeg()
     monkeypatch.setattr(stream, "_DECODER", [lambda data, **kw: calls.append(len(data) if isinstance(data, list)
                                                                           else "one") or decode(data, **kw)])
-    assert sorted(files.read_many(range(len(paths)))) == [0, 1, 2, 3, 4, 5]      # the JPEGs, not the PNGs
+    reads = []
+    read = stream._read_within_limit
+    monkeypatch.setattr(stream, "_read_within_limit", lambda path: reads.append(path) or read(path))
+    assert sorted(files.read_many(range(len(paths)))) == list(range(8))          # the JPEGs and the PNGs
+    assert sorted(reads) == sorted(paths)                                        # each file read once
     x, used = Images(files, torch.tensor(labels)).fetch(list(range(len(paths))))
-    assert calls == [6, 6] and used == list(range(len(paths))) and torch.equal(x, alone)
+    assert calls == [6, 6] and used == list(range(len(paths))) and torch.equal(x, alone)  # the 6 JPEGs together
     damaged = root / "train" / "a" / "1.jpg"
     damaged.write_bytes(damaged.read_bytes()[:-200])           # its header intact, its scan cut short
     calls.clear()
