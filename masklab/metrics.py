@@ -31,13 +31,22 @@ def contiguity(hard: Tensor) -> float | None:
     h, w = hard.shape[-2:]
     largest = 0
     for part in hard.split(max(1, EVAL_PIXELS // (h * w))):
-        largest += _largest_pieces(part).sum().item()
+        largest += _pieces(part)[1].sum().item()
     return largest / kept
 
 
-def _largest_pieces(hard: Tensor) -> Tensor:
-    """(N, H, W) bool -> (N,) the size of each image's largest 4-connected piece of True pixels: every pixel takes
-    the largest label among its kept neighbours until nothing changes, so each piece ends with one label."""
+def largest_piece(hard: Tensor) -> Tensor:
+    """A hard mask (N, 1, H, W) cut to each image's largest 4-connected piece of kept pixels (ties: the piece with
+    the highest label); an empty mask stays empty."""
+    flat = hard.bool().flatten(0, -3)
+    keys, _, best = _pieces(flat)
+    return (keys == best.view(-1, 1, 1)).logical_and_(flat).view(hard.shape).to(hard.dtype)
+
+
+def _pieces(hard: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(N, H, W) bool -> (each pixel's piece key (N, H, W), the size of each image's largest piece (N,), that
+    piece's key (N,)). Every kept pixel takes the largest label among its kept 4-neighbours until nothing changes,
+    so each piece ends with one label; a key is the label made unique across images."""
     n, h, w = hard.shape
     labels = torch.arange(1, h * w + 1, device=hard.device).view(1, h, w) * hard
     while True:
@@ -50,10 +59,14 @@ def _largest_pieces(hard: Tensor) -> Tensor:
         if torch.equal(grown, labels):
             break
         labels = grown
-    keys = (torch.arange(n, device=hard.device).view(n, 1, 1) * (h * w + 1) + labels)[hard]
-    pieces, sizes = keys.unique(return_counts=True)
-    return torch.zeros(n, dtype=sizes.dtype, device=hard.device).scatter_reduce(
-        0, pieces // (h * w + 1), sizes, reduce="amax")
+    keys = torch.arange(n, device=hard.device).view(n, 1, 1) * (h * w + 1) + labels
+    pieces, sizes = keys[hard].unique(return_counts=True)
+    image = pieces // (h * w + 1)
+    largest = torch.zeros(n, dtype=sizes.dtype, device=hard.device).scatter_reduce(0, image, sizes, reduce="amax")
+    # the largest piece's key: among each image's pieces of the largest size, the highest key (-1: nothing kept)
+    best = torch.full((n,), -1, dtype=keys.dtype, device=hard.device).scatter_reduce(
+        0, image, torch.where(sizes == largest[image], pieces, -1), reduce="amax")
+    return keys, largest, best
 
 
 def collapsed(area: float) -> bool:

@@ -5,7 +5,7 @@ them from the mask logits of a real model."""
 import pytest
 import torch
 
-from masklab.metrics import box_masks, contiguity, evaluate, localisation
+from masklab.metrics import box_masks, contiguity, evaluate, largest_piece, localisation
 
 NAN = float("nan")
 
@@ -147,3 +147,19 @@ def test_evaluate_reports_localisation_from_the_mask_logits(tiny):
     assert evaluate(model, test, cfg.temperature_end)["pointing_game"] == 1.0
     model.mask_logits = peaks_at((12, 12), (2, 2))                  # each in the other's box
     assert evaluate(model, test, cfg.temperature_end)["pointing_game"] == 0.0
+
+
+def test_largest_piece_keeps_each_images_largest_piece_only():
+    """By hand: a 2x2 block beside two isolated pixels keeps the block; an image whose pieces tie keeps one of them
+    whole; an empty mask stays empty; each image is cut on its own (a larger piece in another image changes nothing)
+    and the dtype and shape are the input's."""
+    block = _pixels([(0, 0), (0, 1), (1, 0), (1, 1), (3, 3), (3, 1)], n=4)
+    tie = _pixels([(0, 0), (3, 3)], n=4)
+    stroke = _pixels([(2, 0), (2, 1), (2, 2), (2, 3), (1, 3)], n=4)
+    masks = torch.stack([block, tie, torch.zeros_like(block), stroke]).float()
+    cut = largest_piece(masks)
+    assert cut.shape == masks.shape and cut.dtype == torch.float32
+    assert torch.equal(cut[0], _pixels([(0, 0), (0, 1), (1, 0), (1, 1)], n=4).float())
+    assert cut[1].sum() == 1 and (cut[1] <= masks[1]).all()
+    assert cut[2].sum() == 0 and torch.equal(cut[3], masks[3])
+    assert torch.equal(largest_piece(masks.bool()), cut.bool())

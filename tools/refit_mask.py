@@ -6,6 +6,7 @@ classifier (new initialisation, the run's steps, lr and batch) on x * its determ
     python tools/refit_mask.py RUN --ink        # which of the digit's ink the mask keeps, by the ink's intensity
     python tools/refit_mask.py RUN --clutter    # where the run's errors are: images with clutter in the digit's box
     python tools/refit_mask.py RUN --dropped    # what the run's own classifier reads in the pixels the mask drops
+    python tools/refit_mask.py RUN --largest    # its accuracy when each mask keeps only its largest piece
 
 Prints the run's own hard-mask accuracy and the fresh classifier's on the same test set: if the fresh one is
 far better, the jointly trained classifier was the bottleneck; if both stay below oracle-ink (the same
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from masklab.checkpoint import load_run  # noqa: E402
 from masklab.data import open_data, true_mask  # noqa: E402
-from masklab.metrics import evaluate, predict  # noqa: E402
+from masklab.metrics import evaluate, largest_piece, predict  # noqa: E402
 from masklab.models import build_model  # noqa: E402
 from masklab.synthetic import INK  # noqa: E402
 
@@ -39,6 +40,9 @@ def main() -> int:
                                                                "inside the digit's box and elsewhere instead")
     parser.add_argument("--dropped", action="store_true", help="print what the run's own classifier makes of x * (1 - "
                                                                "its hard mask) instead (the complement term's judge)")
+    parser.add_argument("--largest", action="store_true", help="print the run's accuracy when each hard mask is cut to "
+                                                               "its largest 4-connected piece instead (is the clutter "
+                                                               "it keeps apart from the digit?)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg, model, summary = load_run(args.run)
@@ -49,6 +53,8 @@ def main() -> int:
         return clutter_in_box(args.run, cfg, model, data.test)
     if args.dropped:
         return dropped(args.run, cfg, model, data.test)
+    if args.largest:
+        return largest_only(args.run, cfg, model, data.test)
     if not args.keep:
         fresh = build_model(cfg.replace(seed=args.seed), data.channels, data.classes)
         model.classifier.load_state_dict(fresh.classifier.state_dict())
@@ -111,6 +117,18 @@ def dropped(run, cfg, model, test) -> int:
     line = "; ".join(f"{name}: p(y) {p.gather(1, test.y[:, None]).mean():.3f}, top class y "
                      f"{(p.argmax(1) == test.y).float().mean():.3f}" for name, p in read.items())
     print(f"{run}: {line}")
+    return 0
+
+
+def largest_only(run, cfg, model, test) -> int:
+    """The run's own classifier on x * its hard mask, and on x * that mask cut to each image's largest 4-connected
+    piece (metrics.largest_piece): the same accuracy means what the mask keeps beside the digit touches it."""
+    with torch.no_grad():
+        hard = (model.eval().gate_relaxed(test.x, cfg.temperature_end) > 0.5).to(test.x.dtype)
+        accuracy = lambda mask: (model.classifier(test.x * mask)[0].argmax(1) == test.y).float().mean().item()
+        cut = largest_piece(hard)
+        print(f"{run}: accuracy {accuracy(hard):.3f} at area {hard.mean():.4f}; with each mask cut to its largest "
+              f"piece {accuracy(cut):.3f} at area {cut.mean():.4f}")
     return 0
 
 
