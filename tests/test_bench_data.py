@@ -84,16 +84,29 @@ def tiny_datasets(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "SHARED_CIFAR", tmp_path / "absent.tar.gz")
     monkeypatch.setattr(bench.cifar_folder, "__defaults__", (1000, 200, tmp_path / "absent.tar.gz", tmp_path))
     monkeypatch.setitem(bench.DATASETS, "shapes", ({"data": "shapes", "canvas": 24, **TINY}, (0.1,)))
+    overrides, targets, references = bench.DATASETS["cluttered-digits-64"]
+    monkeypatch.setitem(bench.DATASETS, "cluttered-digits-64", ({**overrides, "canvas": 28, "clutter": 2, **TINY},
+                                                                (0.1,), references))
 
 
-def test_datasets_table_has_the_default_and_unmasked_and_notes_a_missing_archive(tmp_path, tiny_datasets):
-    """--datasets: a row per dataset, method and target with its seeds; CIFAR skipped with the reason."""
+def test_datasets_table_has_the_default_and_its_references_and_notes_a_missing_archive(tmp_path, tiny_datasets):
+    """--datasets: a row per dataset, method and target with its seeds, the harder digits with their own oracle-ink
+    and the gap to it; CIFAR skipped with the reason."""
     rows = bench.run_datasets(seeds=2, out=tmp_path, log=lambda s: None)
-    assert {(r["method"], r["seed"]) for r in rows} == {(m, s) for m in ("unmasked", "hard-concrete") for s in (0, 1)}
+    assert {(r["dataset"], r["method"], r["seed"]) for r in rows} == {
+        *((d, m, s) for d in ("shapes", "cluttered-digits-64") for m in ("unmasked", "hard-concrete") for s in (0, 1)),
+        *(("cluttered-digits-64", "oracle-ink", s) for s in (0, 1))}
+    run = tmp_path / "runs" / "datasets" / "cluttered-digits-64-oracle-ink-s1" / "config.json"
+    assert '"oracle": "ink"' in run.read_text() and '"clutter": 2' in run.read_text()
     text = (tmp_path / "DATASETS.md").read_text()
     assert "`python -m masklab bench --datasets --seeds 2`" in text
     assert "| shapes | hard-concrete | 0.1 | 2 |" in text and "| shapes | unmasked | - | 2 |" in text
     assert "- cifar10-32px: skipped," in text and "absent" in text
+    frame = __import__("pandas").DataFrame(rows).groupby(["dataset", "method"]).accuracy_hard.mean()
+    gap = frame["cluttered-digits-64", "hard-concrete"] - frame["cluttered-digits-64", "oracle-ink"]
+    line = next(t for t in text.splitlines() if t.startswith("| cluttered-digits-64 | hard-concrete |"))
+    assert line.split(" | ")[6] == f"{gap:+.3f}"                           # the gap to its own oracle-ink
+    assert next(t for t in text.splitlines() if t.startswith("| shapes | hard-concrete |")).split(" | ")[6] == "-"
 
 
 def test_front_writes_every_target_and_both_oracles_and_a_log_scaled_plot_on_any_number_of_workers(tmp_path):
@@ -124,7 +137,8 @@ def test_an_earlier_defaults_tables_regenerate_with_its_preset(tmp_path, tiny_da
     and DATASETS.md's command names it; without --front or --datasets the flag is refused (the benchmark's own
     methods are --methods)."""
     from masklab.cli import main
-    rows = bench.run_datasets(seeds=1, out=tmp_path, log=lambda s: None, method="hard-concrete-nov29")
+    rows = bench.run_datasets(seeds=1, out=tmp_path, log=lambda s: None, method="hard-concrete-nov29",
+                              datasets=["shapes"])
     assert [r["method"] for r in rows] == ["unmasked", "hard-concrete-nov29"]
     run = tmp_path / "runs" / "datasets" / "shapes-hard-concrete-nov29-t0.1-s0" / "config.json"
     assert '"noise_end": 1.0' in run.read_text() and '"damping": 0.0' in run.read_text()
