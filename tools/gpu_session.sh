@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One GPU lease's checks, in order (run from the repo root on the device machine, results under $OUT):
-#   1. the CUDA tests, 2. bench --throughput and --loader (alone on the machine: they are timings),
-#   3. the photo demo candidates on all of CIFAR-10 beside the multi-seed screen gpu5 (both train on the GPU).
+#   1. the CUDA tests, 2. bench --throughput and --loader (alone on the machine: they are timings; the loader's
+#   images/s from the folder against in memory is the photo issue's GPU target, >= 0.8x), 3. the datasets table
+#   (shapes, the harder digits with their oracle-ink, CIFAR-10 at 0.1 / 0.3 / 0.5) over five seeds for the default
+#   and for the fine preset, the candidate for the default (README, "The fine preset"), side by side.
 # Needs the CIFAR-10 archive at ../shared/data, which does not travel to a device machine, and plotly (masklab.bench
 # imports it through its plots; the device image lacks it): put cifar10-jpeg.tar.gz and plotly's wheel in .gpu/
 # (listed in .git/info/exclude), carry ".gpu", and run
@@ -21,22 +23,11 @@ since "throughput"; B=$W/bench; timeout 90 python3 -m masklab bench --throughput
 since "loader"; timeout 100 python3 -m masklab bench --loader --folder $C/cifar10 --out $B 2>&1 | tail -4
 cp $B/throughput-*.json "$OUT/"; cp $B/loading.json "$OUT/loading-cuda.json"
 python3 -c "from masklab.bench_data import cifar_folder; print(cifar_folder())"   # once, before 8 workers race
-since "demos + screen"
-R=$W/demos; mkdir -p $R
-# The CPU's photo demo (width 32, 8000 steps) reached 0.499 at 30% against 0.674 unmasked: a wider classifier and
-# more steps here, with and without augmentation, each beside its unmasked twin.
-COMMON="--data folder:$C/cifar10 --image_size 32 --test_size 0 --steps ${DEMO_STEPS:-12000} --batch_size 128 \
-  --lr_decay true --log_every 500 --device cuda --seed 0 --workers 2 --classifier_width 64"
-demo() { local name=$1; shift; python3 -m masklab train $COMMON "$@" --out $R/$name > $R/$name.log 2>&1; \
-  since "$name: $(tail -c 400 $R/$name.log | tr '\n' ' ' | tail -c 300)"; \
-  tar -czf "$OUT/d-$name.tgz" -C $R $name $name.log; }
-demo photos-topk-t3-w64 --preset top-k --area_target 0.3 &
-demo photos-default-t3-w64 --preset hard-concrete --area_target 0.3 &
-demo photos-unmasked-w64 --preset unmasked &
-demo photos-topk-t3-w64-aug --preset top-k --area_target 0.3 --augment true &
-demo photos-unmasked-w64-aug --preset unmasked --augment true &
-timeout ${SCREEN_S:-300} python3 tools/gpu_screen.py run gpu5 "$OUT/gpu5.jsonl" --workers 8 \
-  --seconds ${SCREEN_START_S:-170} 2>&1 | grep -v Warning
-wait
+for preset in hard-concrete hard-concrete-fine; do
+  since "datasets, $preset"
+  timeout ${DATASETS_S:-240} python3 -m masklab bench --datasets --seeds 5 --workers 8 --preset $preset \
+    --out $W/ds-$preset 2>&1 | tail -3
+  cp $W/ds-$preset/datasets.csv "$OUT/datasets-cuda-$preset.csv"; cp $W/ds-$preset/DATASETS.md "$OUT/DATASETS-cuda-$preset.md"
+done
 since "done"
 ls -la "$OUT"
