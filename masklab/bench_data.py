@@ -134,7 +134,8 @@ DATASETS = {
     # the method issue's harder digits: a 64 px canvas with 8 fragments of clutter; the same 16 px digits keep
     # (48 / 64)^2 of the 48 px canvas's share, so the target is the default's 0.045 scaled alike (0.9 of the ink),
     # and its own oracle-ink is the reference the issue names (a gap of at most 0.02)
-    "cluttered-digits-64": ({"data": "cluttered-digits", "canvas": 64, "clutter": 8}, (0.025,), ("unmasked", "oracle-ink")),
+    "cluttered-digits-64": ({"data": "cluttered-digits", "canvas": 64, "clutter": 8}, (0.025,),
+                            ("unmasked", "oracle-ink")),
     "cifar10-32px": ({"data": "folder:CIFAR", "image_size": 32, "test_size": 2000}, (0.1, 0.3, 0.5)),
     # the same with the train-time crop and flip on (Config.augment; off by default: the 2026-11-29 default
     # collapsed with it)
@@ -146,9 +147,9 @@ DATASETS = {
 def run_datasets(seeds: int = 5, out: Path = Path("bench"), log=print, resume: bool = False,
                  datasets=None, method: str = DEFAULT_PRESET, workers: int = 1, threads: int = 0) -> list[dict]:
     """The default (or preset `method`) and the unmasked classifier (and oracle-ink where DATASETS names it) on every
-    dataset of DATASETS: out/datasets.csv, DATASETS.md. CIFAR-10 (1,000 train / 200 test photos a class) comes from ../shared/data; without it its rows
-    are skipped and DATASETS.md says so. `workers`, `threads`: see train_jobs (each row's wall_s is then its run's
-    own, trained beside others)."""
+    dataset of DATASETS: out/datasets.csv, DATASETS.md. CIFAR-10 (1,000 train / 200 test photos a class) comes from
+    ../shared/data; without it its rows are skipped and DATASETS.md says so. `workers`, `threads`: see train_jobs
+    (each row's wall_s is then its run's own, trained beside others)."""
     out, runs, jobs, skipped = Path(out), [], [], {}
     for seed in range(seeds):
         for label in datasets or DATASETS:
@@ -194,8 +195,8 @@ def write_datasets(rows: list[dict], out: Path, seeds: int, skipped: dict, metho
              "digit's true ink. CIFAR-10: the first 1,000 training and "
              "200 test photos of each class at 32 px, streamed from the folder (`-augment`: with the train-time crop "
              "and flip, `--augment true`).", "",
-             "| dataset | method | area_target | seeds | accuracy_hard | vs unmasked | vs oracle-ink | area | bimodality "
-             "| collapsed |",
+             "| dataset | method | area_target | seeds | accuracy_hard | vs unmasked | vs oracle-ink | area "
+             "| bimodality | collapsed |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     frame["collapsed"] = frame["collapsed"].fillna(False).astype(bool)
     for (label, method, target), g in frame.groupby(["dataset", "method", "area_target"], dropna=False, sort=False):

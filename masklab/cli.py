@@ -105,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only the accuracy-vs-area front: the default at area targets 0.02-0.11 and the oracles, "
                             "--seeds seeds each (default 3 here): writes OUT/front.csv and OUT/front.png")
     bench.add_argument("--datasets", action="store_true",
-                       help="only the default and the unmasked classifier on shapes, harder digits (64 px, 8 fragments; "
-                            "with oracle-ink) and CIFAR-10 (from ../shared/data when present): writes OUT/datasets.csv "
-                            "and OUT/DATASETS.md")
+                       help="only the default and the unmasked classifier on shapes, harder digits (64 px, "
+                            "8 fragments; with oracle-ink) and CIFAR-10 (from ../shared/data when present): writes "
+                            "OUT/datasets.csv and OUT/DATASETS.md")
     bench.add_argument("--backbones", action="store_true",
                        help="only time the default's step with each classifier backbone (small, resnet18) over the "
                             "unmasked small CNN's: writes OUT/backbones.json, which RESULTS.md lists")

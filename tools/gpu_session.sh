@@ -27,7 +27,8 @@ for preset in hard-concrete hard-concrete-fine; do
   since "datasets, $preset"
   timeout ${DATASETS_S:-240} python3 -m masklab bench --datasets --seeds 5 --workers 8 --preset $preset \
     --out $W/ds-$preset 2>&1 | tail -3
-  cp $W/ds-$preset/datasets.csv "$OUT/datasets-cuda-$preset.csv"; cp $W/ds-$preset/DATASETS.md "$OUT/DATASETS-cuda-$preset.md"
+  cp $W/ds-$preset/datasets.csv "$OUT/datasets-cuda-$preset.csv"
+  cp $W/ds-$preset/DATASETS.md "$OUT/DATASETS-cuda-$preset.md"
 done
 since "done"
 ls -la "$OUT"

@@ -46,7 +46,8 @@ def main(argv=None) -> int:
         without = hard.clone()
         without[..., :2, :2] = 0
         accuracy = lambda mask: (model.classifier(x * mask)[0].argmax(1) == y).float().mean().item()
-        print(f"{len(y)} {'training' if args.train else 'test'} photos: {mid.float().mean().item():.4f} of mask values not 0/1 (bimodality "
+        print(f"{len(y)} {'training' if args.train else 'test'} photos: {mid.float().mean().item():.4f} of mask "
+              f"values not 0/1 (bimodality "
               f"{1 - mid.float().mean().item():.4f}), {(mid & edge).sum().item() / max(1, mid.sum().item()):.0%} of "
               f"them on the hard mask's edge (edge pixels: {edge.float().mean().item():.0%} of all)")
         print(f"top-left 2x2 block kept in {corner.float().mean().item():.0%} of the photos; hard-mask accuracy "
