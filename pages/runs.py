@@ -20,7 +20,8 @@ RUNS_COLUMNS = {
                                                 help="kept pixels in their image's largest connected piece: low "
                                                      "for scattered pixels or blocks"),
     "precision_in_box": st.column_config.NumberColumn("in box", format="percent",
-                                                      help="kept pixels inside the object's box / kept pixels"),
+                                                      help="kept pixels inside the object's box / kept pixels; "
+                                                           "None where the data has no boxes (photo folders)"),
     "train_s": st.column_config.NumberColumn("train s", format="%.0f"),
 }
 
