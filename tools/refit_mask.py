@@ -76,10 +76,15 @@ def main() -> int:
     return 0
 
 
+def hard_mask_of(cfg, model, test) -> torch.Tensor:
+    """The run's hard mask on the test images, 0/1 in their dtype (eval mode, no gradient)."""
+    with torch.no_grad():
+        return (model.eval().gate_relaxed(test.x, cfg.temperature_end) > 0.5).to(test.x.dtype)
+
+
 def ink_kept(run, cfg, model, test) -> int:
     """Of the test set's ink pixels (the digit's own), the share the run's hard mask keeps, by intensity band."""
-    with torch.no_grad():
-        hard = model.eval().gate_relaxed(test.x, cfg.temperature_end) > 0.5
+    hard = hard_mask_of(cfg, model, test).bool()
     ink = test.ink.bool()
     values, kept = test.x[ink], hard[ink]
     print(f"{run}: area {hard.float().mean():.3f}, ink {ink.float().mean():.3f}, ink kept {kept.float().mean():.3f}; "
@@ -110,8 +115,8 @@ def dropped(run, cfg, model, test) -> int:
     """The run's own classifier on what its hard mask keeps, on what it drops (x * (1 - mask)) and on the whole
     image: the mean p(y) and the share of images whose top class is y. Chance on the dropped pixels means the
     classifier reads nothing there, so a term judged by it (Config.complement) has no signal to give."""
+    hard = hard_mask_of(cfg, model, test)
     with torch.no_grad():
-        hard = (model.eval().gate_relaxed(test.x, cfg.temperature_end) > 0.5).to(test.x.dtype)
         parts = {"kept": test.x * hard, "dropped": test.x * (1 - hard), "whole": test.x}
         read = {name: torch.softmax(model.classifier(x)[0].float(), 1) for name, x in parts.items()}
     line = "; ".join(f"{name}: p(y) {p.gather(1, test.y[:, None]).mean():.3f}, top class y "
@@ -123,8 +128,8 @@ def dropped(run, cfg, model, test) -> int:
 def largest_only(run, cfg, model, test) -> int:
     """The run's own classifier on x * its hard mask, and on x * that mask cut to each image's largest 4-connected
     piece (metrics.largest_piece): the same accuracy means what the mask keeps beside the digit touches it."""
+    hard = hard_mask_of(cfg, model, test)
     with torch.no_grad():
-        hard = (model.eval().gate_relaxed(test.x, cfg.temperature_end) > 0.5).to(test.x.dtype)
         accuracy = lambda mask: (model.classifier(test.x * mask)[0].argmax(1) == test.y).float().mean().item()
         cut = largest_piece(hard)
         print(f"{run}: accuracy {accuracy(hard):.3f} at area {hard.mean():.4f}; with each mask cut to its largest "
