@@ -252,6 +252,13 @@ class Config:
                            "holds evidence, and an empty mask leaves all of it out (0: off; an experiment: README, "
                            "'What the mask leaves out')", lo=0, slider="log", span=(1e-2, 1e1),
                            formula="+ w·(−log(1 − p_y(x·(1 − m)))): low when the dropped pixels say nothing of y.")
+    distract: float = _f(0.0, "weight of a term that teaches the branch to close what does not belong: half of each "
+                         "batch gets a square of another image of the batch pasted in (a sixth of the side, cut where "
+                         "that image's own mask is, so it looks like an object part), and BCE(l, 0) on the pasted "
+                         "pixels; the classifier sees the pasted image with the image's own label (0: off; an "
+                         "experiment: README, '...and the mask: clutter inside the digit's box')", lo=0,
+                         slider="log", span=(1e-2, 1e1),
+                         formula="+ w·mean over pasted pixels of softplus(l): another image's part is no evidence.")
     occlusion: float = _f(0.0, "weight of a term that pulls the mask logits toward the blocks whose hiding costs the "
                            "classifier most: on 8 images a step, each of a 4 x 4 grid of blocks is hidden in turn, and "
                            "BCE(l, 1[the block is among the top `target` fraction by the drop in log p(y)]), no "

@@ -225,6 +225,8 @@ def objective_latex(cfg) -> list[str]:
                   r" \in \text{top } t]\big)")
     if masked and cfg.complement:
         total += r" - \text{complement}\cdot \log\big(1 - p(y \mid x \odot (1 - m))\big)"
+    if masked and cfg.distract:
+        total += r" + \text{distract}\cdot \overline{\mathrm{softplus}(l)}_{\text{pasted}}"
     lines = [total, gate_latex(cfg)]
     if masked and cfg.ahead:
         lines.append(rf"\text{{of each batch: {cfg.ahead:g} sees }} x \odot \mathbb{{1}}[l \in "

@@ -126,6 +126,44 @@ def complement_loss(model, x: Tensor, y: Tensor, mask: Tensor) -> Tensor:
     return (torch.logsumexp(logits, 1) - torch.logsumexp(others, 1)).mean()
 
 
+def distractors(x: Tensor, logits: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """(x', pasted) for Config.distract: into each image of the first half of the batch, a square of side
+    max(2, round(min(H, W) / 6)) cut from the next image of the batch around the centroid of that image's kept
+    pixels (its hard mask, logits > 0; the centre where it keeps none) is pasted at a random place, replacing what
+    was there. `pasted` (B, 1, H, W) is True on the pasted pixels. The square is a part of another image that the
+    branch itself finds worth keeping, so closing it takes telling this image's object from another's."""
+    n, h, w = x.shape[0], *x.shape[-2:]
+    side, half = max(2, round(min(h, w) / 6)), x.shape[0] // 2
+    out, pasted = x.clone(), torch.zeros(n, 1, h, w, dtype=torch.bool, device=x.device)
+    if half == 0:
+        return out, pasted
+    src = torch.roll(torch.arange(n, device=x.device), -1)[:half]
+    keep = (logits[src, 0] > 0).float()                                   # (half, H, W)
+    mass = keep.sum((1, 2))
+    rows = torch.arange(h, device=x.device, dtype=x.dtype)
+    cols = torch.arange(w, device=x.device, dtype=x.dtype)
+    cy = torch.where(mass > 0, (keep.sum(2) * rows).sum(1) / mass.clamp_min(1), torch.full_like(mass, (h - 1) / 2))
+    cx = torch.where(mass > 0, (keep.sum(1) * cols).sum(1) / mass.clamp_min(1), torch.full_like(mass, (w - 1) / 2))
+    sy = (cy - side / 2).round().long().clamp(0, h - side)
+    sx = (cx - side / 2).round().long().clamp(0, w - side)
+    dy = torch.randint(0, h - side + 1, (half,), generator=generator, device=x.device)
+    dx = torch.randint(0, w - side + 1, (half,), generator=generator, device=x.device)
+    k = torch.arange(side, device=x.device)
+    b = torch.arange(half, device=x.device)[:, None, None]
+    out[b, :, (dy[:, None] + k)[:, :, None], (dx[:, None] + k)[:, None, :]] = \
+        x[src[:, None, None], :, (sy[:, None] + k)[:, :, None], (sx[:, None] + k)[:, None, :]]
+    pasted[b, 0, (dy[:, None] + k)[:, :, None], (dx[:, None] + k)[:, None, :]] = True
+    return out, pasted
+
+
+def distract_loss(mask_logits: Tensor, pasted: Tensor) -> Tensor:
+    """mean softplus(l) over the pasted pixels (BCE toward a closed gate): its gradient sigma(l) fades as a gate
+    closes and never vanishes while one is open, where the clamped mask's would."""
+    if not pasted.any():
+        return mask_logits.new_zeros(()).float()
+    return F.softplus(mask_logits.float()[pasted]).mean()
+
+
 MASK_LOSSES = {  # name -> (out, cfg, target) -> scalar, weighted by cfg.beta
     "none": lambda out, cfg, target: out.mask.new_zeros(()),
     "seed": lambda out, cfg, target: seed_loss(out.mask, cfg.alpha, cfg.lam).mean(),

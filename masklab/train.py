@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from .constraint import AreaConstraint
 from .device import keep_heap
-from .losses import (commit_loss, complement_loss, evidence_loss, logit_gain_at, objective, occlusion_loss,
-                     temperature_at)
+from .losses import (commit_loss, complement_loss, distract_loss, distractors, evidence_loss, logit_gain_at, objective,
+                     occlusion_loss, temperature_at)
 from .metrics import bimodality
 from .models import own_global_rng
 
@@ -133,6 +133,10 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
                 mask = (model.gate_relaxed(x, tau) > 0.5).to(x.dtype)
                 if teacher is not None:                # commit's target: the copy's mask, fixed
                     fixed = (teacher.gate_relaxed(x, tau) > 0.5).to(x.dtype)
+        pasted = None
+        if masked and not frozen and cfg.distract and cfg.oracle == "none":
+            with torch.no_grad():                      # where each image's own mask is: the part pasted elsewhere
+                x, pasted = distractors(x, model.mask_logits(x), g_noise)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             mix = {}
             if masked and mask is None:
@@ -151,6 +155,8 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
                 loss = loss + cfg.evidence * evidence_loss(model, x, y, out.mask_logits, target)
             if masked and not frozen and cfg.occlusion:
                 loss = loss + cfg.occlusion * occlusion_loss(model, x, y, out.mask_logits, target)
+            if pasted is not None:
+                loss = loss + cfg.distract * distract_loss(out.mask_logits, pasted)
             if masked and not frozen and cfg.complement:
                 loss = loss + cfg.complement * complement_loss(model, x, y, out.mask)
             if frozen:

@@ -2,8 +2,9 @@
 each batch (REAL-X's evaluator training), the noise-free hard mask for part of it, a learned location prior, the
 glimpse (the branch reads the classifier's features), and two teachers for the mask logits (the classifier's class
 activation map; the drop in log p(y) when a block is hidden); and, screened later, the shadow classifier, the logit
-gain (noise_end, gain_site), the entropy, the complement term (p(y) on the pixels the mask drops) and commit
-(the closing phase teaches the branch its own mask with exact 0s and 1s) with its margin. Each does what
+gain (noise_end, gain_site), the entropy, the complement term (p(y) on the pixels the mask drops), commit
+(the closing phase teaches the branch its own mask with exact 0s and 1s) with its margin, and the distractors
+(another image's part pasted in, its gates pushed closed). Each does what
 its Config help says, and is off by default but the three the default adopted (noise_end, damping, commit)."""
 import math
 
@@ -27,8 +28,8 @@ def test_the_options_are_off_by_default_but_the_three_the_default_adopted():
     inside the bound); the presets of earlier defaults turn them off."""
     cfg = Config()
     options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion, cfg.ahead,
-               cfg.shadow, cfg.branch_depth, cfg.entropy, cfg.complement, cfg.commit, cfg.commit_margin, cfg.commit_lr)
-    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 0, True, 0, 1)
+               cfg.shadow, cfg.branch_depth, cfg.entropy, cfg.complement, cfg.commit, cfg.commit_margin, cfg.commit_lr, cfg.distract)
+    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 0, True, 0, 1, 0)
     assert (cfg.noise_end, cfg.damping, cfg.gain_site) == (0.25, 10.0, "logits")
     model = build_model(cfg, 1, 10)
     assert model.glimpse is None and model.attention.prior is None and model.logit_gain == 4.0
@@ -254,9 +255,11 @@ def test_the_objective_panel_shows_the_options_only_when_on():
     from masklab.explain import objective_latex
     plain = "\n".join(objective_latex(Config(noise_end=1.0, damping=0.0, commit=False)))
     assert "CAM" not in plain and "rand" not in plain and "occlusion" not in plain and "shadow" not in plain
-    assert "complement" not in plain and "|m_" not in plain
+    assert "complement" not in plain and "|m_" not in plain and "distract" not in plain
     on = objective_latex(Config(evidence=0.3, occlusion=0.3, random_masks=0.25, deterministic=0.5, ahead=0.25,
-                                shadow=True, entropy=0.5, noise_end=0.25, damping=10.0, complement=1.0, commit=True))
+                                shadow=True, entropy=0.5, noise_end=0.25, damping=10.0, complement=1.0, commit=True,
+                                distract=1.0))
+    assert r"\text{distract}\cdot \overline{\mathrm{softplus}(l)}_{\text{pasted}}" in on[0]
     assert any(r"\overline{|m_{\text{eval}} - h|}" in line and "mask frozen" in line for line in on)
     assert r" - \text{complement}\cdot \log\big(1 - p(y \mid x \odot (1 - m))\big)" in on[0]
     assert r"\tfrac{10}{2}\,(\bar a - t)^2" in on[0] and "^2" not in plain
@@ -572,3 +575,54 @@ def test_commit_lr_scales_the_commit_optimizers_rate_and_the_objective_shows_the
     assert r"\max(0,\ 6 - (2h - 1)\,l)" in " ".join(objective_latex(cfg))
     assert r"|m_{\text{eval}} - h|" in " ".join(objective_latex(Config()))
 
+
+
+def test_distractors_paste_a_part_of_the_next_image_where_its_mask_is_into_the_first_half_only():
+    from masklab.losses import distractors
+    x = torch.zeros(4, 2, 24, 24)
+    for i in range(4):
+        x[i] = i + 1.0                                                  # each image one value: the source shows
+    x[1, :, 6:10, 14:18] = 9.0                                          # image 1's object, where its mask is
+    logits = torch.full((4, 1, 24, 24), -3.0)
+    logits[1, 0, 6:10, 14:18] = 3.0                                     # image 1 keeps a 4 x 4 square
+    out, pasted = distractors(x, logits, torch.Generator().manual_seed(0))
+    side = 4                                                            # round(24 / 6)
+    assert pasted.shape == (4, 1, 24, 24) and not pasted[2:].any()      # the second half is untouched
+    assert torch.equal(out[2:], x[2:]) and torch.equal(out[~pasted.expand_as(x)], x[~pasted.expand_as(x)])
+    for i in range(2):
+        rows, cols = pasted[i, 0].nonzero(as_tuple=True)
+        assert len(rows) == side * side and rows.max() - rows.min() == cols.max() - cols.min() == side - 1
+    assert (out[0][pasted[0].expand(2, -1, -1)] == 9.0).all()          # image 1's kept square, centred on its mask
+    assert (out[1][pasted[1].expand(2, -1, -1)] == 3.0).all()          # image 2 keeps nothing: its centre, all 3s
+    assert not x.eq(9.0).logical_and(pasted.expand_as(x)).any()          # x itself is not written
+    one, none = distractors(x[:1], logits[:1], None)                    # a batch of one: nothing to paste
+    assert torch.equal(one, x[:1]) and not none.any()
+
+
+def test_the_distract_term_closes_the_pasted_gates_and_only_them():
+    from masklab.losses import distract_loss
+    logits = torch.tensor([[[[2.0, -1.0], [0.5, 3.0]]]], requires_grad=True)
+    pasted = torch.tensor([[[[True, False], [True, False]]]])
+    loss = distract_loss(logits, pasted)
+    assert loss.item() == pytest.approx((F.softplus(torch.tensor(2.0)) + F.softplus(torch.tensor(0.5))).item() / 2)
+    loss.backward()
+    assert (logits.grad[pasted] > 0).all() and (logits.grad[~pasted] == 0).all()   # descent lowers the pasted ones
+    assert distract_loss(logits, torch.zeros_like(pasted)).item() == 0
+
+
+def test_training_with_distractors_adds_the_term_and_leaves_the_closing_phase_alone():
+    """At step 1 every gate is open (at gain 1, logits near the init bias 2): the pasted squares add about
+    softplus(2) = 2.13."""
+    from masklab.data import open_data
+    from masklab.train import train
+    losses = []
+    for weight in (0.0, 1.0):
+        cfg = Config(steps=1, log_every=1, batch_size=8, test_size=16, noise_end=1.0, distract=weight)
+        data = open_data(cfg)
+        losses.append(next(train(cfg, build_model(cfg, data.channels, data.classes), data)).loss)
+    assert 1.5 < losses[1] - losses[0] < 2.5
+    cfg = Config(steps=4, log_every=1, batch_size=8, test_size=16, warmup=0.0, anneal_frac=0.5, finetune=0.5, distract=1.0,
+                 commit=False)
+    data = open_data(cfg)
+    records = list(train(cfg, build_model(cfg, data.channels, data.classes), data))
+    assert [r.loss == pytest.approx(r.ce) for r in records[2:]] == [True, True]   # frozen: CE alone
