@@ -19,6 +19,7 @@ from torch import Tensor
 
 from .constraint import AreaConstraint
 from .gates import hard_concrete_open_prob
+from .synthetic import window_index
 
 
 def seed_loss(m: Tensor, alpha: float, lam: float) -> Tensor:
@@ -148,20 +149,17 @@ def distractors(x: Tensor, logits: Tensor, generator: torch.Generator | None) ->
     sx = (cx - side / 2).round().long().clamp(0, w - side)
     dy = torch.randint(0, h - side + 1, (half,), generator=generator, device=x.device)
     dx = torch.randint(0, w - side + 1, (half,), generator=generator, device=x.device)
-    k = torch.arange(side, device=x.device)
-    b = torch.arange(half, device=x.device)[:, None, None]
-    out[b, :, (dy[:, None] + k)[:, :, None], (dx[:, None] + k)[:, None, :]] = \
-        x[src[:, None, None], :, (sy[:, None] + k)[:, :, None], (sx[:, None] + k)[:, None, :]]
-    pasted[b, 0, (dy[:, None] + k)[:, :, None], (dx[:, None] + k)[:, None, :]] = True
+    b, r, c = window_index(half, side, side, dy, dx, x.device)
+    _, rs, cs = window_index(half, side, side, sy, sx, x.device)
+    out[b, :, r, c] = x[src[b], :, rs, cs]
+    pasted[b, 0, r, c] = True
     return out, pasted
 
 
 def distract_loss(mask_logits: Tensor, pasted: Tensor) -> Tensor:
-    """mean softplus(l) over the pasted pixels (BCE toward a closed gate): its gradient sigma(l) fades as a gate
-    closes and never vanishes while one is open, where the clamped mask's would."""
-    if not pasted.any():
-        return mask_logits.new_zeros(()).float()
-    return F.softplus(mask_logits.float()[pasted]).mean()
+    """mean softplus(l) over the pasted pixels (BCE toward a closed gate; 0 where none was): its gradient sigma(l)
+    fades as a gate closes and never vanishes while one is open, where the clamped mask's would. No host sync."""
+    return (F.softplus(mask_logits.float()) * pasted).sum() / pasted.sum().clamp_min(1)   # 0 where none was pasted
 
 
 MASK_LOSSES = {  # name -> (out, cfg, target) -> scalar, weighted by cfg.beta

@@ -55,11 +55,12 @@ def _uci_digits():
 
 def _paste(canvas: Tensor, patch: Tensor, y0: Tensor, x0: Tensor) -> None:
     """canvas[b, y0:y0+h, x0:x0+w] = max(canvas, patch[b]) for every b at once. canvas (B, H, W), patch (B, h, w)."""
-    b, r, c = _window(patch.shape[0], patch.shape[1], patch.shape[2], y0, x0, canvas.device)
+    b, r, c = window_index(patch.shape[0], patch.shape[1], patch.shape[2], y0, x0, canvas.device)
     canvas[b, r, c] = torch.maximum(canvas[b, r, c], patch)
 
 
-def _window(n, h, w, y0, x0, device):
+def window_index(n, h, w, y0, x0, device):
+    """(b, r, c) that index an h x w window at (y0[i], x0[i]) of each of n images: t[b, r, c] is (n, h, w)."""
     b = torch.arange(n, device=device)[:, None, None]
     r = (y0[:, None] + torch.arange(h, device=device))[:, :, None]
     c = (x0[:, None] + torch.arange(w, device=device))[:, None, :]
@@ -88,14 +89,14 @@ class ClutteredDigits:
         for _ in range(self.clutter):                  # fragments of other digits, pasted first
             src = rand(N, (n,))
             oy, ox = rand(DIGIT - FRAGMENT + 1, (n,)), rand(DIGIT - FRAGMENT + 1, (n,))
-            b, r, c = _window(n, FRAGMENT, FRAGMENT, oy, ox, dev)
+            b, r, c = window_index(n, FRAGMENT, FRAGMENT, oy, ox, dev)
             fragment = self.digits[src[:, None, None], r, c]                  # (n, 6, 6)
             _paste(canvas, fragment, rand(S - FRAGMENT + 1, (n,)), rand(S - FRAGMENT + 1, (n,)))
         y0, x0 = rand(S - DIGIT + 1, (n,)), rand(S - DIGIT + 1, (n,))
         digit = self.digits[idx]                                              # (n, 16, 16)
         _paste(canvas, digit, y0, x0)
         ink = torch.zeros(n, S, S, dtype=torch.bool, device=dev)
-        b, r, c = _window(n, DIGIT, DIGIT, y0, x0, dev)
+        b, r, c = window_index(n, DIGIT, DIGIT, y0, x0, dev)
         ink[b, r, c] = digit > INK
         boxes = torch.stack([x0, y0, x0 + DIGIT, y0 + DIGIT], 1).float()
         return canvas[:, None], self.labels[idx], boxes, ink[:, None]
@@ -154,7 +155,7 @@ class Shapes:
         for _ in range(2):                                                  # distractor blobs, 4x4
             by, bx = (u(n) * (S - 4)).long(), (u(n) * (S - 4)).long()
             blob = torch.zeros(n, S, S, dtype=torch.bool, device=dev)
-            b, rws, cls = _window(n, 4, 4, by, bx, dev)
+            b, rws, cls = window_index(n, 4, 4, by, bx, dev)
             blob[b, rws, cls] = True
             x = torch.where(blob[:, None] & ~obj[:, None], u(n, 3, 1, 1), x)
         colour = 0.3 + 0.7 * u(n, 3, 1, 1)
