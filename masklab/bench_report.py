@@ -168,6 +168,8 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              "reference; seeds 0-2 are the datasets table's runs, bit for bit), distract and distract2 (`dis`: "
              "distract 1.0, another image's part pasted in and its gates pushed closed; `dis02`: distract 0.2; "
              "`dis_eq`: distract 1.0 with area_floor 0.95; stopped after one or two seeds, worse on every one: "
+             "README, \"...and the mask\"), refine (`rf`: refine, a second look, the branch reading the classifier's "
+             "features of x times its first hard mask; `s1w8n_rf`: hard-concrete-fine with it; two seeds, no gain: "
              "README, \"...and the mask\"). Every "
              "screen before "
              "inside ran over the default of its day, now the preset hard-concrete-nov29 (`tools/gpu_screen.py` pins "

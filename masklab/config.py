@@ -236,6 +236,10 @@ class Config:
     glimpse: bool = _f(False, "the attention branch also reads the classifier's own features of the whole image "
                        "(no gradient into the classifier): logits += a 1x1 conv of them, upsampled, so where to "
                        "look is decided with what the classifier knows (an experiment: README, 'Why the photos lose')")
+    refine: bool = _f(False, "a second look: the classifier reads x times the branch's first hard mask (no gradient "
+                      "into it), and a small head turns 8 channels of its features, beside the branch's own, into a "
+                      "change to each logit, so which strokes to keep is decided with what the classifier makes of "
+                      "the first mask (one more classifier pass a step; an experiment: README, '...and the mask')")
     prior: int = _f(0, "a learned location prior: a prior x prior map of logits, shared by all images and "
                     "resized to each, added to the branch's (0: off); it learns where informative pixels usually "
                     "are from every image's gradient at once (an experiment: README, 'Why the photos lose')",

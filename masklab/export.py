@@ -35,13 +35,13 @@ class MaskOnly(nn.Module):
         if model.attention is None:
             raise ExportError("this run has no learned mask (unmasked or oracle): nothing to export")
         self.attention, self.gate = model.attention, model.mask_gate
-        # with the glimpse the branch also reads the classifier's features: they travel with it
-        self.classifier, self.glimpse = (model.classifier, model.glimpse) if model.glimpse is not None else (None, None)
+        # with the glimpse or refine the branch also reads the classifier's features: the whole model travels
+        self.reads_classifier = model if model.glimpse is not None or model.refine is not None else None
         self.temperature, self.threshold = float(temperature), float(threshold)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        extra = None if self.glimpse is None else self.glimpse(self.classifier(x)[1])
-        m = self.gate.relaxed(self.attention(x, extra), self.temperature)
+        logits = self.attention(x) if self.reads_classifier is None else self.reads_classifier.mask_logits(x)
+        m = self.gate.relaxed(logits, self.temperature)
         return (m > self.threshold).to(x.dtype), m
 
 

@@ -124,7 +124,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         frozen = step > closing                        # closing phase: the mask is fixed, the classifier adapts
         if frozen and cfg.commit and teacher is None:  # the mask as the closing phase found it, kept as a copy
             teacher = copy.deepcopy(model).requires_grad_(False)
-            branch = [*model.attention.parameters(), *([] if model.glimpse is None else model.glimpse.parameters())]
+            branch = model.branch_parameters()
             # a new objective: its own Adam (fresh moments), at the lr the run has reached, held there: the decayed
             # tail of lr_decay would leave the last gates mid-band (README, "Committing the mask")
             commit_opt = torch.optim.Adam(branch, lr=opt.param_groups[0]["lr"] * cfg.commit_lr)

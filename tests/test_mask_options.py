@@ -4,7 +4,8 @@ glimpse (the branch reads the classifier's features), and two teachers for the m
 activation map; the drop in log p(y) when a block is hidden); and, screened later, the shadow classifier, the logit
 gain (noise_end, gain_site), the entropy, the complement term (p(y) on the pixels the mask drops), commit
 (the closing phase teaches the branch its own mask with exact 0s and 1s) with its margin, and the distractors
-(another image's part pasted in, its gates pushed closed). Each does what
+(another image's part pasted in, its gates pushed closed) and refine (a second look through the classifier's
+features of the first mask). Each does what
 its Config help says, and is off by default but the three the default adopted (noise_end, damping, commit)."""
 import math
 
@@ -28,11 +29,13 @@ def test_the_options_are_off_by_default_but_the_three_the_default_adopted():
     inside the bound); the presets of earlier defaults turn them off."""
     cfg = Config()
     options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion, cfg.ahead,
-               cfg.shadow, cfg.branch_depth, cfg.entropy, cfg.complement, cfg.commit, cfg.commit_margin, cfg.commit_lr, cfg.distract)
-    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 0, True, 0, 1, 0)
+               cfg.shadow, cfg.branch_depth, cfg.entropy, cfg.complement, cfg.commit, cfg.commit_margin, cfg.commit_lr, cfg.distract,
+               cfg.refine)
+    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 0, True, 0, 1, 0, False)
     assert (cfg.noise_end, cfg.damping, cfg.gain_site) == (0.25, 10.0, "logits")
     model = build_model(cfg, 1, 10)
-    assert model.glimpse is None and model.attention.prior is None and model.logit_gain == 4.0
+    assert model.glimpse is None and model.refine is None and model.attention.prior is None
+    assert model.logit_gain == 4.0
     assert model.attention.gain_inside
     for name in ("hard-concrete-nov29", "hard-concrete-plain", "hard-concrete-bilinear", "top-k", "ste"):
         old = preset(name)
@@ -149,6 +152,47 @@ def test_the_glimpse_starts_silent_and_never_trains_the_classifier_through_the_m
     glimpse.mask_logits(x).sum().backward()
     assert glimpse.glimpse.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in glimpse.classifier.parameters())
+
+
+@pytest.mark.parametrize("over", [dict(mask_stride=2), dict(mask_stride=1, width=8),
+                                  dict(mask_stride=2, mask_upsample="shuffle")])
+def test_refine_starts_silent_leaves_every_other_weight_and_never_trains_the_classifier(over):
+    plain, refine = _model(**over), _model(refine=True, **over)
+    assert all(torch.equal(v, refine.state_dict()[k]) for k, v in plain.state_dict().items())
+    x = torch.rand(3, 1, 24, 22)
+    assert torch.equal(plain.mask_logits(x), refine.mask_logits(x))
+    with torch.no_grad():
+        refine.refine.head[-1].weight.normal_()
+    assert not torch.allclose(plain.mask_logits(x), refine.mask_logits(x))
+    refine.mask_logits(x).sum().backward()
+    assert all(p.grad.abs().sum() > 0 for p in refine.refine.parameters())
+    assert all(p.grad is None for p in refine.classifier.parameters())
+    assert {id(p) for p in refine.refine.parameters()} <= {id(p) for p in refine.branch_parameters()}
+
+
+def test_refine_shows_the_classifier_the_image_through_the_first_hard_mask():
+    """The second look reads x * 1[m_eval(first logits) > 1/2]: what the classifier is trained on, not the whole image."""
+    model = _model(refine=True, init_bias=0.0)
+    x, seen = torch.rand(2, 1, 24, 24), []
+    with torch.no_grad():
+        model.refine.head[-1].weight.normal_()
+        first = model.attention(x)                                    # the branch's logits without the second look
+    model.classifier.register_forward_hook(lambda module, inputs, out: seen.append(inputs[0]))
+    model.mask_logits(x)
+    mask = model.mask_gate.hard_mask(first)
+    assert 0 < mask.mean() < 1 and len(seen) == 1
+    assert torch.equal(seen[0], x * mask)
+
+
+def test_an_exported_mask_module_keeps_the_second_look():
+    from masklab.export import MaskOnly
+    model = _model(refine=True).eval()
+    with torch.no_grad():
+        model.refine.head[-1].weight.normal_()
+    x = torch.rand(3, 1, 24, 24)
+    hard, m_eval = torch.jit.trace(MaskOnly(model, 2 / 3), x)(x)
+    assert torch.allclose(m_eval, model.gate_relaxed(x, 2 / 3), atol=1e-6)
+    assert torch.equal(hard, (m_eval > 0.5).float())
 
 
 def test_an_exported_mask_module_keeps_the_prior_and_the_glimpse():

@@ -383,6 +383,22 @@ SCREENS["distract2"] = [(name, {"preset": "hard-concrete", **over}, range(3)) fo
 # distract2: stopped after two seeds, worse on both. dis02 0.923 / 0.927 at 4.2% / 4.1%, dis_eq 0.903 / 0.899 at 3.7% /
 # 2.3%, against the default's 0.951 / 0.938 at 5.8% / 5.6% (the benchmark's runs): ink kept 0.72 / 0.69 and 0.64 /
 # 0.42 against 0.91 / 0.89. Taught to close another digit's strokes, the branch closes strokes, its own too.
+# refine (2026-12-02, afternoon): the branch cannot tell a digit's stroke from a fragment beside it from what its
+# cells see, and the glimpse (a 1x1 of the classifier's features of the whole, cluttered image, added to the logits)
+# did not help. `--refine` gives it a second look: the classifier reads x times the branch's first hard mask (the
+# images it is trained on, not the cluttered whole), and a small head turns its features, beside the branch's own
+# hidden features, into a change to each logit. On the default (`rf`) and on hard-concrete-fine (`s1w8n_rf`).
+RF = {"refine": True}
+SCREENS["refine"] = [(name, {"preset": "hard-concrete", **over}, range(2)) for name, over in [
+    ("rf", RF), ("s1w8n_rf", {**S1W8, **RF})]]
+# refine: no gain. rf 0.928 / 0.929 at 5.0% / 5.3% (the default's benchmark seeds 0-1: 0.951 / 0.938), s1w8n_rf
+# 0.958 / 0.969 at 4.2% / 4.7% (hard-concrete-fine's: 0.960 / 0.960). Stopped after two seeds.
+# long (2026-12-02, afternoon): is the gap to oracle-ink one of training length (a GPU would give many more steps)?
+# The default and hard-concrete-fine at four times the benchmark's 1500 steps, and oracle-ink at the same length.
+S6K = {"steps": 6000}
+SCREENS["long"] = [("s6k", S6K, range(1)), ("s1w8n_s6k", {**S1W8, **S6K}, range(1)),
+                   ("oracle_ink_s6k", {"preset": "oracle-ink", **S6K}, range(1))]
+SCREENS["long"] = [(name, {"preset": "hard-concrete", **over}, seeds) for name, over, seeds in SCREENS["long"]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
