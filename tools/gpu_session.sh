@@ -3,7 +3,9 @@
 #   1. the CUDA tests, 2. bench --throughput and --loader (alone on the machine: they are timings; the loader's
 #   images/s from the folder against in memory is the photo issue's GPU target, >= 0.8x), 3. the datasets table
 #   (shapes, the harder digits with their oracle-ink, CIFAR-10 at 0.1 / 0.3 / 0.5) over five seeds for the default
-#   and for the fine preset, the candidate for the default (README, "The fine preset"), side by side.
+#   and for the fine preset, the candidate for the default (README, "The fine preset"), side by side, 4. the digits at
+#   four times the benchmark's steps (the fine preset, oracle-ink and the unmasked classifier, five seeds: README,
+#   "Four times the steps").
 # Needs the CIFAR-10 archive at ../shared/data, which does not travel to a device machine, and plotly (masklab.bench
 # imports it through its plots; the device image lacks it): put cifar10-jpeg.tar.gz and plotly's wheel in .gpu/
 # (listed in .git/info/exclude), carry ".gpu", and run
@@ -30,5 +32,8 @@ for preset in hard-concrete hard-concrete-fine; do
   cp $W/ds-$preset/datasets.csv "$OUT/datasets-cuda-$preset.csv"
   cp $W/ds-$preset/DATASETS.md "$OUT/DATASETS-cuda-$preset.md"
 done
+since "the digits at 6000 steps"
+timeout ${LONG_S:-300} python3 tools/gpu_screen.py run long5 "$OUT/long.jsonl" --workers 15 --device cuda --seconds 60
+python3 tools/gpu_screen.py summary "$OUT/long.jsonl" 2>&1 | tail -8
 since "done"
 ls -la "$OUT"

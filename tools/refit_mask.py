@@ -7,6 +7,7 @@ classifier (new initialisation, the run's steps, lr and batch) on x * its determ
     python tools/refit_mask.py RUN --clutter    # where the run's errors are: images with clutter in the digit's box
     python tools/refit_mask.py RUN --dropped    # what the run's own classifier reads in the pixels the mask drops
     python tools/refit_mask.py RUN --largest    # its accuracy when each mask keeps only its largest piece
+    python tools/refit_mask.py RUN --box        # what it keeps outside the digit's box, and what that is worth
 
 Prints the run's own hard-mask accuracy and the fresh classifier's on the same test set: if the fresh one is
 far better, the jointly trained classifier was the bottleneck; if both stay below oracle-ink (the same
@@ -43,6 +44,9 @@ def main() -> int:
     parser.add_argument("--largest", action="store_true", help="print the run's accuracy when each hard mask is cut to "
                                                                "its largest 4-connected piece instead (is the clutter "
                                                                "it keeps apart from the digit?)")
+    parser.add_argument("--box", action="store_true", help="print the share of the kept pixels outside the digit's box "
+                                                           "and the run's accuracy on its mask inside the box alone "
+                                                           "and outside it alone instead (does it read the clutter?)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg, model, summary = load_run(args.run)
@@ -55,6 +59,8 @@ def main() -> int:
         return dropped(args.run, cfg, model, data.test)
     if args.largest:
         return largest_only(args.run, cfg, model, data.test)
+    if args.box:
+        return inside_and_outside(args.run, cfg, model, data.test)
     if not args.keep:
         fresh = build_model(cfg.replace(seed=args.seed), data.channels, data.classes)
         model.classifier.load_state_dict(fresh.classifier.state_dict())
@@ -134,6 +140,22 @@ def largest_only(run, cfg, model, test) -> int:
         cut = largest_piece(hard)
         print(f"{run}: accuracy {accuracy(hard):.3f} at area {hard.mean():.4f}; with each mask cut to its largest "
               f"piece {accuracy(cut):.3f} at area {cut.mean():.4f}")
+    return 0
+
+
+def inside_and_outside(run, cfg, model, test) -> int:
+    """The share of the hard mask's pixels outside the digit's box (and how bright they are), and the run's own
+    classifier on x * the mask inside the box alone and outside it alone: chance outside and the run's accuracy
+    inside mean what it keeps out there is clutter the classifier ignores, not a code for the class."""
+    hard = hard_mask_of(cfg, model, test)
+    box = true_mask("box", test.x, test.boxes, test.ink)
+    out = (hard * (1 - box)).bool()
+    bright = test.x.amax(1, keepdim=True)[out]
+    with torch.no_grad():
+        accuracy = lambda mask: (model.classifier(test.x * mask)[0].argmax(1) == test.y).float().mean().item()
+        print(f"{run}: accuracy {accuracy(hard):.3f} at area {hard.mean():.4f}; {out.sum() / hard.sum():.3f} of the "
+              f"kept pixels outside the box ({(bright > INK).float().mean():.3f} of them brighter than {INK}); on "
+              f"the mask inside the box alone {accuracy(hard * box):.3f}, outside it alone {accuracy(hard * (1 - box)):.3f}")
     return 0
 
 
