@@ -417,6 +417,8 @@ SCREENS["long3"] = [("oracle_ink_s6k", {"preset": "oracle-ink", **S6K}, range(3)
 # _l0 0.981 at 4.9%, with 9% and 13% of their kept pixels outside the box (seed 0 without: 21%). long4: the unmasked
 # classifier's seeds 1-2 at 6000 steps, the issue's "above the unmasked classifier" seed for seed.
 SCREENS["long4"] = [("unmasked_s6k", {"preset": "unmasked", **S6K}, range(1, 3))]
+# long4: the unmasked classifier 0.983 / 0.966 (seeds 1-2). long6: the fine preset's seeds 3-4 at 6000 steps.
+SCREENS["long6"] = [("s1w8n_s6k", {"preset": "hard-concrete", **S1W8, **S6K}, range(3, 5))]
 # long5: the long runs over the five seeds the issue asks for, for a GPU lease (tools/gpu_session.sh runs it).
 SCREENS["long5"] = [(name, over, range(5)) for name, over, _ in SCREENS["long3"][:2] + SCREENS["long2"]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",

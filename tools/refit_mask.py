@@ -131,12 +131,18 @@ def dropped(run, cfg, model, test) -> int:
     return 0
 
 
+@torch.no_grad()
+def own_accuracy(model, test, mask: torch.Tensor) -> float:
+    """The run's own classifier on x * `mask` (its own hard mask, or a part of it): the share of test images right."""
+    return (model.classifier(test.x * mask)[0].argmax(1) == test.y).float().mean().item()
+
+
 def largest_only(run, cfg, model, test) -> int:
     """The run's own classifier on x * its hard mask, and on x * that mask cut to each image's largest 4-connected
     piece (metrics.largest_piece): the same accuracy means what the mask keeps beside the digit touches it."""
     hard = hard_mask_of(cfg, model, test)
+    accuracy = lambda mask: own_accuracy(model, test, mask)
     with torch.no_grad():
-        accuracy = lambda mask: (model.classifier(test.x * mask)[0].argmax(1) == test.y).float().mean().item()
         cut = largest_piece(hard)
         print(f"{run}: accuracy {accuracy(hard):.3f} at area {hard.mean():.4f}; with each mask cut to its largest "
               f"piece {accuracy(cut):.3f} at area {cut.mean():.4f}")
@@ -151,8 +157,8 @@ def inside_and_outside(run, cfg, model, test) -> int:
     box = true_mask("box", test.x, test.boxes, test.ink)
     out = (hard * (1 - box)).bool()
     bright = test.x.amax(1, keepdim=True)[out]
+    accuracy = lambda mask: own_accuracy(model, test, mask)
     with torch.no_grad():
-        accuracy = lambda mask: (model.classifier(test.x * mask)[0].argmax(1) == test.y).float().mean().item()
         print(f"{run}: accuracy {accuracy(hard):.3f} at area {hard.mean():.4f}; {out.sum() / hard.sum():.3f} of the "
               f"kept pixels outside the box ({(bright > INK).float().mean():.3f} of them brighter than {INK}); on "
               f"the mask inside the box alone {accuracy(hard * box):.3f}, outside it alone {accuracy(hard * (1 - box)):.3f}")
