@@ -7,6 +7,7 @@ nothing about training; `build_model(cfg, channels, classes)` is the only constr
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from dataclasses import dataclass
 
@@ -212,8 +213,7 @@ class MaskedClassifier(nn.Module):
             with torch.no_grad():                             # the classifier's features of the whole image
                 _, features = self.classifier(x)
             extra = self.glimpse(features)
-        return self.attention(x, extra, None if self.refine is None else lambda first, hidden: self._second_look(
-            x, first, hidden))
+        return self.attention(x, extra, None if self.refine is None else functools.partial(self._second_look, x))
 
     def _second_look(self, x: Tensor, first: Tensor, hidden: Tensor) -> Tensor:
         with torch.no_grad():                                 # the classifier's features of x * the first hard mask

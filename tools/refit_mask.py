@@ -140,12 +140,10 @@ def own_accuracy(model, test, mask: torch.Tensor) -> float:
 def largest_only(run, cfg, model, test) -> int:
     """The run's own classifier on x * its hard mask, and on x * that mask cut to each image's largest 4-connected
     piece (metrics.largest_piece): the same accuracy means what the mask keeps beside the digit touches it."""
-    hard = hard_mask_of(cfg, model, test)
-    accuracy = lambda mask: own_accuracy(model, test, mask)
-    with torch.no_grad():
-        cut = largest_piece(hard)
-        print(f"{run}: accuracy {accuracy(hard):.3f} at area {hard.mean():.4f}; with each mask cut to its largest "
-              f"piece {accuracy(cut):.3f} at area {cut.mean():.4f}")
+    hard = hard_mask_of(cfg, model, test)                       # no gradient: the masks carry none
+    cut = largest_piece(hard)
+    print(f"{run}: accuracy {own_accuracy(model, test, hard):.3f} at area {hard.mean():.4f}; with each mask cut to its "
+          f"largest piece {own_accuracy(model, test, cut):.3f} at area {cut.mean():.4f}")
     return 0
 
 
@@ -157,11 +155,11 @@ def inside_and_outside(run, cfg, model, test) -> int:
     box = true_mask("box", test.x, test.boxes, test.ink)
     out = (hard * (1 - box)).bool()
     bright = test.x.amax(1, keepdim=True)[out]
-    accuracy = lambda mask: own_accuracy(model, test, mask)
-    with torch.no_grad():
-        print(f"{run}: accuracy {accuracy(hard):.3f} at area {hard.mean():.4f}; {out.sum() / hard.sum():.3f} of the "
-              f"kept pixels outside the box ({(bright > INK).float().mean():.3f} of them brighter than {INK}); on "
-              f"the mask inside the box alone {accuracy(hard * box):.3f}, outside it alone {accuracy(hard * (1 - box)):.3f}")
+    inside, outside = own_accuracy(model, test, hard * box), own_accuracy(model, test, hard * (1 - box))
+    whole = own_accuracy(model, test, hard)
+    print(f"{run}: accuracy {whole:.3f} at area {hard.mean():.4f}; {out.sum() / hard.sum():.3f} "
+          f"of the kept pixels outside the box ({(bright > INK).float().mean():.3f} of them brighter than {INK}); on "
+          f"the mask inside the box alone {inside:.3f}, outside it alone {outside:.3f}")
     return 0
 
 
