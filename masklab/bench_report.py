@@ -102,7 +102,8 @@ def results_markdown(table, quick, seeds, methods, elsewhere: list[str] = (), ke
     lines += ["", "`vs oracle-*`: accuracy_hard minus that of the same classifier trained and tested on x times the "
               "digit's true ink / box (a mask that cannot be wrong).", "", *targets_section(table), "", "## Machine", "",
               f"- {platform.platform()}, Python {platform.python_version()}, torch {torch.__version__}, "
-              f"{os.cpu_count()} CPU cores visible, torch threads {torch.get_num_threads()}",
+              f"{os.cpu_count()} CPU cores visible, torch threads {torch.get_num_threads()}, CPU kernels "
+              f"{torch.backends.cpu.get_cpu_capability()} (the same seed can train differently on another CPU)",
               f"- device: {device}" + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
               throughput_line(table, quick, device), *elsewhere,
               "", "![accuracy vs area](pareto.png)", "", "![area curves](area_curves.png)", "", "![masks](masks.png)", "",
@@ -170,9 +171,13 @@ def kind_section(kind: Path, fixed: Path) -> list[str]:
              "`dis_eq`: distract 1.0 with area_floor 0.95; stopped after one or two seeds, worse on every one: "
              "README, \"...and the mask\"), refine (`rf`: refine, a second look, the branch reading the classifier's "
              "features of x times its first hard mask; `s1w8n_rf`: hard-concrete-fine with it; two seeds, no gain: "
-             "README, \"...and the mask\"), long to long4 (`_s6k`: 6000 steps, four times the benchmark's; "
-             "`s1w8n_s6k` three seeds, `oracle_ink_s6k` and `unmasked_s6k` their references at the same length; "
-             "`s6k` the default, `_t035` area_target 0.035, `_l0` mask_loss l0 with beta 0.5, one seed each: README, "
+             "README, \"...and the mask\"), long to long4 and long6 (`_s6k`: 6000 steps, four times the benchmark's; "
+             "`s1w8n_s6k` five seeds, `oracle_ink_s6k` and `unmasked_s6k` their references at the same length, "
+             "three seeds; `s6k` the default, `_t035` area_target 0.035, `_l0` mask_loss l0 with beta 0.5, one seed "
+             "each), pieces (`_pc`: commit_pieces 0.25, the mask commit teaches cut to the pieces of at least a "
+             "quarter of the image's largest; `pc` on the default), piecesbase and finebase (`base`, `s1w8n_base`: "
+             "the default and the fine preset on the machine of pieces' runs, their pairs) and longcifar (the fine "
+             "preset, the default and the unmasked classifier on CIFAR-10 at 6000 steps; these four: README, "
              "\"Four times the steps\"). Every "
              "screen before "
              "inside ran over the default of its day, now the preset hard-concrete-nov29 (`tools/gpu_screen.py` pins "

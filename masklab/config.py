@@ -231,6 +231,11 @@ class Config:
                               "closing phase never saw land there too (0: the |m_eval - h| term; must be under "
                               "logit_bound; an experiment: README, 'Committing the mask')",
                               lo=0, slider="linear", step=0.5, span=(0, 7.5), label="commit margin")
+    commit_pieces: float = _f(0.0, "commit to whole pieces: the fixed mask h the branch learns in the closing phase "
+                              "drops each 4-connected piece smaller than this share of its image's largest piece, so "
+                              "specks kept beside the object close while the object's own pieces stay (0: h as the "
+                              "closing phase found it; needs commit; an experiment: README, '...and the mask')",
+                              lo=0, hi=1, slider="linear", step=0.05, label="commit: drop pieces under (x largest)")
     commit_lr: float = _f(1.0, "the commit optimizer's lr, as a multiple of the lr the run has when the closing phase "
                           "begins", lo=0, lo_open=True, slider="log", span=(0.1, 20), label="commit lr (x run lr)")
     glimpse: bool = _f(False, "the attention branch also reads the classifier's own features of the whole image "
@@ -456,6 +461,8 @@ def _problems(c: Config):
     if c.logit_bound and c.commit_margin >= c.logit_bound:
         yield (f"commit_margin {c.commit_margin:g} must be under logit_bound {c.logit_bound:g}: no logit passes the "
                f"bound, so the margin could never be met")
+    if c.commit_pieces and not c.commit:
+        yield "commit_pieces cuts the mask that commit teaches: turn commit on, or set commit_pieces 0"
     if c.oracle != "none" and (c.gate != "none" or c.constraint):
         yield "an oracle run has no learned mask: use gate none and constraint false (preset oracle-ink / oracle-box)"
     if c.gate == "none" and c.mask_loss != "none":

@@ -269,7 +269,9 @@ def objective_latex(cfg) -> list[str]:
                      r"\mathcal{L} = \mathrm{CE}\big(f(x \odot \mathbb{1}[m_{\text{eval}} > \tfrac12]), y\big)"
                      + ((rf" + \overline{{\max(0,\ {cfg.commit_margin:g} - (2h - 1)\,l)}}" if cfg.commit_margin
                          else r" + \overline{|m_{\text{eval}} - h|}")
-                        + r",\ h = \mathbb{1}[m_{\text{eval}} > \tfrac12] \text{ at its start}" if cfg.commit else ""))
+                        + r",\ h = \mathbb{1}[m_{\text{eval}} > \tfrac12] \text{ at its start}"
+                        + (rf"\text{{, without pieces under }} {cfg.commit_pieces:g} \times \text{{its largest}}"
+                           if cfg.commit_pieces else "") if cfg.commit else ""))
     return lines
 
 

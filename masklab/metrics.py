@@ -43,6 +43,19 @@ def largest_piece(hard: Tensor) -> Tensor:
     return (keys == best.view(-1, 1, 1)).view(hard.shape).to(hard.dtype)    # a dropped pixel's key matches no piece
 
 
+def major_pieces(hard: Tensor, share: float) -> Tensor:
+    """A hard mask (N, 1, H, W) without the 4-connected pieces smaller than `share` times its image's largest piece
+    (Config.commit_pieces): share 0 keeps every piece, share 1 only the largest (all of them, if tied)."""
+    flat = hard.bool().flatten(0, -3)
+    keys, largest, _ = _pieces(flat)
+    n, h, w = flat.shape
+    _, which, sizes = keys[flat].unique(return_inverse=True, return_counts=True)
+    size = torch.zeros_like(keys)
+    size[flat] = sizes[which]                                          # each kept pixel: the size of its piece
+    keep = flat & (size >= share * largest.view(n, 1, 1))
+    return keep.view(hard.shape).to(hard.dtype)
+
+
 def _pieces(hard: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(N, H, W) bool -> (each pixel's piece key (N, H, W), the size of each image's largest piece (N,), that
     piece's key (N,)). Every kept pixel takes the largest label among its kept 4-neighbours until nothing changes,

@@ -22,7 +22,7 @@ from .constraint import AreaConstraint
 from .device import keep_heap
 from .losses import (commit_loss, complement_loss, distract_loss, distractors, evidence_loss, logit_gain_at, objective,
                      occlusion_loss, temperature_at)
-from .metrics import bimodality
+from .metrics import bimodality, major_pieces
 from .models import own_global_rng
 
 
@@ -133,6 +133,8 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
                 mask = (model.gate_relaxed(x, tau) > 0.5).to(x.dtype)
                 if teacher is not None:                # commit's target: the copy's mask, fixed
                     fixed = (teacher.gate_relaxed(x, tau) > 0.5).to(x.dtype)
+                    if cfg.commit_pieces:              # and without its specks: pieces under a share of the largest
+                        fixed = major_pieces(fixed, cfg.commit_pieces)
         pasted = None
         if masked and not frozen and cfg.distract and cfg.oracle == "none":
             with torch.no_grad():                      # where each image's own mask is: the part pasted elsewhere

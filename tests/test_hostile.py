@@ -278,16 +278,18 @@ def test_killing_the_process_during_a_save_keeps_the_previous_checkpoint(trained
         while True:
             save_run({str(run)!r}, cfg, model, [], summary)
     """)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert child.stdout.readline().strip() == "saving"
+    started = child.stdout.readline().strip()
+    assert started == "saving", f"the saving child did not start (said {started!r}, exit {child.poll()})"
     time.sleep(1.0)
     child.send_signal(signal.SIGKILL)
     child.wait(30)
+    files = sorted(p.name for p in run.iterdir())                 # named in every message below: what the kill left
     _, model, _ = load_run(run)                                   # loadable: no half-written file in place
     after = model.state_dict()
     diffs = {round(float((after[k] - before[k]).abs().max()), 3) for k in before if before[k].is_floating_point()}
-    assert diffs <= {0.0, 1.0}                                    # wholly old or wholly new weights
+    assert diffs <= {0.0, 1.0}, f"weights neither wholly old nor wholly new: {sorted(diffs)}; files {files}"
     leftovers = [p.name for p in run.iterdir() if p.name.endswith(".tmp")]
-    assert all(p.startswith(".") for p in leftovers)              # at most a hidden temp file, never loaded
+    assert all(p.startswith(".") for p in leftovers), f"a visible temp file: {files}"   # hidden at most, never loaded
 
 
 def test_the_upload_limit_is_configured_and_matches_the_library():

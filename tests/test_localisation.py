@@ -5,7 +5,7 @@ them from the mask logits of a real model."""
 import pytest
 import torch
 
-from masklab.metrics import box_masks, contiguity, evaluate, largest_piece, localisation
+from masklab.metrics import box_masks, contiguity, evaluate, largest_piece, localisation, major_pieces
 
 NAN = float("nan")
 
@@ -163,3 +163,19 @@ def test_largest_piece_keeps_each_images_largest_piece_only():
     assert cut[1].sum() == 1 and (cut[1] <= masks[1]).all()
     assert cut[2].sum() == 0 and torch.equal(cut[3], masks[3])
     assert torch.equal(largest_piece(masks.bool()), cut.bool())
+
+
+def test_major_pieces_drops_the_pieces_under_a_share_of_their_images_largest():
+    """By hand, on a 6x6 image: a 3x3 block (9), a 2x2 block (4) and a single pixel (1). A share of 0.25 keeps the
+    pieces of at least 2.25 pixels (both blocks), 0.5 the 9 alone, 0 everything; each image is cut against its own
+    largest (a lone pixel in the next image is its own largest, kept); an empty mask stays empty; dtype and shape
+    are the input's."""
+    big = [(r, c) for r in range(3) for c in range(3)]
+    small = [(4, 4), (4, 5), (5, 4), (5, 5)]
+    one = _pixels(big + small + [(0, 5)], n=6)
+    masks = torch.stack([one, _pixels([(5, 0)], n=6), torch.zeros_like(one)]).float()
+    assert torch.equal(major_pieces(masks, 0.25)[0], _pixels(big + small, n=6).float())
+    assert torch.equal(major_pieces(masks, 0.5)[0], _pixels(big, n=6).float())
+    assert torch.equal(major_pieces(masks, 0.0), masks) and torch.equal(major_pieces(masks, 1.0), largest_piece(masks))
+    cut = major_pieces(masks.bool(), 0.25)
+    assert cut.dtype == torch.bool and torch.equal(cut[1:], masks[1:].bool())

@@ -30,8 +30,8 @@ def test_the_options_are_off_by_default_but_the_three_the_default_adopted():
     cfg = Config()
     options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion, cfg.ahead,
                cfg.shadow, cfg.branch_depth, cfg.entropy, cfg.complement, cfg.commit, cfg.commit_margin, cfg.commit_lr, cfg.distract,
-               cfg.refine)
-    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 0, True, 0, 1, 0, False)
+               cfg.refine, cfg.commit_pieces)
+    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 0, True, 0, 1, 0, False, 0)
     assert (cfg.noise_end, cfg.damping, cfg.gain_site) == (0.25, 10.0, "logits")
     model = build_model(cfg, 1, 10)
     assert model.glimpse is None and model.refine is None and model.attention.prior is None
@@ -670,3 +670,37 @@ def test_training_with_distractors_adds_the_term_and_leaves_the_closing_phase_al
     data = open_data(cfg)
     records = list(train(cfg, build_model(cfg, data.channels, data.classes), data))
     assert [r.loss == pytest.approx(r.ce) for r in records[2:]] == [True, True]   # frozen: CE alone
+
+
+def test_commit_pieces_teaches_the_branch_its_mask_without_the_small_pieces(monkeypatch):
+    """commit_pieces: the fixed mask the closing phase teaches is the copy's hard mask cut by major_pieces (every
+    piece it keeps is at least that share of its image's largest, and it keeps nothing the copy's mask did not):
+    on a branch whose mask is in many pieces, pixels are dropped. It needs commit, and the objective names it."""
+    import masklab.train
+    from masklab.config import ConfigError
+    from masklab.data import open_data
+    from masklab.explain import objective_latex
+    from masklab.metrics import _pieces
+    cuts, taught = [], []
+    cut, loss = masklab.train.major_pieces, masklab.train.commit_loss
+    monkeypatch.setattr(masklab.train, "major_pieces", lambda hard, share: cuts.append((hard, cut(hard, share))) or
+                        cuts[-1][1])
+    monkeypatch.setattr(masklab.train, "commit_loss", lambda relaxed, hard, *a: taught.append(hard) or
+                        loss(relaxed, hard, *a))
+    cfg = Config(steps=4, log_every=2, batch_size=16, test_size=16, finetune=0.5, warmup=0.0, commit_pieces=0.5)
+    data = open_data(cfg)
+    model = build_model(cfg, data.channels, data.classes)
+    with torch.no_grad():                                       # a speckled mask of many pieces: something to drop
+        model.attention.body[-1].weight.normal_(0, 5.0, generator=torch.Generator().manual_seed(0))
+        model.attention.body[-1].bias.fill_(0.0)
+    list(masklab.train.train(cfg, model, data))
+    assert len(cuts) == len(taught) == 2 and all(out is hard for (_, out), hard in zip(cuts, taught))
+    for raw, out in cuts:
+        assert (out <= raw).all() and out.sum() < raw.sum() and out.sum() > 0
+        flat = out.bool().flatten(0, -3)
+        keys, largest, _ = _pieces(flat)
+        pieces, sizes = keys[flat].unique(return_counts=True)
+        assert (sizes >= 0.5 * largest[pieces // (flat[0].numel() + 1)]).all()
+    with pytest.raises(ConfigError, match="turn commit on"):
+        Config(commit_pieces=0.5, commit=False)
+    assert r"0.5 \times" in " ".join(objective_latex(cfg)) and "pieces" not in " ".join(objective_latex(Config()))
