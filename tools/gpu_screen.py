@@ -446,6 +446,11 @@ LONG |= {"cifar_s1w8n_s6k_t3": {**LONG["s1w8n_s6k"], **CIFAR3}, "cifar_s6k_t3": 
          "cifar_unmasked_s6k": {**LONG["unmasked_s6k"], **CIFAR}}
 SCREENS["longcifar"] = [(name, LONG[name], seeds) for name, seeds in [
     ("cifar_s1w8n_s6k_t3", range(2)), ("cifar_unmasked_s6k", range(2)), ("cifar_s6k_t3", range(1))]]
+# long7: the fine preset with commit_pieces at 6000 steps on seeds 3-4; long8: the references' seeds 3-4 at that
+# length; so that the long rows have the five seeds the issue asks.
+LONG["s1w8n_s6k_pc"] = {**LONG["s1w8n_s6k"], **PC}
+SCREENS["long7"] = [("s1w8n_s6k_pc", LONG["s1w8n_s6k_pc"], range(3, 5))]
+SCREENS["long8"] = [(name, LONG[name], range(3, 5)) for name in ("oracle_ink_s6k", "unmasked_s6k")]
 # piecesbase: 0.929 / 0.916 / 0.953 (the benchmark's rows, from another machine: 0.951 / 0.938 / 0.943); finebase:
 # 0.945 / 0.969 / 0.957, precision in box 0.886 / 0.977 / 0.963. longcifar: the fine preset 0.5405 / 0.5345 at 0.3,
 # the unmasked classifier 0.5650 / 0.5645 (gaps 0.025 / 0.030), the default 0.4835 with bimodality 0.991.
