@@ -31,7 +31,7 @@ def contiguity(hard: Tensor) -> float | None:
     h, w = hard.shape[-2:]
     largest = 0
     for part in hard.split(max(1, EVAL_PIXELS // (h * w))):
-        largest += _pieces(part)[1].sum().item()
+        largest += _pieces(part)[2].sum().item()
     return largest / kept
 
 
@@ -39,7 +39,7 @@ def largest_piece(hard: Tensor) -> Tensor:
     """A hard mask (N, 1, H, W) cut to each image's largest 4-connected piece of kept pixels (ties: the piece with
     the highest label); an empty mask stays empty."""
     flat = hard.bool().flatten(0, -3)
-    keys, _, best = _pieces(flat)
+    keys, _, _, best = _pieces(flat)
     return (keys == best.view(-1, 1, 1)).view(hard.shape).to(hard.dtype)    # a dropped pixel's key matches no piece
 
 
@@ -47,18 +47,14 @@ def major_pieces(hard: Tensor, share: float) -> Tensor:
     """A hard mask (N, 1, H, W) without the 4-connected pieces smaller than `share` times its image's largest piece
     (Config.commit_pieces): share 0 keeps every piece, share 1 only the largest (all of them, if tied)."""
     flat = hard.bool().flatten(0, -3)
-    keys, largest, _ = _pieces(flat)
-    n, h, w = flat.shape
-    _, which, sizes = keys[flat].unique(return_inverse=True, return_counts=True)
-    size = torch.zeros_like(keys)
-    size[flat] = sizes[which]                                          # each kept pixel: the size of its piece
-    keep = flat & (size >= share * largest.view(n, 1, 1))
+    _, size, largest, _ = _pieces(flat)
+    keep = flat & (size >= share * largest.view(-1, 1, 1))
     return keep.view(hard.shape).to(hard.dtype)
 
 
-def _pieces(hard: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(N, H, W) bool -> (each pixel's piece key (N, H, W), the size of each image's largest piece (N,), that
-    piece's key (N,)). Every kept pixel takes the largest label among its kept 4-neighbours until nothing changes,
+def _pieces(hard: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(N, H, W) bool -> (each pixel's piece key (N, H, W), the size of each pixel's piece (N, H, W; 0 where nothing
+    is kept), the size of each image's largest piece (N,), that piece's key (N,)). Every kept pixel takes the largest label among its kept 4-neighbours until nothing changes,
     so each piece ends with one label; a key is the label made unique across images."""
     n, h, w = hard.shape
     labels = torch.arange(1, h * w + 1, device=hard.device).view(1, h, w) * hard
@@ -73,13 +69,15 @@ def _pieces(hard: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             break
         labels = grown
     keys = torch.arange(n, device=hard.device).view(n, 1, 1) * (h * w + 1) + labels
-    pieces, sizes = keys[hard].unique(return_counts=True)
+    pieces, which, sizes = keys[hard].unique(return_inverse=True, return_counts=True)
+    size = torch.zeros_like(keys)
+    size[hard] = sizes[which]
     image = pieces // (h * w + 1)
     largest = torch.zeros(n, dtype=sizes.dtype, device=hard.device).scatter_reduce(0, image, sizes, reduce="amax")
     # the largest piece's key: among each image's pieces of the largest size, the highest key (-1: nothing kept)
     best = torch.full((n,), -1, dtype=keys.dtype, device=hard.device).scatter_reduce(
         0, image, torch.where(sizes == largest[image], pieces, -1), reduce="amax")
-    return keys, largest, best
+    return keys, size, largest, best
 
 
 def collapsed(area: float) -> bool:

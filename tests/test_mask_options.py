@@ -698,7 +698,7 @@ def test_commit_pieces_teaches_the_branch_its_mask_without_the_small_pieces(monk
     for raw, out in cuts:
         assert (out <= raw).all() and out.sum() < raw.sum() and out.sum() > 0
         flat = out.bool().flatten(0, -3)
-        keys, largest, _ = _pieces(flat)
+        keys, _, largest, _ = _pieces(flat)
         pieces, sizes = keys[flat].unique(return_counts=True)
         assert (sizes >= 0.5 * largest[pieces // (flat[0].numel() + 1)]).all()
     with pytest.raises(ConfigError, match="turn commit on"):
