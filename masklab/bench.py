@@ -41,7 +41,8 @@ QUICK = dict(steps=300, batch_size=32, log_every=25, test_size=300, warmup=0.4, 
 # The default's targets on cluttered-digits (the method issue): (label, column, statistic, bound, "max" or "min").
 # A bound may depend on other rows of the same table: a function of the table, or None where a row is missing.
 def run_bench(methods=None, seeds: int = 5, quick: bool = False, out: Path = Path("bench"),
-              log=print, resume: bool = False, keep_others: bool = False) -> list[dict]:
+              log=print, resume: bool = False, keep_others: bool = False, workers: int = 1,
+              threads: int = 0) -> list[dict]:
     """Train every (method, seed), measure, write the outputs under `out`; returns the rows.
 
     With `resume`, a finished run folder under out/runs whose config is the one this call would train is
@@ -49,7 +50,11 @@ def run_bench(methods=None, seeds: int = 5, quick: bool = False, out: Path = Pat
     afresh. For a full run (about 1.5 h on 2 cores) that was interrupted.
 
     With `keep_others`, the rows of the methods not run this time are kept from out/results.csv (for a change
-    that leaves their presets alone); RESULTS.md names them."""
+    that leaves their presets alone); RESULTS.md names them.
+
+    With `workers` > 1 the step costs are timed first, alone, then every run is trained, `workers` at a time in
+    processes of their own with `threads` threads each (bench_data.train_jobs), and then measured and written as
+    above: the same rows as one process with that thread count writes, and the table only once all have trained."""
     methods = list(methods or PRESETS)
     kept = [r for r in read_rows(out / "results.csv") if r["method"] not in methods] if keep_others else []
     overrides = QUICK if quick else {}
@@ -59,6 +64,13 @@ def run_bench(methods=None, seeds: int = 5, quick: bool = False, out: Path = Pat
                                 cache=out / "runs" / "evalx-evaluator.pt" if resume else None)
     costs = {m: step_cost_ratio(preset(m, **overrides), *((4, 2) if quick else (8, 5))) for m in methods}
     log("step cost ratios: " + ", ".join(f"{m} {c:.2f}" for m, c in costs.items()))
+    if workers > 1:
+        from .bench_data import train_jobs
+        jobs = [(preset(m, seed=seed, **overrides), out / "runs" / f"{m}-s{seed}", m) for seed in range(seeds)
+                for m in methods]
+        for i, summary in train_jobs([(*job, [job[1]] if resume else []) for job in jobs], workers, threads):
+            log(f"{jobs[i][2]:>16} seed {jobs[i][0].seed}: trained ({summary['wall_s']:.0f} s)")
+        resume = True                              # each run folder is now the finished run of its config
     rows = []
     for seed in range(seeds):                    # seed-major: an interrupted run still has every method
         for method in methods:

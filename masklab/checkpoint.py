@@ -95,7 +95,7 @@ def read_summary(run_dir: Path) -> dict:
 # may since have changed): a run saved before the field existed gets this value, not today's default.
 BEFORE = {"clamp_backward": True, "mask_norm": False, "logit_bound": 0.0, "area_floor": 0.0, "area_seen": False,
           "finetune": 0.0, "mask_upsample": "nearest", "gain_site": "bounded", "noise_end": 1.0, "damping": 0.0,
-          "commit": False}
+          "commit": False, "average": 0.0}
 
 
 def read_config(run_dir: Path) -> Config:

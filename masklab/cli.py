@@ -120,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "memory, at 32 and 128 px: writes OUT/loading.json, which RESULTS.md lists")
     bench.add_argument("--folder", type=Path, help="with --loader: the image folder to measure")
     bench.add_argument("--workers", type=int, default=1,
-                       help="with --front or --datasets: runs trained side by side, each in its own process with "
-                            "--threads threads (default: its share of the cores); default 1, one after another")
+                       help="runs trained side by side, each in its own process with --threads threads (default: "
+                            "its share of the cores); default 1, one after another")
     bench.add_argument("--preset", choices=list(PRESETS),
                        help=f"with --front or --datasets: the method to run (default {DEFAULT_PRESET}; an earlier "
                             "default's preset regenerates the tables it made)")
@@ -306,8 +306,6 @@ def cmd_bench(args) -> int:
         return 0
     if args.preset and not (args.datasets or args.front):
         raise UserError("--preset goes with --front or --datasets (the benchmark's methods are --methods)")
-    if args.workers != 1 and not (args.datasets or args.front):
-        raise UserError("--workers goes with --front or --datasets")
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, not {args.workers}")
     method = args.preset or DEFAULT_PRESET
@@ -324,7 +322,7 @@ def cmd_bench(args) -> int:
         print(f"wrote {args.out / 'front.csv'} and front.png")
         return 0
     run_bench(args.methods, args.seeds or 5, args.quick, args.out, log=lambda s: print(s, flush=True), resume=args.resume,
-              keep_others=args.keep_others)
+              keep_others=args.keep_others, workers=args.workers, threads=args.threads)
     print(f"wrote {args.out / 'RESULTS.md'}, results.csv and PNGs")
     return 0
 

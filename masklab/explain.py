@@ -240,6 +240,9 @@ def objective_latex(cfg) -> list[str]:
     if masked and cfg.shadow:
         lines.append(r"\text{shadow: } \mathrm{CE}\big(f'(x \odot \mathbb{1}[m_{\text{eval}} > \tfrac12]), y\big)"
                      r"\text{ trains } f' \text{ alone; } f \leftarrow f' \text{ at the end}")
+    if cfg.average:
+        lines.append(rf"\text{{weight averaging: }} f \leftarrow \tfrac{{1}}{{n}}\textstyle\sum_{{s > "
+                     rf"{1 - cfg.average:g}\,T}} f_s\text{{ at the end (the branch: the last step's)}}")
     if masked and (cfg.random_masks or cfg.deterministic):
         lines.append(rf"\text{{of each batch: {cfg.random_masks:g} sees }} x \odot m_{{\text{{rand}}}},\ "
                      rf"m_{{\text{{rand}}}} \sim \mathrm{{Bernoulli}}(p),\ p \sim U(t, 1)"

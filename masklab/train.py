@@ -114,6 +114,8 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
     if shadow is not None:
         shadow_opt = torch.optim.Adam(shadow.parameters(), lr=cfg.lr)
         shadow_schedule = torch.optim.lr_scheduler.LambdaLR(shadow_opt, lambda i: lr_factor(cfg, i))
+    ends = shadow if shadow is not None else model.classifier   # the classifier the run ends with
+    averaged, averaging = None, int(round((1 - cfg.average) * cfg.steps)) if cfg.average else cfg.steps
     for step in range(1, cfg.steps + 1):
         x, y, mask = *data.batch(cfg.batch_size, g_data), None
         if cfg.oracle != "none":
@@ -183,8 +185,13 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
             shadow_loss.backward()
             shadow_opt.step()
             shadow_schedule.step()
-            if step == cfg.steps:                      # the run ends with the classifier that read its final mask
-                model.classifier.load_state_dict(shadow.state_dict())
+        if step > averaging:                           # weight averaging: one equal share a step, from here
+            if averaged is None:
+                averaged = torch.optim.swa_utils.AveragedModel(ends, use_buffers=True)
+            averaged.update_parameters(ends)
+        if step == cfg.steps and (shadow is not None or averaged is not None):
+            # the run ends with the classifier that read its final mask, averaged over its last steps where asked
+            model.classifier.load_state_dict((averaged.module if averaged is not None else shadow).state_dict())
         if step % cfg.log_every and step != cfg.steps:
             continue
         bad = int(first_bad)

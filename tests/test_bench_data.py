@@ -112,8 +112,7 @@ def test_datasets_table_has_the_default_and_its_references_and_notes_a_missing_a
 def test_front_writes_every_target_and_both_oracles_and_a_log_scaled_plot_on_any_number_of_workers(tmp_path):
     """--front: the default at each target and the two oracles, a row each per seed, and front.png. With --workers 2
     the runs train in two processes of their own, and the rows, in the same order with the same numbers (the same
-    torch threads per run), are the ones one process writes; --workers without --front or --datasets, or below 1,
-    is refused."""
+    torch threads per run), are the ones one process writes; --workers below 1 is refused."""
     import torch
     from masklab.cli import main
     kw = dict(targets=(0.05, 0.2), log=lambda s: None, canvas=24, **TINY)
@@ -127,9 +126,27 @@ def test_front_writes_every_target_and_both_oracles_and_a_log_scaled_plot_on_any
     two = bench.run_front(1, out=tmp_path / "two", workers=2, threads=torch.get_num_threads(), **kw)
     assert two == rows
     assert (tmp_path / "two" / "front.csv").read_text() == (tmp_path / "front.csv").read_text()
-    assert main(["bench", "--workers", "2", "--out", str(tmp_path / "x")]) == 2
+    assert main(["bench", "--workers", "0", "--out", str(tmp_path / "x")]) == 2
     assert main(["bench", "--front", "--workers", "0", "--out", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_the_method_table_on_two_workers_has_the_rows_one_process_writes(tmp_path, monkeypatch):
+    """bench --workers 2: every (method, seed) trains in a process of its own, then the table is measured and
+    written as one process does it: the same rows, numbers and order but the timings (wall time, step cost)."""
+    import torch
+    from masklab import bench as method_bench
+    monkeypatch.setattr(method_bench, "QUICK", {**method_bench.QUICK, **TINY, "canvas": 24})
+    kw = dict(methods=["unmasked", "hard-concrete"], seeds=2, quick=True, log=lambda s: None)
+    one = method_bench.run_bench(out=tmp_path / "one", **kw)
+    two = method_bench.run_bench(out=tmp_path / "two", workers=2, threads=torch.get_num_threads(), **kw)
+    timings = {"wall_s", "train_s", "step_cost_ratio"}
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in timings} for r in rows]
+    assert [(r["method"], r["seed"]) for r in two] == [("unmasked", 0), ("unmasked", 1), ("hard-concrete", 0),
+                                                       ("hard-concrete", 1)]
+    assert strip(two) == strip(one)
+    assert all((tmp_path / "two" / "runs" / f"{m}-s{s}" / "summary.json").exists() for m, s in [("unmasked", 1)])
+    assert "| hard-concrete |" in (tmp_path / "two" / "RESULTS.md").read_text()
 
 
 def test_an_earlier_defaults_tables_regenerate_with_its_preset(tmp_path, tiny_datasets):

@@ -68,9 +68,9 @@ def test_dead_zones_are_maximal_runs_of_zero_gradient():
 def test_every_masked_preset_has_an_explorer_method_with_its_gate():
     """The explorer covers each masked preset, drawn through that preset's own gate; a preset that differs from a
     covered one only in the resolution and width its logits are computed at (mask_stride, width), in how block
-    logits reach pixels (mask_upsample) or in whether the closing phase commits the mask (commit) has the same
-    per-pixel curves."""
-    spatial = lambda n: preset(n).replace(mask_upsample="nearest", commit=True, mask_stride=2, width=16)
+    logits reach pixels (mask_upsample), in whether the closing phase commits the mask (commit) or in whether the
+    run ends with averaged classifier weights (average) has the same per-pixel curves."""
+    spatial = lambda n: preset(n).replace(mask_upsample="nearest", commit=True, mask_stride=2, width=16, average=0.2)
     masked = {n for n, p in PRESETS.items() if p.get("gate", "hard_concrete") != "none"
               and not any(spatial(n) == spatial(m) for m in METHODS if m != n)}
     assert masked <= set(METHODS) and not {"hard-concrete-bilinear", "hard-concrete-fine"} & masked

@@ -24,14 +24,15 @@ def _model(**over):
     return model
 
 
-def test_the_options_are_off_by_default_but_the_three_the_default_adopted():
+def test_the_options_are_off_by_default_but_the_four_the_default_adopted():
     """Every screened option is off by default but noise_end, damping and commit, on since 2026-12-01 (with the gain
-    inside the bound); the presets of earlier defaults turn them off."""
+    inside the bound), and average, on since 2026-12-02; the presets of earlier defaults turn them off, the
+    references keep the default's averaging."""
     cfg = Config()
     options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion, cfg.ahead,
                cfg.shadow, cfg.branch_depth, cfg.entropy, cfg.complement, cfg.commit, cfg.commit_margin, cfg.commit_lr, cfg.distract,
-               cfg.refine, cfg.commit_pieces)
-    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 0, True, 0, 1, 0, False, 0)
+               cfg.refine, cfg.commit_pieces, cfg.average)
+    assert options == (0, 0, 0, False, 0, 0, 0, False, 3, 0, 0, True, 0, 1, 0, False, 0, 0.2)
     assert (cfg.noise_end, cfg.damping, cfg.gain_site) == (0.25, 10.0, "logits")
     model = build_model(cfg, 1, 10)
     assert model.glimpse is None and model.refine is None and model.attention.prior is None
@@ -39,10 +40,13 @@ def test_the_options_are_off_by_default_but_the_three_the_default_adopted():
     assert model.attention.gain_inside
     for name in ("hard-concrete-nov29", "hard-concrete-plain", "hard-concrete-bilinear", "top-k", "ste"):
         old = preset(name)
-        assert (old.noise_end, old.damping, old.commit) == (1.0, 0.0, False), name
+        assert (old.noise_end, old.damping, old.commit, old.average) == (1.0, 0.0, False, 0.0), name
         assert build_model(old, 1, 10).logit_gain == 1.0
     assert preset("hard-concrete-nov29") == preset("hard-concrete", noise_end=1.0, damping=0.0, gain_site="bounded",
-                                                   commit=False)
+                                                   commit=False, average=0.0)
+    assert preset("hard-concrete-dec01") == preset("hard-concrete", commit=False, average=0.0)
+    assert preset("hard-concrete-dec01pm") == preset("hard-concrete", average=0.0)
+    assert all(preset(name).average == cfg.average for name in ("unmasked", "oracle-ink", "oracle-box"))
 
 
 def test_random_rows_see_block_masks_and_send_no_gradient_to_the_branch():
@@ -310,6 +314,9 @@ def test_the_objective_panel_shows_the_options_only_when_on():
     assert r"\text{entropy}\cdot" in on[0] and r"\text{entropy}" not in plain
     assert any("noise" in line and "0.25" in line for line in on) and "noise_end" not in plain
     assert any(line.startswith(r"\text{shadow: }") and r"f \leftarrow f'" in line for line in on)
+    averaged = objective_latex(Config(average=0.2))
+    assert any(r"\text{weight averaging: }" in line and "0.8" in line for line in averaged)
+    assert not any("averaging" in line for line in objective_latex(Config(average=0.0)))
     assert r"\text{evidence}\cdot \mathrm{BCE}" in on[0] and r"\text{occlusion}\cdot \mathrm{BCE}" in on[0]
     assert any("0.25 sees" in line and "0.5 sees" in line for line in on)
     assert any("0.25 sees" in line and "top }0.045" in line for line in on) and "top }" not in plain
@@ -704,3 +711,32 @@ def test_commit_pieces_teaches_the_branch_its_mask_without_the_small_pieces(monk
     with pytest.raises(ConfigError, match="turn commit on"):
         Config(commit_pieces=0.5, commit=False)
     assert r"0.5 \times" in " ".join(objective_latex(cfg)) and "pieces" not in " ".join(objective_latex(Config()))
+
+
+@pytest.mark.parametrize("preset_name", ["hard-concrete", "unmasked"])
+def test_weight_averaging_ends_with_the_mean_of_the_classifiers_last_steps_and_changes_nothing_else(preset_name):
+    """average 0.5 on 6 steps: the run trains exactly as without it, the branch ends as it did, and the classifier
+    ends with the mean of its weights after steps 4, 5 and 6 (for a masked and an unmasked run)."""
+    from masklab.config import preset
+    from masklab.data import open_data
+    from masklab.train import train
+    cfg = preset(preset_name, steps=6, log_every=1, batch_size=8, test_size=16, finetune=0.34)
+    data = open_data(cfg)
+    ends = {}
+    for average in (0.0, 0.5):
+        model = build_model(cfg, data.channels, data.classes)
+        iterates, records = [], []
+        for record in train(cfg.replace(average=average), model, data):
+            records.append(record)
+            iterates.append({k: v.clone() for k, v in model.classifier.state_dict().items()})
+        ends[average] = model.state_dict(), iterates, records
+    plain, plain_iterates, plain_records = ends[0.0]
+    averaged, iterates, records = ends[0.5]
+    untimed = lambda rs: [{**r.to_dict(), "seconds": 0} for r in rs]
+    assert untimed(records) == untimed(plain_records)
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(plain_iterates[:5], iterates[:5]) for k in a)
+    mean = {k: torch.stack([it[k] for it in plain_iterates[3:]]).mean(0) for k in plain_iterates[0]}
+    for k, v in mean.items():
+        assert torch.allclose(averaged["classifier." + k], v, atol=1e-7), k
+        assert not torch.equal(averaged["classifier." + k], plain["classifier." + k]), k
+    assert all(torch.equal(averaged[k], plain[k]) for k in plain if not k.startswith("classifier."))

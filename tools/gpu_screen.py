@@ -456,6 +456,21 @@ SCREENS["long8"] = [(name, LONG[name], range(3, 5)) for name in ("oracle_ink_s6k
 # piecesbase: 0.929 / 0.916 / 0.953 (the benchmark's rows, from another machine: 0.951 / 0.938 / 0.943); finebase:
 # 0.945 / 0.969 / 0.957, precision in box 0.886 / 0.977 / 0.963. longcifar: the fine preset 0.5405 / 0.5345 at 0.3,
 # the unmasked classifier 0.5650 / 0.5645 (gaps 0.025 / 0.030), the default 0.4835 with bimodality 0.991.
+# The screens since that loop ran over hard-concrete-dec01 (wind, complement, sharp: the default until the morning of
+# 2026-12-01) or hard-concrete-dec01pm (the rest, from commit on: the default until 2026-12-02), with references that
+# did not average their weights. Pinned so as well, while the default moves on.
+for _screen, _variants in SCREENS.items():
+    _base = "hard-concrete-dec01" if _screen in ("wind", "complement", "sharp") else "hard-concrete-dec01pm"
+    SCREENS[_screen] = [(name, over if "average" in over else {
+        "average": 0.0, **over, "preset": _base if over["preset"] == "hard-concrete" else over["preset"]}, seeds)
+        for name, over, seeds in _variants]
+# avg: weight averaging (`--average 0.2`): the classifier the run ends with is the mean of its weights over the closing
+# phase (the last 20% of the steps), not the last step's. Training is unchanged, step for step, so each row pairs
+# exactly with the same seed's run without it on this machine (piecesbase, finebase, unmasked_base).
+AVG = {"average": 0.2}
+SCREENS["avg"] = [(name, over, range(3)) for name, over in [
+    ("s1w8n_avg", {"preset": "hard-concrete", **S1W8, **AVG}), ("avg", {"preset": "hard-concrete", **AVG}),
+    ("unmasked_base", {"preset": "unmasked", "average": 0.0}), ("unmasked_avg", {"preset": "unmasked", **AVG})]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
