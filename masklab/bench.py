@@ -64,19 +64,23 @@ def run_bench(methods=None, seeds: int = 5, quick: bool = False, out: Path = Pat
                                 cache=out / "runs" / "evalx-evaluator.pt" if resume else None)
     costs = {m: step_cost_ratio(preset(m, **overrides), *((4, 2) if quick else (8, 5))) for m in methods}
     log("step cost ratios: " + ", ".join(f"{m} {c:.2f}" for m, c in costs.items()))
+    ready = {}                                   # (method, seed) -> the summary a worker's run ended with
     if workers > 1:
         from .bench_data import train_jobs
         jobs = [(preset(m, seed=seed, **overrides), out / "runs" / f"{m}-s{seed}", m) for seed in range(seeds)
                 for m in methods]
         for i, summary in train_jobs([(*job, [job[1]] if resume else []) for job in jobs], workers, threads):
-            log(f"{jobs[i][2]:>16} seed {jobs[i][0].seed}: trained ({summary['wall_s']:.0f} s)")
-        resume = True                              # each run folder is now the finished run of its config
+            ready[jobs[i][2], jobs[i][0].seed] = summary   # failed or stopped too: it is not trained again
+            log(f"{jobs[i][2]:>16} seed {jobs[i][0].seed}: {summary['status']} ({summary['wall_s']:.0f} s)")
     rows = []
     for seed in range(seeds):                    # seed-major: an interrupted run still has every method
         for method in methods:
             cfg = preset(method, seed=seed, **overrides)
             run_dir = out / "runs" / f"{method}-s{seed}"
-            run_dir, summary, reused = trained(cfg, run_dir, method, [run_dir] if resume else [])
+            if (method, seed) in ready:
+                summary, reused = ready[method, seed], False
+            else:
+                run_dir, summary, reused = trained(cfg, run_dir, method, [run_dir] if resume else [])
             if reused:
                 log(f"{method:>16} seed {seed}: kept the finished run in {run_dir}")
             rows.append(row(method, seed, summary, costs[method], evalx(evaluator, run_dir)))

@@ -71,8 +71,8 @@ def run_front(seeds: int = 3, targets=FRONT_TARGETS, out: Path = Path("bench"), 
     runs, jobs = [], []
     for seed in range(seeds):
         for which, target in [(method, t) for t in targets] + [("oracle-ink", None), ("oracle-box", None)]:
-            extra = same_averaging(method) if target is None else {"area_target": target}
-            cfg = preset(which, seed=seed, **overrides, **extra)
+            given = {**same_averaging(method), **overrides} if target is None else {**overrides, "area_target": target}
+            cfg = preset(which, seed=seed, **given)
             name = which if target is None else f"{which}-t{target:g}"
             run_dir = out / "runs" / "front" / f"{name}-s{seed}"
             reusable = ([run_dir] if resume else []) + ([out / "runs" / f"{name}-s{seed}"] if target is None else [])
@@ -167,8 +167,9 @@ def run_datasets(seeds: int = 5, out: Path = Path("bench"), log=print, resume: b
                 skipped[label] = str(e)
                 continue
             for which, target in [*((r, None) for r in references), *((method, t) for t in targets)]:
-                extra = same_averaging(method) if target is None else {"area_target": target}
-                cfg = preset(which, seed=seed, **overrides, **extra)
+                given = ({**same_averaging(method), **overrides} if target is None
+                         else {**overrides, "area_target": target})
+                cfg = preset(which, seed=seed, **given)
                 name = f"{label}-{which}" + ("" if target is None else f"-t{target:g}")
                 run_dir = out / "runs" / "datasets" / f"{name}-s{seed}"
                 runs.append((label, which, target, seed, name))

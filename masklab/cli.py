@@ -284,6 +284,8 @@ def cmd_bench(args) -> int:
         raise UserError("--seeds must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.workers != 1 and (args.backbones or args.throughput or args.loader or args.report):
+        raise UserError("--workers goes with training runs: the method table, --front or --datasets")
     if args.backbones:
         from .bench import measure_backbones
         print(f"wrote {measure_backbones(args.out, log=lambda s: print(s, flush=True))}")

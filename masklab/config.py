@@ -298,7 +298,9 @@ class Config:
                         "weights averaged over its last this fraction of the steps, one equal share a step (buffers "
                         "too), instead of the last step's alone; the attention branch is not averaged. Training is "
                         "unchanged, and so is the mask: only the classifier it ends with differs. The default 0.2 is "
-                        "the closing phase (finetune), where the classifier reads a frozen mask (0: off)",
+                        "the closing phase (finetune), where the classifier reads a frozen mask (0: off). A run "
+                        "stopped before its end keeps its last step's classifier; with glimpse or refine the mask "
+                        "reads the classifier's features, so it moves a little with the average too",
                         lo=0, hi=1, hi_open=True, slider="linear", step=0.05, label="weight averaging",
                         formula="f ← the mean of f_s over the steps s > (1 − a)·T; the branch is the last step's.")
     deterministic: float = _f(0.0, "this fraction of each batch sees the noise-free hard mask 1[m_eval > 1/2] "
@@ -482,7 +484,7 @@ def _problems(c: Config):
 # The two added on 2026-12-01 (README, "A noise mask, and a multiplier that winds up"): the presets made before then
 # turn them off, so their committed rows stay theirs.
 # commit, added to the default later on 2026-12-01 (README, "Committing the mask"), is off in every earlier preset.
-# average (weight averaging over the closing phase), added on 2026-12-02 (README, "Averaging the classifier"), is
+# average (weight averaging over the closing phase), the default since 2026-12-03 (README, "Averaging the classifier"), is
 # off in every earlier preset and in the literature's; the references (unmasked, oracles) have it, as the default.
 DEC01PM = dict(average=0.0)
 DEC01 = dict(commit=False, **DEC01PM)

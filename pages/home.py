@@ -24,9 +24,12 @@ st.markdown(
 PRESET_NOTES = {
     "seed": "the question's setup: watch it collapse",
     "hard-concrete": "the default: hard concrete under an annealed, damped area constraint with a floor, the gate "
-                     "noise shrinking over the anneal, a bimodality term and a closing phase",
+                     "noise shrinking over the anneal, a bimodality term and a closing phase that commits the mask "
+                     "and averages the classifier's weights",
     "hard-concrete-fine": "the default with a mask decided pixel by pixel (stride 1): better on the digits, "
                           "pieces on photos",
+    "hard-concrete-dec01pm": "the default until 2026-12-02: the classifier of the last step, not averaged (the "
+                             "demos, the front and the datasets table)",
     "hard-concrete-nov29": "the default until 2026-12-01: collapses on some photo targets",
     "hard-concrete-plain": "Louizos et al.'s expected-L0 area under an annealed target (published)",
     "ste": "threshold at 0, backward through a sigmoid",

@@ -112,7 +112,8 @@ def test_datasets_table_has_the_default_and_its_references_and_notes_a_missing_a
 def test_front_writes_every_target_and_both_oracles_and_a_log_scaled_plot_on_any_number_of_workers(tmp_path):
     """--front: the default at each target and the two oracles, a row each per seed, and front.png. With --workers 2
     the runs train in two processes of their own, and the rows, in the same order with the same numbers (the same
-    torch threads per run), are the ones one process writes; --workers below 1 is refused."""
+    torch threads per run), are the ones one process writes; --workers below 1, or with a mode that trains
+    nothing (--report), is refused."""
     import torch
     from masklab.cli import main
     kw = dict(targets=(0.05, 0.2), log=lambda s: None, canvas=24, **TINY)
@@ -127,6 +128,7 @@ def test_front_writes_every_target_and_both_oracles_and_a_log_scaled_plot_on_any
     assert two == rows
     assert (tmp_path / "two" / "front.csv").read_text() == (tmp_path / "front.csv").read_text()
     assert main(["bench", "--workers", "0", "--out", str(tmp_path / "x")]) == 2
+    assert main(["bench", "--report", "--workers", "2", "--out", str(tmp_path / "x")]) == 2
     assert main(["bench", "--front", "--workers", "0", "--out", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
 

@@ -471,6 +471,11 @@ AVG = {"average": 0.2}
 SCREENS["avg"] = [(name, over, range(3)) for name, over in [
     ("s1w8n_avg", {"preset": "hard-concrete", **S1W8, **AVG}), ("avg", {"preset": "hard-concrete", **AVG}),
     ("unmasked_base", {"preset": "unmasked", "average": 0.0}), ("unmasked_avg", {"preset": "unmasked", **AVG})]]
+# avgphotos: the same on CIFAR-10 at 0.3 and on shapes, seeds 0-2 (the datasets table's runs of hard-concrete-dec01pm
+# are the same runs without it, up to the classifier the run ends with).
+SCREENS["avgphotos"] = [(name, over, range(3)) for name, over in [
+    ("cifar_avg_t3", {"preset": "hard-concrete", **CIFAR3}), ("cifar_unmasked_avg", {"preset": "unmasked", **CIFAR}),
+    ("shapes_avg_t05", {"preset": "hard-concrete", **SHAPES, "area_target": 0.05})]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
