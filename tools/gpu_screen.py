@@ -476,6 +476,11 @@ SCREENS["avg"] = [(name, over, range(3)) for name, over in [
 SCREENS["avgphotos"] = [(name, over, range(3)) for name, over in [
     ("cifar_avg_t3", {"preset": "hard-concrete", **CIFAR3}), ("cifar_unmasked_avg", {"preset": "unmasked", **CIFAR}),
     ("shapes_avg_t05", {"preset": "hard-concrete", **SHAPES, "area_target": 0.05})]]
+# avgphotosbase: their pairs on this machine, without averaging (the datasets table's runs came from another machine:
+# the masks differ).
+SCREENS["avgphotosbase"] = [(name, {**over, "average": 0.0}, range(3)) for name, over in [
+    ("cifar_t3_base", {"preset": "hard-concrete", **CIFAR3}), ("cifar_unmasked_base", {"preset": "unmasked", **CIFAR}),
+    ("shapes_t05_base", {"preset": "hard-concrete", **SHAPES, "area_target": 0.05})]]
 METRICS = ("accuracy_full", "accuracy_hard", "area", "bimodality", "contiguity", "precision_in_box", "ink_recall",
            "collapsed")
 
