@@ -29,7 +29,7 @@ PRESET_NOTES = {
     "hard-concrete-fine": "the default with a mask decided pixel by pixel (stride 1): better on the digits, "
                           "pieces on photos",
     "hard-concrete-dec01pm": "the default until 2026-12-02: the classifier of the last step, not averaged (the "
-                             "demos, the front and the datasets table)",
+                             "photo demo, the front and the datasets table)",
     "hard-concrete-nov29": "the default until 2026-12-01: collapses on some photo targets",
     "hard-concrete-plain": "Louizos et al.'s expected-L0 area under an annealed target (published)",
     "ste": "threshold at 0, backward through a sigmoid",

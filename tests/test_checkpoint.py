@@ -133,7 +133,7 @@ def test_a_run_saved_before_the_2026_12_01_default_reads_back_as_its_pinned_pres
 
 
 def test_a_run_saved_before_weight_averaging_reads_back_as_the_default_of_its_day(tmp_path):
-    """Runs saved before `average` existed (the demos among them) ended with the last step's classifier: they read
+    """Runs saved before `average` existed (the photo demo among them) ended with the last step's classifier: they read
     back as hard-concrete-dec01pm, the default of their day, not as today's default that averages."""
     from masklab.checkpoint import read_config
     from masklab.config import preset
@@ -141,4 +141,4 @@ def test_a_run_saved_before_weight_averaging_reads_back_as_the_default_of_its_da
     del d["average"]
     (tmp_path / "config.json").write_text(json.dumps(d))
     assert read_config(tmp_path) == preset("hard-concrete-dec01pm", seed=1) != preset("hard-concrete", seed=1)
-    assert read_config(Path(__file__).parents[1] / "checkpoints" / "demo").average == 0.0
+    assert read_config(Path(__file__).parents[1] / "checkpoints" / "demo-photos").average == 0.0

@@ -37,10 +37,9 @@ def test_demo_meets_its_targets_on_the_cluttered_digits_test_set(demo):
 
 
 def test_demo_is_the_default_trained_as_the_readme_says(demo):
-    """README "The digit demo": the default of its day (before weight averaging) with 3000 steps and a settling
-    learning rate, nothing else."""
+    """README "The digit demo": the default with 3000 steps and a settling learning rate, nothing else."""
     cfg, model, summary = demo
-    assert cfg == Config(steps=3000, lr_decay=True, average=0.0)
+    assert cfg == Config(steps=3000, lr_decay=True)
 
 
 def test_demo_masks_a_real_photo(tmp_path, capsys):
