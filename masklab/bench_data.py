@@ -71,8 +71,7 @@ def run_front(seeds: int = 3, targets=FRONT_TARGETS, out: Path = Path("bench"), 
     runs, jobs = [], []
     for seed in range(seeds):
         for which, target in [(method, t) for t in targets] + [("oracle-ink", None), ("oracle-box", None)]:
-            given = {**same_averaging(method), **overrides} if target is None else {**overrides, "area_target": target}
-            cfg = preset(which, seed=seed, **given)
+            cfg = preset(which, seed=seed, **run_overrides(method, overrides, target))
             name = which if target is None else f"{which}-t{target:g}"
             run_dir = out / "runs" / "front" / f"{name}-s{seed}"
             reusable = ([run_dir] if resume else []) + ([out / "runs" / f"{name}-s{seed}"] if target is None else [])
@@ -90,10 +89,13 @@ def run_front(seeds: int = 3, targets=FRONT_TARGETS, out: Path = Path("bench"), 
     return [rows[k] for k in sorted(rows)]
 
 
-def same_averaging(method: str) -> dict:
-    """A reference's overrides beside preset `method`: its classifier's weights averaged as the method's are (the
-    default's and the references' own presets agree; an earlier default's tables come back with its own)."""
-    return {"average": preset(method).average}
+def run_overrides(method: str, overrides: dict, target: float | None) -> dict:
+    """The overrides of one run beside preset `method`: the method's at area target `target`, or (target None) a
+    reference's, its classifier's weights averaged as the method's are (the default's and the references' own presets
+    agree; an earlier default's tables come back with its own). `overrides` go to both."""
+    if target is None:
+        return {"average": preset(method).average, **overrides}
+    return {**overrides, "area_target": target}
 
 
 def train_jobs(jobs: list, workers: int = 1, threads: int = 0):
@@ -167,9 +169,7 @@ def run_datasets(seeds: int = 5, out: Path = Path("bench"), log=print, resume: b
                 skipped[label] = str(e)
                 continue
             for which, target in [*((r, None) for r in references), *((method, t) for t in targets)]:
-                given = ({**same_averaging(method), **overrides} if target is None
-                         else {**overrides, "area_target": target})
-                cfg = preset(which, seed=seed, **given)
+                cfg = preset(which, seed=seed, **run_overrides(method, overrides, target))
                 name = f"{label}-{which}" + ("" if target is None else f"-t{target:g}")
                 run_dir = out / "runs" / "datasets" / f"{name}-s{seed}"
                 runs.append((label, which, target, seed, name))

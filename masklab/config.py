@@ -484,8 +484,9 @@ def _problems(c: Config):
 # The two added on 2026-12-01 (README, "A noise mask, and a multiplier that winds up"): the presets made before then
 # turn them off, so their committed rows stay theirs.
 # commit, added to the default later on 2026-12-01 (README, "Committing the mask"), is off in every earlier preset.
-# average (weight averaging over the closing phase), the default since 2026-12-03 (README, "Averaging the classifier"), is
-# off in every earlier preset and in the literature's; the references (unmasked, oracles) have it, as the default.
+# average (weight averaging over the closing phase), the default since 2026-12-03 (README, "Averaging the
+# classifier"), is off in every earlier preset and in the literature's; the references (unmasked, oracles) have it, as
+# the default.
 DEC01PM = dict(average=0.0)
 DEC01 = dict(commit=False, **DEC01PM)
 NOV29 = dict(noise_end=1.0, damping=0.0, gain_site="bounded", **DEC01)     # gain_site: no effect at noise_end 1

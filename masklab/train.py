@@ -115,7 +115,7 @@ def train(cfg, model, data, device: torch.device | str = "cpu") -> Iterator[Reco
         shadow_opt = torch.optim.Adam(shadow.parameters(), lr=cfg.lr)
         shadow_schedule = torch.optim.lr_scheduler.LambdaLR(shadow_opt, lambda i: lr_factor(cfg, i))
     ends = shadow if shadow is not None else model.classifier   # the classifier the run ends with
-    averaged, averaging = None, int(round((1 - cfg.average) * cfg.steps)) if cfg.average else cfg.steps
+    averaged, averaging = None, round((1 - cfg.average) * cfg.steps)   # averaging from the step after; 0: none
     for step in range(1, cfg.steps + 1):
         x, y, mask = *data.batch(cfg.batch_size, g_data), None
         if cfg.oracle != "none":

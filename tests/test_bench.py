@@ -18,7 +18,8 @@ def test_quick_bench_writes_the_table_and_its_plots_from_real_runs(quick_bench):
     row's own numbers are covered by test_step_cost, the collapsing seed loss by test_learning): its row, the
     markdown table with the command that regenerates it, and three PNGs; the EVAL-X evaluator, trained on random
     masks, reads the default's masks well above chance (measured at 220 steps: 0.42 on one machine, 0.24 on an AMD
-    EPYC that trains the same seeds differently; the run's own classifier 0.72-0.78), and the default's step costs more than the unmasked classifier's it is measured against."""
+    EPYC that trains the same seeds differently; the run's own classifier 0.72-0.78), and the default's step costs
+    more than the unmasked classifier's it is measured against."""
     with open(quick_bench / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["method"] for r in rows] == ["hard-concrete"] and list(rows[0]) == COLUMNS

@@ -42,11 +42,13 @@ def test_presets_cover_every_method():
     """One preset per method named in the issue, the earlier defaults (plain hard concrete, nov29, dec01, dec01pm),
     and the two oracle references; each earlier default is today's with what was added since turned off."""
     assert set(PRESETS) == {"unmasked", "seed", "mse-zero", "pooled-l1", "ste", "binary-concrete", "hard-concrete",
-                            "hard-concrete-dec01pm", "hard-concrete-dec01", "hard-concrete-nov29", "hard-concrete-plain", "hard-concrete-bilinear",
+                            "hard-concrete-dec01pm", "hard-concrete-dec01", "hard-concrete-nov29", "hard-concrete-plain",
+                            "hard-concrete-bilinear",
                             "hard-concrete-fine", "top-k", "sorted-area", "oracle-ink", "oracle-box"}
     assert preset("seed").gate == "hard_sigmoid" and preset("seed").mask_loss == "seed"
     assert preset("hard-concrete-dec01pm") == preset("hard-concrete", average=0.0) and preset("hard-concrete").average
-    assert preset("hard-concrete-dec01") == preset("hard-concrete-dec01pm", commit=False) and preset("hard-concrete").commit
+    assert preset("hard-concrete-dec01") == preset("hard-concrete-dec01pm", commit=False)
+    assert preset("hard-concrete").commit
     assert preset("hard-concrete-nov29") == preset("hard-concrete-dec01", noise_end=1.0, damping=0.0, gain_site="bounded")
     assert preset("hard-concrete-fine") == preset("hard-concrete", mask_stride=1, width=8)
 

@@ -26,7 +26,7 @@ def _model(**over):
 
 def test_the_options_are_off_by_default_but_the_four_the_default_adopted():
     """Every screened option is off by default but noise_end, damping and commit, on since 2026-12-01 (with the gain
-    inside the bound), and average, on since 2026-12-02; the presets of earlier defaults turn them off, the
+    inside the bound), and average, on since 2026-12-03; the presets of earlier defaults turn them off, the
     references keep the default's averaging."""
     cfg = Config()
     options = (cfg.random_masks, cfg.deterministic, cfg.prior, cfg.glimpse, cfg.evidence, cfg.occlusion, cfg.ahead,
