@@ -5,6 +5,7 @@ Nothing here runs in a worker thread: pages read RunViews, and the live feed's t
 """
 from __future__ import annotations
 
+import atexit
 import math
 import runpy
 import threading
@@ -18,7 +19,7 @@ from masklab.data import FOLDER_LAYOUT, DataError, check_dataset
 from masklab.explain import collapse
 from masklab.feed import LiveFeed
 from masklab.gates import GATES
-from masklab.live import RunManager
+from masklab.live import RunManager, join_threads
 
 # Live panels poll their run this often. Each poll is a fragment run, and Streamlit's page re-renders every element
 # on it (the sidebar's form included) at each run's start and end: 40-100 ms of the browser's CPU a poll, measured
@@ -35,6 +36,13 @@ WORKER_THREADS = None           # torch intra-op threads while training (None: t
 APP = Path(__file__).resolve().parent / "app.py"
 STATIC = APP.parent / "static"  # served at app/static/ (server.enableStaticServing in .streamlit/config.toml)
 TRAIN_PAGE, RUNS_PAGE, INSPECT_PAGE = "pages/train.py", "pages/runs.py", "pages/inspect.py"
+
+EXIT_WAIT_S = 20.0              # at exit, how long the pages' script threads may take to finish a call in flight
+
+# Registered before manager() and live_feed() register theirs, so it runs after them (atexit runs last-in first):
+# the runs are saved and the feed's thread has ended; a page still computing (a mask on the Inspect page, a table
+# of saved runs) gets its torch call finished instead of the process aborting under it.
+atexit.register(join_threads, lambda t: t.name == "ScriptRunner.scriptThread", EXIT_WAIT_S)
 
 
 def own_navigation() -> None:

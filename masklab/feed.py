@@ -175,6 +175,8 @@ class LiveFeed:
             with self._lock:
                 open_ids = [i for i, pub in self._runs.items() if not pub.final]
             for run_id in dict.fromkeys([*self._live_ids(), *open_ids]):
+                if self._closed.is_set():
+                    return
                 with self._lock:
                     pub = self._runs.get(run_id)
                 due = pub is None or time.monotonic() - pub.drawn_at >= self.charts_every
@@ -184,8 +186,13 @@ class LiveFeed:
                     except Exception:                 # a full disk, a removed folder, a failed drawing: the thread
                         pass                          # lives on, the status line too; the next tick tries again
 
-    def close(self) -> None:
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the thread and remove the folder. Waits for a drawing in flight: at exit, a daemon thread still in
+        torch's or matplotlib's C code when the interpreter finalizes aborts the whole process ("terminate called
+        without an active exception") instead of letting it exit cleanly."""
         self._closed.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
         with self._lock:                              # a drawing's writes in flight finish first, none follow
             shutil.rmtree(self.folder, ignore_errors=True)
 

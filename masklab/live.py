@@ -267,4 +267,16 @@ class RunManager:
             run.join(max(0.0, deadline - time.monotonic()))
 
 
+def join_threads(match, timeout: float) -> list[str]:
+    """Wait, `timeout` seconds in all, for every other live thread for which match(thread) is true; the names of
+    those still alive after it. For exit hooks: a daemon thread still inside torch's C++ code when Python finalizes
+    is ended mid-call, and that aborts the whole process ("terminate called without an active exception", exit
+    status -6) where it would have exited cleanly a moment later."""
+    deadline = time.monotonic() + timeout
+    others = [t for t in threading.enumerate() if t is not threading.current_thread() and match(t)]
+    for t in others:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return [t.name for t in others if t.is_alive()]
+
+
 # --- runs on disk ------------------------------------------------------------------------------------------

@@ -183,8 +183,9 @@ def collapsed_for_long(cfg: Config, records: list) -> bool:
 
 
 def run_trial(cfg_json: str, run_dir: str, threads: int = 0, early_stop: bool = True,
-              report: Callable[[dict], None] | None = None) -> dict:
-    """One trial: fit() into run_dir, stopping early on a lasting collapse; returns its sweep.csv row."""
+              report: Callable[[dict], None] | None = None, cancel: Callable[[], bool] | None = None) -> dict:
+    """One trial: fit() into run_dir, stopping early on a lasting collapse, or when cancel() (the sweep was
+    stopped: the trial is saved as stopped); returns its sweep.csv row."""
     import torch
 
     from .runs import fit
@@ -199,6 +200,8 @@ def run_trial(cfg_json: str, run_dir: str, threads: int = 0, early_stop: bool = 
             report({"step": r.step, "area": r.area, "accuracy": r.accuracy, "loss": r.loss})
 
     def should_stop():
+        if cancel is not None and cancel():
+            return "the sweep was stopped"
         stopped["early"] = early_stop and collapsed_for_long(cfg, records)
         return stopped["early"] and f"stopped early: the mask kept nothing from step {records[-1].step} on (collapsed)"
 
@@ -243,7 +246,7 @@ def run_sweep(plan: Plan, root: Path, out: Path, backend: str = "ray", address: 
         for i, cfg in enumerate(plan.trials):
             if should_stop and should_stop():
                 break
-            finished(i, run_trial(cfg.to_json(), str(root / trial_id(plan, i)), 0, early_stop))
+            finished(i, run_trial(cfg.to_json(), str(root / trial_id(plan, i)), 0, early_stop, cancel=should_stop))
     elif backend == "ray":
         _run_ray(plan, root, out, address, cpus_per_trial, gpus_per_trial, early_stop, finished, should_stop)
     else:
@@ -378,8 +381,16 @@ class SweepJob:
         self._thread = threading.Thread(target=self._work, name=f"masklab-sweep-{plan.name}", daemon=True)
 
     def start(self) -> "SweepJob":
+        import atexit
         self._thread.start()
+        atexit.register(self.close)                  # a server's shutdown stops the sweep and its trial in flight
         return self
+
+    def close(self, timeout: float = 60.0) -> bool:
+        """Stop and wait (atexit): the trial in flight is saved as stopped, and the thread is not ended mid-call
+        by the interpreter's exit, which aborts the process (see masklab.live.join_threads)."""
+        self.stop()
+        return self.join(timeout)
 
     def _work(self) -> None:
         self.status = "running"

@@ -58,7 +58,8 @@ def start_server(cwd: Path, root: Path = ROOT) -> tuple[subprocess.Popen, str]:
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
         # the server's runs train on this test worker's share of the cores (conftest), not on all of them
-        env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": str(torch.get_num_threads())})
+        env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": str(torch.get_num_threads()),
+             "PYTHONFAULTHANDLER": "1"})   # a crash (an abort at exit) prints every thread's traceback to the log
     end = time.monotonic() + 90
     while time.monotonic() < end:
         try:

@@ -148,3 +148,23 @@ def test_a_closed_feed_writes_nothing_and_leaves_no_folder(manager, tiny, tmp_pa
     feed.draw(run.id)
     feed.current(run.id)
     assert not feed.folder.exists()
+
+
+def test_close_waits_for_a_drawing_in_flight(manager, tmp_path):
+    """The server's exit closes the feed while its thread may be drawing: close returns only once that thread has
+    ended (a daemon thread still inside torch or matplotlib when Python finalizes aborts the process), and the
+    thread publishes nothing more."""
+    import threading
+    entered, calls = threading.Event(), []
+
+    def slow_view(run_id):
+        calls.append(run_id)
+        entered.set()
+        time.sleep(0.5)                               # a drawing under load
+        return None
+
+    feed = LiveFeed(tmp_path / "live", lambda: ["a", "b", "c"], slow_view, every=0.01)
+    assert entered.wait(30)
+    feed.close()
+    assert not feed._thread.is_alive() and not feed.folder.exists()
+    assert len(calls) <= 2                            # the run in flight (draw, then its status); none after it

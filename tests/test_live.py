@@ -210,3 +210,45 @@ def test_config_diff_lists_only_differing_fields(tiny):
     """The diff of two configs is exactly the fields that differ, with each run's value."""
     diff = config_diff({"a": tiny, "b": tiny.replace(seed=3, lr=0.01)})
     assert diff == {"lr": {"a": tiny.lr, "b": 0.01}, "seed": {"a": 0, "b": 3}}
+
+
+EXIT_RACE = """
+import atexit, sys, threading, time, torch
+from masklab.live import join_threads
+torch.set_num_threads(1)
+def work():                                   # a page or a feed still computing when the server exits
+    x = torch.randn(400, 400)
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        x = torch.tanh(x @ x)
+threading.Thread(target=work, name="busy", daemon=True).start()
+if sys.argv[1] == "wait":
+    atexit.register(join_threads, lambda t: t.name == "busy", 30)
+time.sleep(0.2)
+"""
+
+
+@pytest.mark.parametrize("how, code", [("exit", -6), ("wait", 0)])
+def test_an_exit_hook_that_joins_busy_threads_keeps_the_exit_clean(how, code):
+    """A daemon thread inside a torch call when Python finalizes aborts the process (SIGABRT, "terminate called
+    without an active exception"): what the server did at SIGTERM when a page or the live feed was still computing.
+    join_threads at exit lets the call finish, and the process exits with 0."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    done = subprocess.run([sys.executable, "-c", EXIT_RACE, how], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == code, done.stderr[-1000:]
+    if code:
+        assert "terminate called without an active exception" in done.stderr
+
+
+def test_join_threads_gives_up_at_its_deadline_and_names_the_threads_left():
+    from masklab.live import join_threads
+    quick = threading.Thread(target=time.sleep, args=(0.2,), name="quick", daemon=True)
+    slow = threading.Thread(target=time.sleep, args=(5,), name="slow", daemon=True)
+    quick.start(), slow.start()
+    started = time.monotonic()
+    assert join_threads(lambda t: t.name in ("quick", "slow"), timeout=1.0) == ["slow"]
+    assert not quick.is_alive() and time.monotonic() - started < 3
+    assert join_threads(lambda t: t.name == "nothing-by-this-name", timeout=10) == []

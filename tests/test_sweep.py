@@ -183,15 +183,14 @@ def test_the_sweeps_page_launches_watches_and_links_trials(tmp_path, monkeypatch
         st.cache_resource.clear()
 
 
-def test_a_background_sweep_stops_between_trials(tmp_path):
-    """SweepJob.stop(): the trial under way finishes and is saved, no new one starts, status 'stopped'."""
+def test_a_background_sweep_stops_its_trial_in_flight_and_starts_no_other(tmp_path):
+    """SweepJob.stop() (the Stop button, or close() at the server's exit): the trial under way stops within a
+    record and is saved as stopped, no new one starts, the job's status is 'stopped'."""
     from masklab.sweep import SweepJob
-    plan = make_plan("seed", ["alpha=0.1,0.2,0.3,0.4,0.5,0.6"], overrides={**TINY, "steps": "40"}, name="stop")
+    plan = make_plan("seed", ["alpha=0.1,0.2,0.3"], overrides={**TINY, "steps": "100000"}, name="stop")
     job = SweepJob(plan, tmp_path / "ck", tmp_path / "sw", "sequential").start()
-    deadline = time.monotonic() + 60
-    while not job.rows() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    job.stop()
-    assert job.join(60) and job.status == "stopped" and job.error is None
-    assert 1 <= len(job.rows()) < 6
-    assert len(read_sweep(tmp_path / "sw")[1]) == len(job.rows())
+    time.sleep(1.0)                                                   # the first trial trains (its folder is
+    assert job.close(60)                                              # written when it ends) and job.status == "stopped" and job.error is None
+    rows = job.rows()
+    assert len(rows) == 1 and rows[0]["status"] == "stopped" and rows[0]["steps_done"] < 100000, rows
+    assert len(read_sweep(tmp_path / "sw")[1]) == 1
