@@ -80,7 +80,8 @@ def panel(name: str) -> None:
     if job is not None and job.alive:
         st.progress(len(rows) / total, text=f"{len(rows)} of {total} trials finished · {job.backend}")
         st.button("Stop sweep", key="sweep-stop", on_click=job.stop, icon=":material/stop:",
-                  help="Running trials finish (sequential: the current one); no new ones start.")
+                  help="No new trials start. Sequential: the trial under way stops and is saved as stopped; "
+                       "Ray: the experiment ends with its running trials.")
     else:
         st.caption(f"{status} · {len(rows)} of {total} trials")
         if job is not None and job.error:

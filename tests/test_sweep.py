@@ -189,8 +189,8 @@ def test_a_background_sweep_stops_its_trial_in_flight_and_starts_no_other(tmp_pa
     from masklab.sweep import SweepJob
     plan = make_plan("seed", ["alpha=0.1,0.2,0.3"], overrides={**TINY, "steps": "100000"}, name="stop")
     job = SweepJob(plan, tmp_path / "ck", tmp_path / "sw", "sequential").start()
-    time.sleep(1.0)                                                   # the first trial trains (its folder is
-    assert job.close(60)                                              # written when it ends) and job.status == "stopped" and job.error is None
+    time.sleep(1.0)                                 # the first trial trains (its folder is written when it ends)
+    assert job.close(60) and job.status == "stopped" and job.error is None
     rows = job.rows()
     assert len(rows) == 1 and rows[0]["status"] == "stopped" and rows[0]["steps_done"] < 100000, rows
     assert len(read_sweep(tmp_path / "sw")[1]) == 1
