@@ -262,9 +262,7 @@ class RunManager:
             runs = list(self._runs.values())
         for run in runs:
             run.stop()
-        deadline = time.monotonic() + timeout
-        for run in runs:
-            run.join(max(0.0, deadline - time.monotonic()))
+        join_all(runs, timeout)
 
 
 def join_threads(match, timeout: float) -> list[str]:
@@ -272,11 +270,16 @@ def join_threads(match, timeout: float) -> list[str]:
     those still alive after it. For exit hooks: a daemon thread still inside torch's C++ code when Python finalizes
     is ended mid-call, and that aborts the whole process ("terminate called without an active exception", exit
     status -6) where it would have exited cleanly a moment later."""
-    deadline = time.monotonic() + timeout
     others = [t for t in threading.enumerate() if t is not threading.current_thread() and match(t)]
-    for t in others:
-        t.join(max(0.0, deadline - time.monotonic()))
+    join_all(others, timeout)
     return [t.name for t in others if t.is_alive()]
+
+
+def join_all(joinables, timeout: float) -> None:
+    """join(timeout) each of threads or Runs one after the other, `timeout` seconds in all."""
+    deadline = time.monotonic() + timeout
+    for j in joinables:
+        j.join(max(0.0, deadline - time.monotonic()))
 
 
 # --- runs on disk ------------------------------------------------------------------------------------------
